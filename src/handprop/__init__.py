@@ -1,0 +1,20 @@
+"""handprop: backpropagation written out by hand in NumPy, checked against PyTorch autograd.
+
+>>> import numpy as np
+>>> from handprop import Sequential
+>>> from handprop.layers import Linear, Sigmoid
+>>> from handprop.losses import BCELoss
+>>> model = Sequential(Linear(2, 1, rng=0), Sigmoid())
+>>> loss_fn = BCELoss()
+>>> cost = loss_fn(model(np.array([[1.0, 2.0]])), np.array([[1.0]]))
+>>> grad_x = model.backward(loss_fn.backward())
+>>> grad_x.shape, model[0].weight.grad.shape
+((1, 2), (1, 2))
+"""
+
+from . import layers, losses
+from .module import Module, Parameter, Sequential
+
+__version__ = "0.1.0"
+
+__all__ = ["Module", "Parameter", "Sequential", "__version__", "layers", "losses"]

@@ -1,0 +1,54 @@
+"""Array checks shared by layers and losses: what comes in, in which dtype, of which shape.
+
+Every public entry point turns its arguments into NumPy arrays here, so that the rules live in
+one place:
+
+* bool and integer arrays (``np.array([[1, 2], [3, 4]])``) become floating point;
+* a module with a dtype (``Linear``) casts any float input to its own dtype, so a float32 model
+  gives float32 outputs and gradients even when fed NumPy's default float64 arrays;
+* a module without one (activations, losses) keeps float32 and float64 as they are and casts
+  anything else to float32, the default dtype;
+* complex, string and object arrays are refused with a ``TypeError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+DEFAULT_DTYPE = np.dtype(np.float32)
+
+
+def float_dtype(dtype: Any, owner: str) -> np.dtype:
+    """``dtype`` as a NumPy dtype, which must be float32 or float64."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"{owner}: dtype must be np.float32 or np.float64, got {dtype!r}")
+    return resolved
+
+
+def as_float_array(value: Any, owner: str, name: str, dtype: np.dtype | None = None) -> np.ndarray:
+    """``value`` as a float ndarray (no copy when it already is one of the right dtype).
+
+    ``dtype`` given: the result has that dtype. ``dtype`` None: float32/float64 are kept,
+    bool/int/float16 become float32.
+    """
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        what = type(value).__name__ if not isinstance(value, np.ndarray) else "array"
+        raise TypeError(
+            f"{owner}: {name} must be a real numeric array, got {what} of dtype {array.dtype}"
+        )
+    if dtype is None:
+        dtype = array.dtype if array.dtype in FLOAT_DTYPES else DEFAULT_DTYPE
+    return array.astype(dtype, copy=False)
+
+
+def shape_str(shape: tuple[int, ...]) -> str:
+    """``(2, 3)``; a 1-tuple reads ``(3,)`` as NumPy prints it."""
+    return str(tuple(shape))

@@ -1,0 +1,41 @@
+"""Test configuration: hypothesis profiles, and no silently skipped parity tests in CI.
+
+- ``HYPOTHESIS_PROFILE`` picks a profile; under ``CI`` the default is ``ci``: derandomized
+  (the same examples every run), no deadline (no timing in tests), a fixed example count.
+- Under ``CI`` (or with ``HANDPROP_REQUIRE_TORCH=1``) any skipped test fails the run: the torch
+  parity suite must really run there, never be skipped because torch is missing.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=150,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=60)
+settings.register_profile("thorough", deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+_REQUIRE_NO_SKIPS = bool(os.environ.get("CI") or os.environ.get("HANDPROP_REQUIRE_TORCH"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not _REQUIRE_NO_SKIPS:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(
+            f"FAILED: {len(skipped)} test(s) were skipped, and CI (or HANDPROP_REQUIRE_TORCH) "
+            "requires every test, the torch parity suite included, to run",
+            red=True,
+        )
+        session.exitstatus = 1

@@ -1,0 +1,282 @@
+"""The one parity helper: handprop against PyTorch autograd.
+
+Every parity test goes through ``check_network`` (a whole model: each module's output, the
+cost, dJ/dX and every parameter gradient, torch running its own forward) or ``check_modules``
+(each module and the loss fed *handprop's own* intermediate values, so that a difference
+cannot come from an earlier module: the strict per-step check that random edge values need).
+
+Tolerances (``TOLERANCES``) are per dtype and were taken from measurement with
+``benchmarks/measure_tolerances.py`` (figures in its docstring): the bound is
+``|handprop - torch| <= rtol * |torch| + atol * scale``, where ``scale`` is the size of the
+terms the value was summed from (``max(1, max |A| @ |B|)`` for a matrix product, the
+largest reference value otherwise). Matrix products are summed in a different order by
+torch's MKL and NumPy's OpenBLAS, so float32 results agree to a few units in the last place
+of the terms, not bit for bit; elementwise steps mostly agree exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from handprop import Sequential
+from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from handprop.losses import BCELoss, BCEWithLogitsLoss, MSELoss
+
+# Measured with benchmarks/measure_tolerances.py (1000 generic + 1000 edge networks per dtype,
+# 36029 tensors each, torch 2.13.0 CPU, NumPy 2.4): the smallest tolerance every tensor passed
+# was 7.0e-7 in float32 and 2.2e-15 in float64. The bounds below leave margins of 14x and 45x.
+TOLERANCES = {
+    np.dtype(np.float32): {"rtol": 1e-5, "atol": 1e-5},
+    np.dtype(np.float64): {"rtol": 1e-13, "atol": 1e-13},
+}
+
+#: When a list, assert_close appends (dtype, smallest tolerance that would pass) to it:
+#: benchmarks/measure_tolerances.py uses this to measure the errors the bounds must cover.
+RECORD: list | None = None
+
+TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def to_torch_module(module):
+    """The torch twin of one handprop module, with the same weights and dtype."""
+    if isinstance(module, Linear):
+        twin = torch.nn.Linear(
+            module.in_features,
+            module.out_features,
+            bias=module.bias is not None,
+            dtype=TORCH_DTYPES[module.dtype],
+        )
+        with torch.no_grad():
+            twin.weight.copy_(torch.from_numpy(module.weight.data))
+            if module.bias is not None:
+                twin.bias.copy_(torch.from_numpy(module.bias.data))
+        return twin
+    if isinstance(module, LeakyReLU):
+        return torch.nn.LeakyReLU(module.negative_slope)
+    simple = {ReLU: torch.nn.ReLU, Sigmoid: torch.nn.Sigmoid, Tanh: torch.nn.Tanh}
+    return simple[type(module)]()
+
+
+def to_torch_model(model: Sequential) -> torch.nn.Sequential:
+    return torch.nn.Sequential(*(to_torch_module(m) for m in model))
+
+
+def to_torch_loss(loss):
+    def tensor(a):
+        return None if a is None else torch.from_numpy(np.asarray(a, dtype=np.float64))
+
+    if isinstance(loss, BCELoss):
+        return lambda x, t: torch.nn.functional.binary_cross_entropy(
+            x, t, weight=_cast(tensor(loss.weight), x), reduction=loss.reduction
+        )
+    if isinstance(loss, BCEWithLogitsLoss):
+        return lambda x, t: torch.nn.functional.binary_cross_entropy_with_logits(
+            x,
+            t,
+            weight=_cast(tensor(loss.weight), x),
+            pos_weight=_cast(tensor(loss.pos_weight), x),
+            reduction=loss.reduction,
+        )
+    assert isinstance(loss, MSELoss)
+    return lambda x, t: torch.nn.functional.mse_loss(x, t, reduction=loss.reduction)
+
+
+def _cast(t, like):
+    return None if t is None else t.to(like.dtype)
+
+
+def assert_close(name: str, actual, expected, dtype, scale: float | None = None) -> None:
+    """``actual`` (handprop) equals ``expected`` (torch) within the dtype's tolerance.
+
+    Shapes must match exactly, and ``actual`` must have the model's dtype (no silent
+    promotion). NaN must be NaN at the same places, infinities equal.
+    """
+    dtype = np.dtype(dtype)
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
+    if actual.ndim:  # Python float costs carry no dtype of their own
+        assert actual.dtype == dtype, f"{name}: dtype {actual.dtype}, expected {dtype}"
+    tol = TOLERANCES[dtype]
+    exp = expected.astype(np.float64)
+    act = actual.astype(np.float64)
+    finite = np.isfinite(exp)
+    assert np.array_equal(np.isnan(act), np.isnan(exp)), f"{name}: NaN pattern differs"
+    assert np.array_equal(act[np.isinf(exp)], exp[np.isinf(exp)]), f"{name}: inf differs"
+    if scale is None:
+        scale = max(1.0, float(np.max(np.abs(exp[finite]), initial=0.0)))
+    bound = tol["rtol"] * np.abs(exp[finite]) + tol["atol"] * scale
+    err = np.abs(act[finite] - exp[finite])
+    if RECORD is not None and err.size:
+        # the smallest tol with rtol = atol = tol that admits every element
+        RECORD.append((dtype.name, float((err / (np.abs(exp[finite]) + scale)).max())))
+    worst = int(np.argmax(err - bound)) if err.size else 0
+    assert np.all(err <= bound), (
+        f"{name} ({dtype}): |handprop - torch| = {err[worst]:.3g} exceeds {bound[worst]:.3g} "
+        f"at flat index {worst} (handprop {act[finite][worst]!r}, torch {exp[finite][worst]!r})"
+    )
+
+
+@dataclass
+class NetworkRun:
+    """What ``check_network`` compared, for tests that look further."""
+
+    outputs: list[np.ndarray] = field(default_factory=list)
+    cost: float | np.ndarray | None = None
+    grad_input: np.ndarray | None = None
+    grads: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _torch_inputs(X, y, dtype):
+    tdt = TORCH_DTYPES[np.dtype(dtype)]
+    tx = torch.tensor(np.asarray(X), dtype=tdt, requires_grad=True)
+    ty = torch.tensor(np.asarray(y), dtype=tdt)
+    return tx, ty
+
+
+def _loss_grad_output(loss, cost):
+    """``grad_output`` for loss.backward and the torch equivalent: 1 for a scalar cost, a
+    fixed non-uniform array for reduction='none' (so that the per-element path is exercised)."""
+    if np.ndim(cost) == 0:
+        return 1.0, None
+    g = np.linspace(0.5, 1.5, num=np.size(cost)).reshape(np.shape(cost)).astype(cost.dtype)
+    return g, torch.from_numpy(g.copy())
+
+
+def check_network(model: Sequential, loss, X, y) -> NetworkRun:
+    """Run model + loss forward and backward in handprop and in torch; compare everything.
+
+    Compared: each module's output, the cost, dJ/dX and every parameter's ``.grad`` (after
+    ``zero_grad``). Also checks that ``Sequential.forward``/``backward`` give bit for bit the
+    same as stepping through the modules by hand, that ``grad_output`` is not written into,
+    and that everything has the model's dtype.
+    """
+    dtype = next(model.parameters()).dtype
+    twin = to_torch_model(model)
+    tx, ty = _torch_inputs(X, y, dtype)
+
+    # torch, keeping every intermediate output and its gradient
+    t_outs = []
+    h = tx
+    for t_module in twin:
+        h = t_module(h)
+        h.retain_grad()
+        t_outs.append(h)
+    t_cost = to_torch_loss(loss)(h, ty)
+
+    # handprop, module by module, recording the same
+    model.zero_grad()
+    run = NetworkRun()
+    h = X
+    for module in model:
+        h = module(h)
+        run.outputs.append(h)
+    run.cost = loss(h, y)
+    g, t_g = _loss_grad_output(loss, run.cost)
+    t_cost.backward(t_g)
+    grad = loss.backward(g)
+    for module in reversed(list(model)):
+        before = grad.copy()
+        new_grad = module.backward(grad)
+        np.testing.assert_array_equal(grad, before, err_msg=f"{module!r} wrote into grad_output")
+        grad = new_grad
+    run.grad_input = grad
+    run.grads = {name: p.grad.copy() for name, p in model.named_parameters()}
+
+    for i, (out, t_out) in enumerate(zip(run.outputs, t_outs)):
+        assert_close(f"output of module {i} ({model[i]!r})", out, t_out.detach().numpy(), dtype)
+    assert_close("cost", run.cost, t_cost.detach().numpy(), dtype)
+    assert_close("dJ/dX", run.grad_input, tx.grad.numpy(), dtype)
+    t_params = dict(twin.named_parameters())
+    assert list(run.grads) == list(t_params), "parameter names differ from torch's"
+    for name, p in model.named_parameters():
+        assert_close(f"{name}.grad", p.grad, t_params[name].grad.numpy(), dtype)
+
+    # Sequential's own loops give exactly what stepping by hand gave
+    model.zero_grad()
+    out = model(X)
+    np.testing.assert_array_equal(out, run.outputs[-1])
+    loss(out, y)
+    np.testing.assert_array_equal(model.backward(loss.backward(g)), run.grad_input)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p.grad, run.grads[name], err_msg=name)
+    return run
+
+
+# The functions torch's autograd calls for these backwards (derivatives.yaml), which take the
+# saved forward output as an argument.
+_BACKWARD_FROM_OUTPUT = {
+    Sigmoid: torch.ops.aten.sigmoid_backward,
+    Tanh: torch.ops.aten.tanh_backward,
+}
+
+
+def _matmul_scale(a, b) -> float:
+    """max(1, max |a| @ |b|): the size of the terms a matrix product sums."""
+    return max(1.0, float(np.max(np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64))))
+
+
+def check_modules(model: Sequential, loss, X, y) -> None:
+    """Per-step parity: each module, and the loss, against torch on handprop's own values.
+
+    For module i, torch's twin gets handprop's input to module i and handprop's grad_output of
+    module i; its output, input gradient and parameter gradients are compared with handprop's.
+    """
+    dtype = next(model.parameters()).dtype
+    tdt = TORCH_DTYPES[dtype]
+    model.zero_grad()
+    inputs, h = [], np.asarray(X)
+    for module in model:
+        inputs.append(h)
+        h = module(h)
+    cost = loss(h, y)
+    g, t_g = _loss_grad_output(loss, cost)
+
+    # the loss, on handprop's output
+    t_out = torch.tensor(h, dtype=tdt, requires_grad=True)
+    t_cost = to_torch_loss(loss)(t_out, torch.tensor(np.asarray(y), dtype=tdt))
+    t_cost.backward(t_g)
+    assert_close(f"cost ({loss!r})", cost, t_cost.detach().numpy(), dtype)
+    grad = loss.backward(g)
+    assert_close(f"d cost/d input ({loss!r})", grad, t_out.grad.numpy(), dtype)
+
+    for i in reversed(range(len(model))):
+        module, x = model[i], inputs[i]
+        twin = to_torch_module(module)
+        tx = torch.tensor(np.asarray(x), dtype=tdt, requires_grad=True)
+        t_y = twin(tx)
+        t_y.backward(torch.from_numpy(grad.copy()))
+        y_hp = module(x)  # the same forward again: caches are refreshed with the same input
+        new_grad = module.backward(grad)
+        what = f"module {i} ({module!r})"
+        if isinstance(module, Linear):
+            xf = np.asarray(x, dtype=module.dtype)
+            scales = {
+                "output": _matmul_scale(xf, module.weight.data.T),
+                "dJ/d input": _matmul_scale(grad, module.weight.data),
+                "weight": _matmul_scale(grad.T, xf),
+                "bias": max(1.0, float(np.abs(grad).sum(axis=0).max())),
+            }
+            assert_close(f"{what} output", y_hp, t_y.detach().numpy(), dtype, scales["output"])
+            assert_close(f"{what} dJ/d input", new_grad, tx.grad.numpy(), dtype,
+                         scales["dJ/d input"])
+            t_params = dict(twin.named_parameters())
+            for name, p in module.named_parameters():
+                assert_close(f"{what} {name}.grad", p.grad, t_params[name].grad.numpy(), dtype,
+                             scales[name])
+        else:
+            assert_close(f"{what} output", y_hp, t_y.detach().numpy(), dtype)
+            expected = tx.grad
+            if type(module) in _BACKWARD_FROM_OUTPUT:
+                # sigmoid' = y (1 - y) and tanh' = 1 - y^2 are computed from the saved output y;
+                # near saturation they cancel, so one unit in the last place of y (torch's exp
+                # and tanh are not NumPy's) changes them by a large fraction. Torch's autograd
+                # formula is therefore evaluated at handprop's own y.
+                expected = _BACKWARD_FROM_OUTPUT[type(module)](
+                    torch.from_numpy(grad.copy()), torch.from_numpy(y_hp)
+                )
+            assert_close(f"{what} dJ/d input", new_grad, expected.numpy(), dtype)
+        grad = new_grad

@@ -1,0 +1,114 @@
+"""Hypothesis strategies for random networks, losses and edge values (minitorch's idea)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from handprop import Sequential
+from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from handprop.losses import BCELoss, BCEWithLogitsLoss, MSELoss
+
+ACTIVATIONS = (ReLU, Sigmoid, Tanh, lambda: LeakyReLU(0.1), None)
+REDUCTIONS = ("mean", "sum", "none")
+
+# Values where hand-written backprop goes wrong: exact zeros (the ReLU kink, -0.0 included),
+# exact ones, large magnitudes (saturated sigmoid/tanh, probabilities exactly 0 and 1).
+EDGE_VALUES = (0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, 30.0, -30.0, 100.0, -100.0)
+EDGE_PROBABILITIES = (0.0, 1.0, 0.5, 1e-7, 1 - 1e-7, 1e-30)
+
+
+def edge_floats():
+    return st.one_of(
+        st.sampled_from(EDGE_VALUES),
+        st.floats(-3, 3, width=32),
+    )
+
+
+@st.composite
+def architectures(draw):
+    """(widths, activations, bias flags, loss kind): depth 1-4 Linear layers, widths 1-16."""
+    depth = draw(st.integers(1, 4))
+    widths = [draw(st.integers(1, 16)) for _ in range(depth + 1)]
+    loss_kind = draw(st.sampled_from(("bce", "bce_logits", "mse")))
+    activations = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(depth - 1)]
+    if loss_kind == "bce":
+        activations.append(Sigmoid)  # BCELoss needs probabilities
+    elif loss_kind == "mse":
+        activations.append(draw(st.sampled_from(ACTIVATIONS)))
+    else:
+        activations.append(None)  # BCEWithLogitsLoss takes raw logits
+    biases = [draw(st.booleans()) for _ in range(depth)]
+    return widths, activations, biases, loss_kind
+
+
+def build(widths, activations, biases, dtype, seed) -> Sequential:
+    rng = np.random.default_rng(seed)
+    modules = []
+    for i, activation in enumerate(activations):
+        modules.append(Linear(widths[i], widths[i + 1], bias=biases[i], dtype=dtype, rng=rng))
+        if activation is not None:
+            modules.append(activation())
+    return Sequential(*modules)
+
+
+@st.composite
+def losses(draw, loss_kind, out_shape, dtype):
+    reduction = draw(st.sampled_from(REDUCTIONS))
+    weight = None
+    if draw(st.booleans()):
+        shape = draw(st.sampled_from((out_shape, out_shape[-1:])))
+        weight = draw(arrays(dtype, shape, elements=st.floats(0, 2, width=32)))
+    if loss_kind == "bce":
+        return BCELoss(weight=weight, reduction=reduction)
+    if loss_kind == "bce_logits":
+        pos_weight = None
+        if draw(st.booleans()):
+            pos_weight = draw(arrays(dtype, out_shape[-1:], elements=st.floats(0.125, 5, width=32)))
+        return BCEWithLogitsLoss(weight=weight, reduction=reduction, pos_weight=pos_weight)
+    return MSELoss(reduction=reduction)
+
+
+def targets(loss_kind, shape, dtype):
+    if loss_kind == "mse":
+        return arrays(dtype, shape, elements=edge_floats())
+    soft = st.floats(0, 1, width=32)
+    return arrays(dtype, shape, elements=st.one_of(st.sampled_from((0.0, 1.0)), soft))
+
+
+@st.composite
+def generic_problems(draw, dtype):
+    """A random network with torch's initialisation and Gaussian inputs, from a drawn seed.
+
+    Values are continuous draws, so ties such as a pre-activation of exactly 0 reached by
+    different summation orders have probability ~0: the end-to-end comparison is meaningful.
+    """
+    widths, activations, biases, loss_kind = draw(architectures())
+    seed = draw(st.integers(0, 2**32 - 1))
+    model = build(widths, activations, biases, dtype, seed)
+    batch = draw(st.integers(1, 32))
+    rng = np.random.default_rng(seed + 1)
+    X = rng.normal(size=(batch, widths[0])).astype(dtype)
+    out_shape = (batch, widths[-1])
+    if loss_kind == "mse":
+        y = rng.normal(size=out_shape).astype(dtype)
+    else:
+        y = rng.integers(0, 2, size=out_shape).astype(dtype)
+    loss = draw(losses(loss_kind, out_shape, dtype))
+    return model, loss, X, y
+
+
+@st.composite
+def edge_problems(draw, dtype):
+    """A random network whose weights, inputs and targets are drawn from edge values."""
+    widths, activations, biases, loss_kind = draw(architectures())
+    model = build(widths, activations, biases, dtype, seed=0)
+    for _, p in model.named_parameters():
+        p.data[...] = draw(arrays(dtype, p.shape, elements=edge_floats()))
+    batch = draw(st.integers(1, 32))
+    X = draw(arrays(dtype, (batch, widths[0]), elements=edge_floats()))
+    out_shape = (batch, widths[-1])
+    y = draw(targets(loss_kind, out_shape, dtype))
+    loss = draw(losses(loss_kind, out_shape, dtype))
+    return model, loss, X, y
