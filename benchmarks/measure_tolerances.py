@@ -16,13 +16,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import parity  # noqa: E402
-from strategies import edge_problems, generic_problems  # noqa: E402
+import closeness
+import parity
+from strategies import edge_problems, generic_problems
 
 
 def run(dtype, n: int) -> None:
-    config = settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
+    config = settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
     @config
     @given(data=st.data())
@@ -41,13 +47,15 @@ def run(dtype, n: int) -> None:
 
 
 def main(n: int) -> None:
-    parity.RECORD = []
+    closeness.RECORD = []
     for dtype in (np.float32, np.float64):
         run(dtype, n)
     for dtype in ("float32", "float64"):
-        needed = [tol for d, tol in parity.RECORD if d == dtype]
-        print(f"{dtype}: {len(needed)} tensors compared, smallest passing tolerance "
-              f"{max(needed):.3g}; in use {parity.TOLERANCES[np.dtype(dtype)]}")
+        needed = [tol for d, tol in closeness.RECORD if d == dtype]
+        print(
+            f"{dtype}: {len(needed)} tensors compared, smallest passing tolerance "
+            f"{max(needed):.3g}; in use {closeness.TOLERANCES[np.dtype(dtype)]}"
+        )
 
 
 if __name__ == "__main__":

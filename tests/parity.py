@@ -6,7 +6,7 @@ cost, dJ/dX and every parameter gradient, torch running its own forward) or ``ch
 cannot come from an earlier module: the strict per-step check that random edge values need).
 
 Tolerances (``TOLERANCES``) are per dtype and were taken from measurement with
-``benchmarks/measure_tolerances.py`` (figures in its docstring): the bound is
+```benchmarks/measure_tolerances.py`` (figures in closeness.py): the bound is
 ``|handprop - torch| <= rtol * |torch| + atol * scale``, where ``scale`` is the size of the
 terms the value was summed from (``max(1, max |A| @ |B|)`` for a matrix product, the
 largest reference value otherwise). Matrix products are summed in a different order by
@@ -20,22 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from closeness import assert_close
 
 from handprop import Sequential
 from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 from handprop.losses import BCELoss, BCEWithLogitsLoss, MSELoss
-
-# Measured with benchmarks/measure_tolerances.py (1000 generic + 1000 edge networks per dtype,
-# 36029 tensors each, torch 2.13.0 CPU, NumPy 2.4): the smallest tolerance every tensor passed
-# was 7.0e-7 in float32 and 2.2e-15 in float64. The bounds below leave margins of 14x and 45x.
-TOLERANCES = {
-    np.dtype(np.float32): {"rtol": 1e-5, "atol": 1e-5},
-    np.dtype(np.float64): {"rtol": 1e-13, "atol": 1e-13},
-}
-
-#: When a list, assert_close appends (dtype, smallest tolerance that would pass) to it:
-#: benchmarks/measure_tolerances.py uses this to measure the errors the bounds must cover.
-RECORD: list | None = None
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -88,43 +77,12 @@ def _cast(t, like):
     return None if t is None else t.to(like.dtype)
 
 
-def assert_close(name: str, actual, expected, dtype, scale: float | None = None) -> None:
-    """``actual`` (handprop) equals ``expected`` (torch) within the dtype's tolerance.
-
-    Shapes must match exactly, and ``actual`` must have the model's dtype (no silent
-    promotion). NaN must be NaN at the same places, infinities equal.
-    """
-    dtype = np.dtype(dtype)
-    actual = np.asarray(actual)
-    expected = np.asarray(expected)
-    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
-    if actual.ndim:  # Python float costs carry no dtype of their own
-        assert actual.dtype == dtype, f"{name}: dtype {actual.dtype}, expected {dtype}"
-    tol = TOLERANCES[dtype]
-    exp = expected.astype(np.float64)
-    act = actual.astype(np.float64)
-    finite = np.isfinite(exp)
-    assert np.array_equal(np.isnan(act), np.isnan(exp)), f"{name}: NaN pattern differs"
-    assert np.array_equal(act[np.isinf(exp)], exp[np.isinf(exp)]), f"{name}: inf differs"
-    if scale is None:
-        scale = max(1.0, float(np.max(np.abs(exp[finite]), initial=0.0)))
-    bound = tol["rtol"] * np.abs(exp[finite]) + tol["atol"] * scale
-    err = np.abs(act[finite] - exp[finite])
-    if RECORD is not None and err.size:
-        # the smallest tol with rtol = atol = tol that admits every element
-        RECORD.append((dtype.name, float((err / (np.abs(exp[finite]) + scale)).max())))
-    worst = int(np.argmax(err - bound)) if err.size else 0
-    assert np.all(err <= bound), (
-        f"{name} ({dtype}): |handprop - torch| = {err[worst]:.3g} exceeds {bound[worst]:.3g} "
-        f"at flat index {worst} (handprop {act[finite][worst]!r}, torch {exp[finite][worst]!r})"
-    )
-
-
 @dataclass
 class NetworkRun:
     """What ``check_network`` compared, for tests that look further."""
 
     outputs: list[np.ndarray] = field(default_factory=list)
+    grad_outputs: list[np.ndarray] = field(default_factory=list)  # dJ/d(output of module i)
     cost: float | np.ndarray | None = None
     grad_input: np.ndarray | None = None
     grads: dict[str, np.ndarray] = field(default_factory=dict)
@@ -149,7 +107,8 @@ def _loss_grad_output(loss, cost):
 def check_network(model: Sequential, loss, X, y) -> NetworkRun:
     """Run model + loss forward and backward in handprop and in torch; compare everything.
 
-    Compared: each module's output, the cost, dJ/dX and every parameter's ``.grad`` (after
+    Compared: each module's output and its gradient dJ/d(output), the cost, dJ/dX and every
+    parameter's ``.grad`` (after
     ``zero_grad``). Also checks that ``Sequential.forward``/``backward`` give bit for bit the
     same as stepping through the modules by hand, that ``grad_output`` is not written into,
     and that everything has the model's dtype.
@@ -179,6 +138,7 @@ def check_network(model: Sequential, loss, X, y) -> NetworkRun:
     t_cost.backward(t_g)
     grad = loss.backward(g)
     for module in reversed(list(model)):
+        run.grad_outputs.insert(0, grad)
         before = grad.copy()
         new_grad = module.backward(grad)
         np.testing.assert_array_equal(grad, before, err_msg=f"{module!r} wrote into grad_output")
@@ -186,9 +146,11 @@ def check_network(model: Sequential, loss, X, y) -> NetworkRun:
     run.grad_input = grad
     run.grads = {name: p.grad.copy() for name, p in model.named_parameters()}
 
-    for i, (out, t_out) in enumerate(zip(run.outputs, t_outs)):
+    for i, (out, t_out) in enumerate(zip(run.outputs, t_outs, strict=True)):
         assert_close(f"output of module {i} ({model[i]!r})", out, t_out.detach().numpy(), dtype)
     assert_close("cost", run.cost, t_cost.detach().numpy(), dtype)
+    for i, (grad, t_out) in enumerate(zip(run.grad_outputs, t_outs, strict=True)):
+        assert_close(f"dJ/d output of module {i}", grad, t_out.grad.numpy(), dtype)
     assert_close("dJ/dX", run.grad_input, tx.grad.numpy(), dtype)
     t_params = dict(twin.named_parameters())
     assert list(run.grads) == list(t_params), "parameter names differ from torch's"
@@ -261,12 +223,14 @@ def check_modules(model: Sequential, loss, X, y) -> None:
                 "bias": max(1.0, float(np.abs(grad).sum(axis=0).max())),
             }
             assert_close(f"{what} output", y_hp, t_y.detach().numpy(), dtype, scales["output"])
-            assert_close(f"{what} dJ/d input", new_grad, tx.grad.numpy(), dtype,
-                         scales["dJ/d input"])
+            assert_close(
+                f"{what} dJ/d input", new_grad, tx.grad.numpy(), dtype, scales["dJ/d input"]
+            )
             t_params = dict(twin.named_parameters())
             for name, p in module.named_parameters():
-                assert_close(f"{what} {name}.grad", p.grad, t_params[name].grad.numpy(), dtype,
-                             scales[name])
+                assert_close(
+                    f"{what} {name}.grad", p.grad, t_params[name].grad.numpy(), dtype, scales[name]
+                )
         else:
             assert_close(f"{what} output", y_hp, t_y.detach().numpy(), dtype)
             expected = tx.grad

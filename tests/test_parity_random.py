@@ -17,10 +17,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from parity import check_modules, check_network  # noqa: E402
-from strategies import edge_problems, generic_problems  # noqa: E402
+from hypothesis import given
+from hypothesis import strategies as st
+from parity import check_modules, check_network
+from strategies import edge_problems, generic_problems
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 

@@ -231,7 +231,10 @@ class BCEWithLogitsLoss(_Loss):
         return losses if w is None else losses * w
 
     def _grad(self, z: np.ndarray, t: np.ndarray, g: np.ndarray, n: int) -> np.ndarray:
-        """``dL/dz = w (sigmoid(z) - t)``; with pos_weight ``w ((pw t + 1 - t) sigmoid(z) - pw t)``."""
+        """``dL/dz = w (sigmoid(z) - t)``.
+
+        With pos_weight: ``dL/dz = w ((pw t + 1 - t) sigmoid(z) - pw t)``.
+        """
         w = self._broadcast_weight(self.weight, "weight", z)
         pw = self._broadcast_weight(self.pos_weight, "pos_weight", z)
         if pw is None:

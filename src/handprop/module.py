@@ -57,7 +57,7 @@ class Parameter:
         return self.data.dtype
 
     def accumulate_grad(self, grad: np.ndarray) -> None:
-        """Add ``grad`` into ``.grad``; the first one is stored as it is (callers pass a fresh array)."""
+        """Add ``grad`` into ``.grad``; the first is kept as is (callers pass a fresh array)."""
         assert grad.shape == self.data.shape and grad.dtype == self.data.dtype, (
             grad.shape,
             grad.dtype,
@@ -93,7 +93,7 @@ class Module:
         self._clear_cache()
 
     def _clear_cache(self) -> None:
-        """Forget what the last forward kept: a backward now raises instead of using stale values."""
+        """Forget what the last forward kept: backward now raises instead of using stale values."""
         for name in self._cache:
             object.__setattr__(self, name, None)
         for child in self._modules.values():
@@ -137,7 +137,7 @@ class Module:
             yield param
 
     def zero_grad(self) -> None:
-        """Set every parameter's ``.grad`` back to None (PyTorch's default, ``set_to_none=True``)."""
+        """Set every parameter's ``.grad`` back to None (torch's default, ``set_to_none=True``)."""
         for param in self.parameters():
             param.grad = None
 
@@ -172,9 +172,7 @@ class Module:
         if strict and missing:
             problems.append("Missing key(s) in state_dict: " + ", ".join(map(repr, missing)))
         if strict and unexpected:
-            problems.append(
-                "Unexpected key(s) in state_dict: " + ", ".join(map(repr, unexpected))
-            )
+            problems.append("Unexpected key(s) in state_dict: " + ", ".join(map(repr, unexpected)))
         values = {}
         for key, param in own.items():
             if key not in state_dict:
@@ -212,7 +210,7 @@ class Module:
         return type(self).__name__ + "(\n  " + "\n  ".join(lines) + "\n)"
 
     def _short_name(self) -> str:
-        """The name used in error messages: the one-line repr of a leaf, the class of a container."""
+        """The name in error messages: the one-line repr of a leaf, the class of a container."""
         return type(self).__name__ if self._modules else repr(self)
 
     def _saved(self, value: Any) -> Any:
@@ -312,7 +310,5 @@ class Sequential(Module):
                 f"Sequential indices must be integers or slices, got {type(index).__name__}"
             )
         if not -len(modules) <= index < len(modules):
-            raise IndexError(
-                f"Sequential index {index} is out of range for {len(modules)} modules"
-            )
+            raise IndexError(f"Sequential index {index} is out of range for {len(modules)} modules")
         return modules[index]

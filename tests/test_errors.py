@@ -1,0 +1,327 @@
+"""Bad input: each error has the right type and a message naming the module or argument,
+what was expected and what came; the model is left unchanged."""
+
+import re
+
+import numpy as np
+import pytest
+
+from handprop import Parameter, Sequential
+from handprop import worked_example as we
+from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from handprop.losses import BCELoss, BCEWithLogitsLoss, MSELoss
+
+LINEAR = re.escape("Linear(in_features=2, out_features=3, bias=True)")
+
+
+def snapshot(model):
+    return {
+        n: (p.data.copy(), None if p.grad is None else p.grad.copy())
+        for n, p in model.named_parameters()
+    }
+
+
+def assert_unchanged(model, before):
+    for n, p in model.named_parameters():
+        np.testing.assert_array_equal(p.data, before[n][0])
+        assert (p.grad is None) == (before[n][1] is None)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.ones((4, 3)), LINEAR + r": expected input of shape \(N, 2\), got \(4, 3\)$"),
+        (
+            np.ones(2),
+            LINEAR
+            + r": expected input of shape \(N, 2\), got \(2,\); for one sample use x.reshape\(1, -1\)",
+        ),
+        (np.ones((1, 4, 2)), LINEAR + r": expected input of shape \(N, 2\), got \(1, 4, 2\)"),
+        (np.ones((0,)), LINEAR + r": expected input of shape \(N, 2\), got \(0,\)"),
+    ],
+)
+def test_linear_input_shape(x, message):
+    layer = Linear(2, 3, rng=0)
+    before = snapshot(layer)
+    with pytest.raises(ValueError, match=message):
+        layer(x)
+    assert_unchanged(layer, before)
+
+
+@pytest.mark.parametrize("module", [Linear(2, 3, rng=0), ReLU(), Sigmoid(), Tanh(), LeakyReLU()])
+@pytest.mark.parametrize(
+    ("x", "kind"),
+    [
+        (np.array([["a", "b"]]), "<U1"),
+        (np.array([[1 + 2j, 0]]), "complex128"),
+        ([[None, 1]], "object"),
+    ],
+)
+def test_non_numeric_input_is_a_type_error(module, x, kind):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(module._short_name())
+        + r": input must be a real numeric array, got .* of dtype "
+        + kind,
+    ):
+        module(x)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((0, 3), ValueError, "Linear: in_features must be a positive int, got 0"),
+        ((2, -1), ValueError, "Linear: out_features must be a positive int, got -1"),
+        ((2.5, 3), TypeError, "Linear: in_features must be a positive int, got 2.5"),
+        ((True, 3), TypeError, "Linear: in_features must be a positive int, got True"),
+        (("2", 3), TypeError, "Linear: in_features must be a positive int, got '2'"),
+    ],
+)
+def test_linear_sizes(args, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        Linear(*args)
+
+
+def test_linear_dtype():
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "Linear: dtype must be np.float32 or np.float64, got <class 'numpy.int32'>"
+        ),
+    ):
+        Linear(2, 3, dtype=np.int32)
+    with pytest.raises(
+        TypeError, match="Linear: dtype must be np.float32 or np.float64, got 'float16'"
+    ):
+        Linear(2, 3, dtype="float16")
+
+
+def test_leaky_relu_slope():
+    with pytest.raises(TypeError, match="LeakyReLU: negative_slope must be a number, got '0.1'"):
+        LeakyReLU("0.1")
+    with pytest.raises(ValueError, match="LeakyReLU: negative_slope must be finite, got nan"):
+        LeakyReLU(float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        (Linear(2, 3), LINEAR),
+        (ReLU(), r"ReLU\(\)"),
+        (Sigmoid(), r"Sigmoid\(\)"),
+        (Tanh(), r"Tanh\(\)"),
+        (LeakyReLU(), r"LeakyReLU\(negative_slope=0.01\)"),
+        (we.model(), "Sigmoid"),
+    ],
+)
+def test_backward_before_forward(module, name):
+    with pytest.raises(RuntimeError, match=name + r".*backward\(\) was called before forward\(\)"):
+        module.backward(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("loss", [BCELoss(), BCEWithLogitsLoss(), MSELoss(reduction="sum")])
+def test_loss_backward_before_forward(loss):
+    with pytest.raises(
+        RuntimeError, match=re.escape(repr(loss)) + r": backward\(\) was called before forward\(\)"
+    ):
+        loss.backward()
+
+
+def test_grad_output_of_the_wrong_shape():
+    model = we.model()
+    X, _ = we.data()
+    model(X)
+    before = snapshot(model)
+    with pytest.raises(
+        ValueError,
+        match=r"Sigmoid\(\): backward\(\) expected grad_output of shape \(2, 1\) \(the shape of the last forward output\), got \(2,\)",
+    ):
+        model.backward(np.ones(2))
+    assert_unchanged(model, before)
+    layer = Linear(2, 3)
+    layer(np.ones((5, 2)))
+    with pytest.raises(
+        ValueError,
+        match=LINEAR + r": backward\(\) expected grad_output of shape \(5, 3\).*got \(3, 5\)",
+    ):
+        layer.backward(np.ones((3, 5)))
+    assert layer.weight.grad is None
+
+
+@pytest.mark.parametrize(
+    ("loss", "x", "t", "message"),
+    [
+        (
+            BCELoss(),
+            np.full((2, 1), 0.5),
+            np.ones(2),
+            r"BCELoss\(\): target shape \(2,\) is different from input shape \(2, 1\)",
+        ),
+        (
+            MSELoss(),
+            np.ones((3, 2)),
+            np.ones((2, 3)),
+            r"MSELoss\(\): target shape \(2, 3\) is different from input shape \(3, 2\)",
+        ),
+        (
+            BCELoss(),
+            np.array([0.5, 1.5]),
+            np.array([0.0, 1.0]),
+            r"BCELoss\(\): all elements of input should be between 0 and 1, got 1.5 at index \[1\]",
+        ),
+        (
+            BCELoss(),
+            np.array([0.5, -0.1]),
+            np.array([0.0, 1.0]),
+            r"all elements of input should be between 0 and 1, got -0.1",
+        ),
+        (
+            BCELoss(),
+            np.array([np.nan, 0.5]),
+            np.array([0.0, 1.0]),
+            r"all elements of input should be between 0 and 1, got nan at index \[0\]",
+        ),
+        (
+            BCELoss(),
+            np.array([0.5, 0.5]),
+            np.array([0.0, 2.0]),
+            r"all elements of target should be between 0 and 1, got 2.0",
+        ),
+        (
+            BCELoss(),
+            np.array([0.5, 0.5]),
+            np.array([np.nan, 1.0]),
+            r"all elements of target should be between 0 and 1, got nan",
+        ),
+        (
+            BCELoss(),
+            np.ones((0, 1)),
+            np.ones((0, 1)),
+            r"BCELoss\(\): input is empty \(shape \(0, 1\)\)",
+        ),
+        (
+            BCELoss(weight=np.ones(3)),
+            np.full((2, 2), 0.5),
+            np.ones((2, 2)),
+            r"BCELoss\(\): weight of shape \(3,\) does not broadcast to the input shape \(2, 2\)",
+        ),
+        (
+            BCEWithLogitsLoss(pos_weight=np.ones(3)),
+            np.ones((2, 2)),
+            np.ones((2, 2)),
+            r"pos_weight of shape \(3,\) does not broadcast to the input shape \(2, 2\)",
+        ),
+    ],
+)
+def test_loss_arguments(loss, x, t, message):
+    with pytest.raises(ValueError, match=message):
+        loss(x, t)
+    with pytest.raises(RuntimeError, match="before forward"):
+        loss.backward()  # the failed call left nothing behind
+
+
+@pytest.mark.parametrize("cls", [BCELoss, BCEWithLogitsLoss, MSELoss])
+@pytest.mark.parametrize("reduction", ["avg", "Mean", None, 1])
+def test_unknown_reduction(cls, reduction):
+    with pytest.raises(
+        ValueError,
+        match=rf"{cls.__name__}: reduction must be 'mean', 'sum' or 'none', got {re.escape(repr(reduction))}",
+    ):
+        cls(reduction=reduction)
+
+
+def test_loss_grad_output_shapes():
+    loss = BCELoss(reduction="none")
+    loss(np.full((2, 1), 0.5), np.zeros((2, 1)))
+    with pytest.raises(
+        ValueError,
+        match=r"BCELoss\(reduction='none'\): backward\(\) expected grad_output to be an array of the input's shape \(2, 1\), got shape \(\)",
+    ):
+        loss.backward()
+    mean = MSELoss()
+    mean(np.ones(2), np.zeros(2))
+    with pytest.raises(
+        ValueError,
+        match=r"MSELoss\(\): backward\(\) expected grad_output to be a scalar \(\), got shape \(2,\)",
+    ):
+        mean.backward(np.ones(2))
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        (
+            {k: v for k, v in we.PARAMETERS.items() if k != "2.bias"},
+            r"Missing key\(s\) in state_dict: '2.bias'",
+        ),
+        ({**we.PARAMETERS, "6.weight": [1.0]}, r"Unexpected key\(s\) in state_dict: '6.weight'"),
+        (
+            {**we.PARAMETERS, "0.weight": np.ones((2, 3))},
+            r"size mismatch for 0.weight: copying a param with shape \(2, 3\) from checkpoint, the shape in current model is \(3, 2\)",
+        ),
+    ],
+)
+def test_bad_state_dict_raises_and_changes_nothing(state, message):
+    model = we.model()
+    model[0].weight.data[...] = 7.0
+    before = snapshot(model)
+    with pytest.raises(
+        ValueError, match=r"Error\(s\) in loading state_dict for Sequential:\n\t" + message
+    ):
+        model.load_state_dict(state)
+    assert_unchanged(model, before)
+
+
+def test_state_dict_type_errors():
+    model = we.model()
+    with pytest.raises(
+        TypeError,
+        match="Sequential.load_state_dict: expected a mapping of names to arrays, got list",
+    ):
+        model.load_state_dict([1, 2])
+    with pytest.raises(
+        TypeError,
+        match="Sequential.load_state_dict: 0.bias must be a real numeric array, got list of dtype <U1",
+    ):
+        model.load_state_dict({**we.PARAMETERS, "0.bias": ["a", "b", "c"]})
+
+
+def test_sequential_arguments():
+    with pytest.raises(
+        TypeError, match="Sequential: argument 1 must be a handprop Module, got ufunc"
+    ):
+        Sequential(Linear(2, 2), np.tanh)
+    with pytest.raises(
+        TypeError,
+        match=r"argument 2 must be a handprop Module, got BCELoss \(a loss is not a layer",
+    ):
+        Sequential(Linear(2, 1), Sigmoid(), BCELoss())
+    relu = ReLU()
+    with pytest.raises(
+        ValueError, match="Sequential: argument 2 is the same ReLU object as argument 0"
+    ):
+        Sequential(relu, Linear(2, 2), relu)
+    with pytest.raises(IndexError, match="Sequential index 3 is out of range for 3 modules"):
+        Sequential(ReLU(), ReLU(), ReLU())[3]
+    with pytest.raises(TypeError, match="Sequential indices must be integers or slices, got str"):
+        Sequential(ReLU())["0"]
+
+
+def test_a_failed_forward_in_sequential_names_the_position_and_forgets_stale_caches():
+    model = we.model()
+    X, _ = we.data()
+    model(X)
+    with pytest.raises(
+        ValueError,
+        match=r"Sequential\[0\]: " + LINEAR + r": expected input of shape \(N, 2\), got \(2, 5\)",
+    ):
+        model(np.ones((2, 5)))
+    with pytest.raises(RuntimeError, match="before forward"):
+        model.backward(np.ones((2, 1)))
+
+
+def test_parameter_needs_float_data():
+    with pytest.raises(
+        TypeError, match="Parameter: data must be a float32 or float64 array, got dtype int64"
+    ):
+        Parameter(np.array([1, 2], dtype=np.int64))

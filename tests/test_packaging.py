@@ -1,0 +1,59 @@
+"""Packaging promises: importing handprop does not import torch; the README's commands and
+example are the ones CI runs and they work."""
+
+import contextlib
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_importing_handprop_does_not_import_torch():
+    code = "import sys, handprop, handprop.layers, handprop.losses; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_torch_is_not_a_runtime_dependency():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    deps = re.search(r"^dependencies = \[(.*?)\]", pyproject, re.M | re.S).group(1)
+    assert "torch" not in deps and "numpy" in deps
+    assert "torch==2.13.0" in (ROOT / "requirements-test.txt").read_text()
+
+
+def bash_blocks():
+    return re.findall(r"```bash\n(.*?)\n```", README, re.S)
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
+    blocks = bash_blocks()
+    assert len(blocks) == 2 and all("\n" not in b for b in blocks)
+    example_cmd, test_cmd = blocks
+    assert "examples/worked_example.py" in example_cmd
+    assert "pytest" in test_cmd
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_cmd in ci_lines
+
+
+def test_readme_python_example_runs_and_prints_what_it_says():
+    code = re.search(r"```python\n(.*?)\n```", README, re.S).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    printed = re.search(r"print\(.*\)\s+# (.*)", code).group(1)
+    assert out.getvalue().split() == printed.split()
+
+
+def test_worked_example_script_runs():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "worked_example.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "cost J = mean(L) = 0.19522" in out.stdout
+    assert "4.weight.grad =\n[[-1.0216" in out.stdout

@@ -1,0 +1,134 @@
+"""The source document's worked example, three ways.
+
+1. against live torch (float32 and float64): every forward value, every intermediate and
+   parameter gradient, dJ/dX;
+2. against golden values that torch wrote (tests/golden/make_golden.py), so these run where
+   torch is absent;
+3. against the numbers the document prints (4 decimals), including the places where the
+   document is wrong, checked to be wrong.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from closeness import assert_close
+
+from handprop import worked_example as we
+from handprop.losses import BCELoss
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "worked_example.json").read_text())
+NAMES = ["Z1", "A1", "Z2", "A2", "Z3", "A3"]  # outputs of modules 0..5
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+
+
+def run(dtype):
+    """handprop's values under the golden file's names."""
+    model = we.model(dtype)
+    X, Y = we.data(dtype)
+    loss_fn = we.loss_fn()
+    values, h = {}, X
+    for name, module in zip(NAMES, model, strict=True):
+        h = module(h)
+        values[name] = h
+    values["J"] = loss_fn(h, Y)
+    values["L"] = BCELoss(reduction="none")(h, Y)
+    grad = loss_fn.backward()
+    for name, module in zip(reversed(NAMES), reversed(list(model)), strict=True):
+        values[f"dJ/d{name}"] = grad
+        grad = module.backward(grad)
+    values["dJ/dX"] = grad
+    for name, p in model.named_parameters():
+        values[f"{name}.grad"] = p.grad
+    return values
+
+
+@DTYPES
+def test_every_value_matches_torchs_golden_values(dtype):
+    golden = GOLDEN[np.dtype(dtype).name]
+    values = run(dtype)
+    assert set(values) == set(golden)
+    for name, expected in golden.items():
+        assert_close(name, values[name], np.array(expected), dtype)
+
+
+@DTYPES
+def test_every_value_matches_live_torch(dtype):
+    pytest.importorskip("torch")
+    from parity import check_network
+
+    X, Y = we.data(dtype)
+    run_ = check_network(we.model(dtype), we.loss_fn(), X, Y)
+    assert len(run_.outputs) == 6 and len(run_.grads) == 6
+
+
+def test_golden_file_was_written_by_the_pinned_torch():
+    assert GOLDEN["torch_version"].startswith("2.13.0")
+
+
+# --- the document's printed numbers ----------------------------------------------------------
+# Copied from ../shared/reference/worked_example_source.md (torch's printout and the hand
+# derivation). They are printed to 4 decimals, so each must be within 5e-5 of handprop's.
+
+DOCUMENT = {
+    "Z1": [[4, 2, -7.8], [6, 9, -16]],
+    "A1": [[4, 2, 0], [6, 9, 0]],
+    "Z2": [[0, 8], [8, 10.1]],
+    "A2": [[0, 8], [8, 10.1]],
+    "Z3": [[-2.3], [1.07]],
+    "A3": [[0.0911], [0.7446]],
+    "L": [[0.0955], [0.2949]],
+    "J": 0.1952,
+    "0.weight.grad": [[-0.0249, -0.0396], [-0.1814, -0.2428], [0, 0]],
+    "0.bias.grad": [-0.0147, -0.0614, 0],
+    "2.weight.grad": [[-0.3831, -0.5747, 0], [0.1752, 0.3175, 0]],
+    "2.bias.grad": [-0.0639, 0.0246],
+    "4.weight.grad": [[-1.0216, -0.9253]],
+    "4.bias.grad": [-0.0821],
+}
+# The document differentiates the per-sample losses L (their sum), not the cost J = mean(L):
+# its gradients are m = 2 times torch's until it averages at the parameters.
+DOCUMENT_PER_SAMPLE = {
+    "dJ/dA3": [[1.1003], [-1.3430]],
+    "dJ/dZ3": [[0.0911], [-0.2554]],
+}
+
+
+@DTYPES
+def test_document_values_to_four_decimals(dtype):
+    values = run(dtype)
+    for name, printed in DOCUMENT.items():
+        np.testing.assert_allclose(values[name], printed, rtol=0, atol=5e-5, err_msg=name)
+    m = 2
+    for name, printed in DOCUMENT_PER_SAMPLE.items():
+        np.testing.assert_allclose(m * values[name], printed, rtol=0, atol=5e-5, err_msg=name)
+
+
+@DTYPES
+def test_document_step_4_is_wrong_and_why(dtype):
+    """Step 4 multiplies dL/dZ3 (2, 1) elementwise by W3.T (2, 1); the chain rule for
+    Z3 = A2 @ W3.T needs the matrix product dL/dZ3 @ W3, shape (2, 2)."""
+    values = run(dtype)
+    model = we.model(dtype)
+    per_sample_dZ3 = 2 * values["dJ/dZ3"]
+    document_dA2 = [[0.0456], [0.0766]]  # dL_dZ3 * W3.T, as printed
+    np.testing.assert_allclose(
+        per_sample_dZ3 * model[4].weight.data.T, document_dA2, atol=5e-5
+    )  # handprop reproduces the mistake when asked to make it ...
+    correct = 2 * values["dJ/dA2"]  # ... and its own backward does the right thing:
+    assert correct.shape == (2, 2)
+    np.testing.assert_allclose(correct, [[0.0456, -0.0273], [-0.1277, 0.0766]], atol=5e-5)
+    np.testing.assert_allclose(correct, per_sample_dZ3 @ model[4].weight.data, rtol=1e-6)
+    # the document's step 5 carries its step 4 on; the correct dL/dZ2 differs
+    document_dZ2 = [[0, 0.0456], [0.0766, 0.0766]]
+    assert not np.allclose(2 * values["dJ/dZ2"], document_dZ2, atol=1e-3)
+    np.testing.assert_allclose(2 * values["dJ/dZ2"], [[0, -0.0273], [-0.1277, 0.0766]], atol=5e-5)
+
+
+@DTYPES
+def test_the_relu_kink_at_z2_is_exactly_zero_and_blocks_the_gradient(dtype):
+    values = run(dtype)
+    assert values["Z2"][0, 0] == 0.0  # exactly on the kink
+    assert values["dJ/dA2"][0, 0] != 0.0  # gradient arrives ...
+    assert values["dJ/dZ2"][0, 0] == 0.0  # ... and ReLU'(0) = 0 stops it, as in torch
