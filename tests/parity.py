@@ -136,7 +136,9 @@ def check_network(model: Sequential, loss, X, y) -> NetworkRun:
     run.cost = loss(h, y)
     g, t_g = _loss_grad_output(loss, run.cost)
     t_cost.backward(t_g)
+    g_before = np.copy(g)
     grad = loss.backward(g)
+    np.testing.assert_array_equal(g, g_before, err_msg=f"{loss!r} wrote into grad_output")
     for module in reversed(list(model)):
         run.grad_outputs.insert(0, grad)
         before = grad.copy()
