@@ -246,3 +246,40 @@ def check_modules(model: Sequential, loss, X, y) -> None:
                 )
             assert_close(f"{what} dJ/d input", new_grad, expected.numpy(), dtype)
         grad = new_grad
+
+
+TORCH_OPTIMIZERS = {"SGD": torch.optim.SGD, "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}
+
+
+def check_training(model: Sequential, loss, X, y, optimizer: str, steps: int, **hyper):
+    """Train handprop and its torch twin side by side with the same optimizer settings.
+
+    Each framework computes its own gradients on its own parameters, so differences may
+    compound: after every step, every parameter is compared. Returns both cost curves.
+    With ``maximize=True`` the gradients are those of ``-cost``: climbing it still fits the
+    data, so the trajectory stays bounded while exercising the maximize path.
+    """
+    sign = -1.0 if hyper.get("maximize") else 1.0
+    import handprop.optim
+
+    dtype = next(model.parameters()).dtype
+    twin = to_torch_model(model)
+    opt = getattr(handprop.optim, optimizer)(model.parameters(), **hyper)
+    t_opt = TORCH_OPTIMIZERS[optimizer](twin.parameters(), **hyper)
+    tx, ty = _torch_inputs(X, y, dtype)
+    t_loss = to_torch_loss(loss)
+    costs, t_costs = [], []
+    for step in range(steps):
+        opt.zero_grad()
+        costs.append(loss(model(X), y))
+        model.backward(loss.backward(sign))
+        opt.step()
+        t_opt.zero_grad()
+        t_cost = t_loss(twin(tx), ty)
+        t_costs.append(t_cost.item())
+        (sign * t_cost).backward()
+        t_opt.step()
+        for (name, p), t_p in zip(model.named_parameters(), twin.parameters(), strict=True):
+            assert_close(f"{name} after step {step + 1}", p.data, t_p.detach().numpy(), dtype)
+    assert_close("costs", np.array(costs, dtype=dtype), np.array(t_costs), dtype)
+    return costs, t_costs

@@ -325,3 +325,82 @@ def test_parameter_needs_float_data():
         TypeError, match="Parameter: data must be a float32 or float64 array, got dtype int64"
     ):
         Parameter(np.array([1, 2], dtype=np.int64))
+
+
+# --- optimizers: torch's wording -------------------------------------------------------------
+from handprop.optim import SGD, Adam, AdamW  # noqa: E402
+
+
+def params():
+    return [Parameter(np.ones(2))]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: SGD(params(), lr=-1), "Invalid learning rate: -1"),
+        (lambda: SGD(params(), lr=0.1, momentum=-0.5), "Invalid momentum value: -0.5"),
+        (lambda: SGD(params(), lr=0.1, weight_decay=-1), "Invalid weight_decay value: -1"),
+        (
+            lambda: SGD(params(), lr=0.1, nesterov=True),
+            "Nesterov momentum requires a momentum and zero dampening",
+        ),
+        (
+            lambda: SGD(params(), lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+            "Nesterov momentum requires a momentum and zero dampening",
+        ),
+        (lambda: Adam(params(), lr=-0.01), "Invalid learning rate: -0.01"),
+        (lambda: Adam(params(), betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
+        (lambda: Adam(params(), betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+        (lambda: Adam(params(), eps=-1), "Invalid epsilon value: -1"),
+        (lambda: AdamW(params(), weight_decay=-1), "Invalid weight_decay value: -1"),
+        (lambda: Adam([]), "optimizer got an empty parameter list"),
+        (lambda: SGD(iter([]), lr=0.1), "optimizer got an empty parameter list"),
+    ],
+)
+def test_optimizer_hyperparameters_use_torchs_wording(make, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        make()
+
+
+def test_optimizer_argument_types():
+    p = Parameter(np.ones(2))
+    with pytest.raises(
+        TypeError,
+        match="SGD: params must be an iterable of Parameters .* got a single Parameter; wrap it in a list",
+    ):
+        SGD(p, lr=0.1)
+    with pytest.raises(
+        TypeError, match=r"Adam: params\[1\] must be a handprop Parameter, got ndarray"
+    ):
+        Adam([p, np.ones(2)])
+    with pytest.raises(TypeError, match="SGD: lr must be a number, got '0.1'"):
+        SGD([p], lr="0.1")
+    with pytest.raises(TypeError, match=r"Adam: betas must be a pair \(beta1, beta2\), got 0.9"):
+        Adam([p], betas=0.9)
+    with pytest.raises(ValueError, match="AdamW: some parameters appear more than once in params"):
+        AdamW([p, p])
+
+
+def test_optimizer_load_state_dict_checks_before_changing():
+    p = Parameter(np.ones(2))
+    opt = Adam([p], lr=0.5)
+    with pytest.raises(
+        ValueError,
+        match=r"Adam.load_state_dict: the saved optimizer has \[2\] parameters per group, this one \[1\]",
+    ):
+        opt.load_state_dict({"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]})
+    bad = {
+        "state": {0: {"step": 1, "exp_avg": np.ones(3), "exp_avg_sq": np.ones(2)}},
+        "param_groups": [{"lr": 0.1, "params": [0]}],
+    }
+    with pytest.raises(
+        ValueError,
+        match=r"Adam.load_state_dict: state 'exp_avg' of parameter 0 has shape \(3,\), the parameter \(2,\)",
+    ):
+        opt.load_state_dict(bad)
+    with pytest.raises(
+        ValueError, match="Adam.load_state_dict: expected a dict with 'state' and 'param_groups'"
+    ):
+        opt.load_state_dict({"lr": 0.1})
+    assert opt.param_groups[0]["lr"] == 0.5 and opt.state == {}

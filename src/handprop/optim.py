@@ -1,0 +1,367 @@
+"""Optimizers: ``SGD``, ``Adam`` and ``AdamW``, with torch.optim's update equations in torch's order.
+
+An optimizer holds a list of parameters and, in ``step()``, moves each one whose ``.grad`` is
+not None using that gradient (parameters whose grad is None are skipped, as in torch). Updates
+happen in place, so models and optimizers keep pointing at the same arrays.
+
+Hyper-parameters live in ``param_groups[0]`` (a dict, as in torch), so that a schedule can
+change ``optimizer.param_groups[0]["lr"]`` between steps. Per-parameter state (momentum
+buffers, Adam's moments) lives in ``state[i]`` for the i-th parameter.
+
+Example:
+    >>> import numpy as np
+    >>> from handprop import Parameter
+    >>> p = Parameter(np.array([1.0, -2.0]))
+    >>> opt = SGD([p], lr=0.1)
+    >>> p.grad = np.array([0.5, -0.5])
+    >>> opt.step()
+    >>> p.data
+    array([ 0.95, -1.95])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ._arrays import as_float_array, shape_str
+from .module import Parameter
+
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _number(value: Any, owner: str, name: str) -> float:
+    """``value`` if it is a real number (kept as given, so messages echo it as torch's do)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class Optimizer:
+    """Base class: the parameter list, ``zero_grad``, ``state_dict`` and ``load_state_dict``."""
+
+    def __init__(self, params: Iterable[Parameter], defaults: dict[str, Any]) -> None:
+        name = type(self).__name__
+        if isinstance(params, Parameter):
+            raise TypeError(
+                f"{name}: params must be an iterable of Parameters (e.g. model.parameters()), "
+                "got a single Parameter; wrap it in a list"
+            )
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        for index, p in enumerate(params):
+            if not isinstance(p, Parameter):
+                raise TypeError(
+                    f"{name}: params[{index}] must be a handprop Parameter, got {type(p).__name__}"
+                )
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError(f"{name}: some parameters appear more than once in params")
+        self.param_groups: list[dict[str, Any]] = [{"params": params, **defaults}]
+        self.state: dict[int, dict[str, Any]] = {}
+
+    @property
+    def params(self) -> list[Parameter]:
+        return self.param_groups[0]["params"]
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to None (torch's default, ``set_to_none=True``)."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def _grads(self):
+        """``(index, parameter, gradient)`` for every parameter that has a gradient."""
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if p.grad.shape != p.shape:
+                raise ValueError(
+                    f"{type(self).__name__}: the grad of params[{i}] has shape "
+                    f"{shape_str(p.grad.shape)}, the parameter {shape_str(p.shape)}"
+                )
+            yield i, p, p.grad
+
+    # -- saving and restoring --------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {i: {...}}, "param_groups": [{hyper-parameters, "params": [0, 1, ...]}]}``,
+        torch's layout; arrays are copies."""
+        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        group["params"] = list(range(len(self.params)))
+        state = {
+            i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            for i, s in self.state.items()
+        }
+        return {"state": state, "param_groups": [group]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyper-parameters and state saved by ``state_dict()`` (or by torch's optimizer
+        of the same class: tensors are accepted). Checked before anything is changed."""
+        name = type(self).__name__
+        try:
+            groups, state = state_dict["param_groups"], state_dict["state"]
+        except (TypeError, KeyError):
+            raise ValueError(
+                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'"
+            ) from None
+        if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
+            raise ValueError(
+                f"{name}.load_state_dict: the saved optimizer has "
+                f"{[len(g['params']) for g in groups]} parameters per group, this one "
+                f"[{len(self.params)}]"
+            )
+        group = groups[0]
+        new_state = {}
+        for position, saved_id in enumerate(group["params"]):
+            if saved_id not in state:
+                continue
+            p = self.params[position]
+            entry = {}
+            for key, value in state[saved_id].items():
+                if key == "step":
+                    entry[key] = int(np.asarray(value))
+                    continue
+                array = as_float_array(value, f"{name}.load_state_dict", key, p.dtype)
+                if array.shape != p.shape:
+                    raise ValueError(
+                        f"{name}.load_state_dict: state {key!r} of parameter {position} has "
+                        f"shape {shape_str(array.shape)}, the parameter {shape_str(p.shape)}"
+                    )
+                entry[key] = array.copy()
+            new_state[position] = entry
+        defaults = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        hyper = {k: (tuple(v) if isinstance(v, list) else v) for k, v in group.items()}
+        self.param_groups[0].update({k: hyper[k] for k in defaults if k in hyper})
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        group = self.param_groups[0]
+        lines = [f"    {k}: {v}" for k, v in group.items() if k != "params"]
+        return f"{type(self).__name__} (\nParameter Group 0\n" + "\n".join(lines) + "\n)"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with momentum (torch.optim.SGD).
+
+    For each parameter p with gradient g, in this order::
+
+        g = -g                           if maximize
+        g = g + weight_decay * p         if weight_decay != 0
+        if momentum != 0:
+            buf = g (a copy)             on the first step
+            buf = momentum * buf + (1 - dampening) * g      afterwards
+            g = g + momentum * buf       if nesterov, else  g = buf
+        p = p - lr * g
+
+    Args:
+        params: the parameters to optimise, e.g. ``model.parameters()``.
+        lr: learning rate (default 1e-3, as torch).
+        momentum, dampening, weight_decay, nesterov, maximize: as in torch.
+
+    Example:
+        >>> import numpy as np
+        >>> from handprop import Parameter
+        >>> p = Parameter(np.array([1.0]))
+        >>> opt = SGD([p], lr=0.1, momentum=0.9)
+        >>> for _ in range(2):
+        ...     p.grad = np.array([1.0])
+        ...     opt.step()
+        >>> p.data  # 1 - 0.1 * 1 - 0.1 * (0.9 * 1 + 1)
+        array([0.71])
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        lr = _number(lr, "SGD", "lr")
+        momentum = _number(momentum, "SGD", "momentum")
+        dampening = _number(dampening, "SGD", "dampening")
+        weight_decay = _number(weight_decay, "SGD", "weight_decay")
+        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+        _check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
+        _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        _check(
+            not nesterov or (momentum > 0 and dampening == 0),
+            "Nesterov momentum requires a momentum and zero dampening",
+        )
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": bool(nesterov),
+            "maximize": bool(maximize),
+        }
+        super().__init__(params, defaults)
+
+    def step(self) -> None:
+        h = self.param_groups[0]
+        lr, mu, damp, wd = h["lr"], h["momentum"], h["dampening"], h["weight_decay"]
+        for i, p, g in self._grads():
+            if h["maximize"]:
+                g = -g
+            if wd != 0:
+                g = g + wd * p.data
+            if mu != 0:
+                state = self.state.setdefault(i, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = g.copy()  # a copy: never alias .grad
+                else:
+                    buf *= mu
+                    buf += (1 - damp) * g
+                g = g + mu * buf if h["nesterov"] else buf
+            p.data -= lr * g
+
+
+class Adam(Optimizer):
+    """Adam (torch.optim.Adam): per-parameter steps scaled by running gradient moments.
+
+    For each parameter p with gradient g, at step t = 1, 2, ...::
+
+        g = -g                                   if maximize
+        g = g + weight_decay * p                 if weight_decay != 0 (L2 penalty; see AdamW)
+        m = m + (1 - beta1) * (g - m)            first moment (mean of g)
+        v = beta2 * v + (1 - beta2) * g * g      second moment (mean of g^2)
+        v_max = max(v_max, v); use v_max for v   if amsgrad
+        denom = sqrt(v) / sqrt(1 - beta2**t) + eps       eps *after* the bias-corrected sqrt
+        p = p - lr / (1 - beta1**t) * m / denom
+
+    Args:
+        params: the parameters to optimise.
+        lr: learning rate (default 1e-3).
+        betas: (beta1, beta2), each in [0, 1) (default (0.9, 0.999)).
+        eps: added to the denominator (default 1e-8).
+        weight_decay, amsgrad, maximize: as in torch.
+
+    Example:
+        >>> import numpy as np
+        >>> from handprop import Parameter
+        >>> p = Parameter(np.array([1.0, 1.0]))
+        >>> p.grad = np.array([0.5, -2.0])
+        >>> Adam([p], lr=0.01).step()  # the first step moves each weight by about lr
+        >>> p.data
+        array([0.99, 1.01])
+    """
+
+    _decoupled = False
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        name = type(self).__name__
+        lr = _number(lr, name, "lr")
+        eps = _number(eps, name, "eps")
+        weight_decay = _number(weight_decay, name, "weight_decay")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        betas = (_number(betas[0], name, "betas[0]"), _number(betas[1], name, "betas[1]"))
+        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+        _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
+        _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+        _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+        _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": bool(amsgrad),
+            "maximize": bool(maximize),
+        }
+        super().__init__(params, defaults)
+
+    def step(self) -> None:
+        h = self.param_groups[0]
+        lr, (beta1, beta2), eps, wd = h["lr"], h["betas"], h["eps"], h["weight_decay"]
+        for i, p, g in self._grads():
+            if h["maximize"]:
+                g = -g
+            if wd != 0:
+                if self._decoupled:
+                    p.data *= 1 - lr * wd  # AdamW: shrink the weights, apart from the gradient
+                else:
+                    g = g + wd * p.data
+            state = self.state.get(i)
+            if state is None:
+                state = self.state[i] = {
+                    "step": 0,
+                    "exp_avg": np.zeros_like(p.data),
+                    "exp_avg_sq": np.zeros_like(p.data),
+                }
+                if h["amsgrad"]:
+                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            state["step"] += 1
+            t = state["step"]
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m += (1 - beta1) * (g - m)
+            v *= beta2
+            v += ((1 - beta2) * g) * g
+            if h["amsgrad"]:
+                np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                v = state["max_exp_avg_sq"]
+            bias_correction1 = 1 - beta1**t
+            bias_correction2 = 1 - beta2**t
+            step_size = lr / bias_correction1
+            denom = np.sqrt(v) / math.sqrt(bias_correction2) + eps
+            p.data -= (step_size * m) / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (torch.optim.AdamW), default ``weight_decay=1e-2``.
+
+    Instead of adding ``weight_decay * p`` to the gradient (which Adam then rescales), AdamW
+    first shrinks the weights directly, ``p = p * (1 - lr * weight_decay)``, then takes the
+    plain Adam step.
+
+    Example:
+        >>> import numpy as np
+        >>> from handprop import Parameter
+        >>> p = Parameter(np.array([2.0]))
+        >>> p.grad = np.array([0.0])
+        >>> AdamW([p], lr=0.1, weight_decay=0.5).step()  # zero gradient: only the decay acts
+        >>> p.data
+        array([1.9])
+    """
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

@@ -1,0 +1,172 @@
+"""Optimizers against torch.optim: trajectories for every option combination, both dtypes,
+and the worked example's Adam and SGD steps."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from handprop import Parameter, Sequential
+from handprop import worked_example as we
+from handprop.layers import Linear, Tanh
+from handprop.losses import MSELoss
+from handprop.optim import SGD, Adam, AdamW
+
+torch = pytest.importorskip("torch")
+from parity import check_training  # noqa: E402
+
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+STEPS = 150
+
+
+def sgd_options():
+    for momentum, dampening, nesterov, wd, maximize in itertools.product(
+        (0.0, 0.9), (0.0, 0.5), (False, True), (0.0, 0.1), (False, True)
+    ):
+        if momentum == 0 and (dampening or nesterov):
+            continue  # dampening and nesterov act only through momentum
+        if nesterov and dampening:
+            continue  # torch refuses it (tested in test_optim_errors)
+        yield dict(
+            lr=0.05,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=wd,
+            maximize=maximize,
+        )
+
+
+def adam_options():
+    for amsgrad, wd, maximize in itertools.product((False, True), (0.0, 0.1), (False, True)):
+        yield dict(lr=0.01, betas=(0.8, 0.99), amsgrad=amsgrad, weight_decay=wd, maximize=maximize)
+
+
+CASES = [("SGD", o) for o in sgd_options()]
+CASES += [(name, o) for name in ("Adam", "AdamW") for o in adam_options()]
+
+
+@DTYPES
+@pytest.mark.parametrize(("optimizer", "hyper"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
+def test_trajectory_matches_torch(dtype, optimizer, hyper):
+    model = Sequential(Linear(3, 8, dtype=dtype, rng=0), Tanh(), Linear(8, 2, dtype=dtype, rng=1))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(16, 3)).astype(dtype)
+    y = rng.normal(size=(16, 2)).astype(dtype)
+    costs, _ = check_training(model, MSELoss(), X, y, optimizer, STEPS, **hyper)
+    assert costs[-1] < 0.9 * costs[0]  # it did train (maximize climbs -cost: the same descent)
+
+
+# torch's float32 costs for the worked example under Adam(lr=0.01), before step 1..5 and after
+# step 5 (../shared/reference/pytorch_semantics.md, measured with torch 2.13.0).
+ADAM_COSTS_FLOAT32 = [0.19522886, 0.16303208, 0.14266783, 0.13154796, 0.12667690, 0.12504479]
+
+
+@DTYPES
+def test_worked_example_five_adam_steps(dtype):
+    model = we.model(dtype)
+    X, y = we.data(dtype)
+    costs, t_costs = check_training(model, we.loss_fn(), X, y, "Adam", 5, lr=0.01)
+    costs.append(we.loss_fn()(model(X), y))
+    np.testing.assert_allclose(
+        costs, ADAM_COSTS_FLOAT32, rtol=1e-6 if dtype is np.float32 else 1e-5
+    )
+
+
+def test_first_adam_step_moves_each_weight_by_lr_against_its_gradient():
+    model = we.model(np.float64)
+    X, y = we.data(np.float64)
+    before = model.state_dict()
+    loss = we.loss_fn()
+    loss(model(X), y)
+    model.backward(loss.backward())
+    grads = {n: p.grad.copy() for n, p in model.named_parameters()}
+    Adam(model.parameters(), lr=0.01).step()
+    for name, p in model.named_parameters():
+        moved = p.data - before[name]
+        # m / sqrt(v) = g / |g| on the first step: exactly lr against the sign, up to eps
+        np.testing.assert_allclose(moved, -0.01 * np.sign(grads[name]), atol=1e-7, err_msg=name)
+    assert np.all(model[0].weight.data[2] == before["0.weight"][2])  # dead unit: zero gradient
+
+
+@DTYPES
+def test_worked_example_one_sgd_step(dtype):
+    X, y = we.data(dtype)
+    check_training(we.model(dtype), we.loss_fn(), X, y, "SGD", 1, lr=0.01)
+
+
+def test_parameters_without_grad_are_skipped():
+    a, b = Parameter(np.ones(2)), Parameter(np.ones(2))
+    for opt in (SGD([a, b], lr=0.1, momentum=0.9), Adam([a, b]), AdamW([a, b])):
+        a.grad, b.grad = np.ones(2), None
+        opt.step()
+        np.testing.assert_array_equal(b.data, 1.0)
+        assert 1 not in opt.state
+        a.data[...] = 1.0
+
+
+def test_momentum_buffer_does_not_alias_the_gradient():
+    p = Parameter(np.zeros(2))
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    p.grad = np.ones(2)
+    opt.step()
+    assert opt.state[0]["momentum_buffer"] is not p.grad
+    p.grad[...] = 100.0  # a later in-place change to the grad must not leak into the buffer
+    np.testing.assert_array_equal(opt.state[0]["momentum_buffer"], 1.0)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW])
+def test_state_dict_round_trip_continues_bit_for_bit(cls):
+    def setup():
+        model = Sequential(Linear(3, 4, rng=0), Tanh(), Linear(4, 1, rng=1))
+        kwargs = {"momentum": 0.9} if cls is SGD else {"amsgrad": True}
+        return model, cls(model.parameters(), lr=0.01, **kwargs)
+
+    X = np.random.default_rng(1).normal(size=(8, 3))
+    y = np.random.default_rng(2).normal(size=(8, 1))
+    loss = MSELoss()
+
+    def train(model, opt, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            loss(model(X), y)
+            model.backward(loss.backward())
+            opt.step()
+
+    straight, opt = setup()
+    train(straight, opt, 20)
+    first, opt1 = setup()
+    train(first, opt1, 10)
+    resumed, opt2 = setup()
+    resumed.load_state_dict(first.state_dict())
+    opt2.load_state_dict(opt1.state_dict())
+    train(resumed, opt2, 10)
+    for (n, p), (_, q) in zip(straight.named_parameters(), resumed.named_parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=n)
+
+
+def test_torch_adam_state_dict_loads_and_continues_like_torch():
+    from parity import to_torch_model
+
+    model = Sequential(Linear(3, 4, rng=0), Tanh(), Linear(4, 1, rng=1))
+    twin = to_torch_model(model)
+    t_opt = torch.optim.Adam(twin.parameters(), lr=0.01)
+    X = np.random.default_rng(1).normal(size=(8, 3)).astype(np.float32)
+    y = np.random.default_rng(2).normal(size=(8, 1)).astype(np.float32)
+    for _ in range(3):
+        t_opt.zero_grad()
+        torch.nn.functional.mse_loss(twin(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        t_opt.step()
+    model.load_state_dict(twin.state_dict())
+    opt = Adam(model.parameters())
+    opt.load_state_dict(t_opt.state_dict())
+    assert opt.param_groups[0]["lr"] == 0.01 and opt.state[0]["step"] == 3
+    loss = MSELoss()
+    loss(model(X), y)
+    model.backward(loss.backward())
+    opt.step()
+    t_opt.zero_grad()
+    torch.nn.functional.mse_loss(twin(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+    t_opt.step()
+    for p, t_p in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, t_p.detach().numpy(), rtol=1e-5, atol=1e-6)
