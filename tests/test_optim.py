@@ -66,7 +66,7 @@ ADAM_COSTS_FLOAT32 = [0.19522886, 0.16303208, 0.14266783, 0.13154796, 0.12667690
 def test_worked_example_five_adam_steps(dtype):
     model = we.model(dtype)
     X, y = we.data(dtype)
-    costs, t_costs = check_training(model, we.loss_fn(), X, y, "Adam", 5, lr=0.01)
+    costs, _ = check_training(model, we.loss_fn(), X, y, "Adam", 5, lr=0.01)
     costs.append(we.loss_fn()(model(X), y))
     np.testing.assert_allclose(
         costs, ADAM_COSTS_FLOAT32, rtol=1e-6 if dtype is np.float32 else 1e-5

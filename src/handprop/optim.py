@@ -1,4 +1,4 @@
-"""Optimizers: ``SGD``, ``Adam`` and ``AdamW``, with torch.optim's update equations in torch's order.
+"""Optimizers: ``SGD``, ``Adam``, ``AdamW``: torch.optim's update equations in torch's order.
 
 An optimizer holds a list of parameters and, in ``step()``, moves each one whose ``.grad`` is
 not None using that gradient (parameters whose grad is None are skipped, as in torch). Updates
