@@ -23,8 +23,8 @@ import torch
 from closeness import assert_close
 
 from handprop import Sequential
-from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Tanh
-from handprop.losses import BCELoss, BCEWithLogitsLoss, MSELoss
+from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from handprop.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -45,7 +45,10 @@ def to_torch_module(module):
         return twin
     if isinstance(module, LeakyReLU):
         return torch.nn.LeakyReLU(module.negative_slope)
+    if isinstance(module, Softmax):
+        return torch.nn.Softmax(dim=module.dim)
     simple = {ReLU: torch.nn.ReLU, Sigmoid: torch.nn.Sigmoid, Tanh: torch.nn.Tanh}
+    assert type(module) in simple, f"no torch twin for {module!r}"
     return simple[type(module)]()
 
 
@@ -69,6 +72,14 @@ def to_torch_loss(loss):
             pos_weight=_cast(tensor(loss.pos_weight), x),
             reduction=loss.reduction,
         )
+    if isinstance(loss, CrossEntropyLoss):
+        return lambda x, t: torch.nn.functional.cross_entropy(
+            x,
+            t,
+            weight=_cast(tensor(loss.weight), x),
+            reduction=loss.reduction,
+            label_smoothing=loss.label_smoothing,
+        )
     assert isinstance(loss, MSELoss)
     return lambda x, t: torch.nn.functional.mse_loss(x, t, reduction=loss.reduction)
 
@@ -88,11 +99,18 @@ class NetworkRun:
     grads: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def _torch_target(y, tdt):
+    """The target as torch wants it: class indices stay integers (int64), the rest ``tdt``."""
+    y = np.asarray(y)
+    if y.dtype.kind in "iu":
+        return torch.tensor(y, dtype=torch.int64)
+    return torch.tensor(y, dtype=tdt)
+
+
 def _torch_inputs(X, y, dtype):
     tdt = TORCH_DTYPES[np.dtype(dtype)]
     tx = torch.tensor(np.asarray(X), dtype=tdt, requires_grad=True)
-    ty = torch.tensor(np.asarray(y), dtype=tdt)
-    return tx, ty
+    return tx, _torch_target(y, tdt)
 
 
 def _loss_grad_output(loss, cost):
@@ -201,7 +219,7 @@ def check_modules(model: Sequential, loss, X, y) -> None:
 
     # the loss, on handprop's output
     t_out = torch.tensor(h, dtype=tdt, requires_grad=True)
-    t_cost = to_torch_loss(loss)(t_out, torch.tensor(np.asarray(y), dtype=tdt))
+    t_cost = to_torch_loss(loss)(t_out, _torch_target(y, tdt))
     t_cost.backward(t_g)
     assert_close(f"cost ({loss!r})", cost, t_cost.detach().numpy(), dtype)
     grad = loss.backward(g)
@@ -244,7 +262,13 @@ def check_modules(model: Sequential, loss, X, y) -> None:
                 expected = _BACKWARD_FROM_OUTPUT[type(module)](
                     torch.from_numpy(grad.copy()), torch.from_numpy(y_hp)
                 )
-            assert_close(f"{what} dJ/d input", new_grad, expected.numpy(), dtype)
+            scale = None
+            if isinstance(module, Softmax):
+                # y * (g - sum(g * y)): the difference cancels; its terms are this large
+                y_abs, g_abs = np.abs(y_hp), np.abs(grad)
+                terms = y_abs * (g_abs + (g_abs * y_abs).sum(axis=module.dim, keepdims=True))
+                scale = max(1.0, float(terms.max()))
+            assert_close(f"{what} dJ/d input", new_grad, expected.numpy(), dtype, scale)
         grad = new_grad
 
 

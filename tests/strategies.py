@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from handprop import Sequential
-from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Tanh
-from handprop.losses import BCELoss, BCEWithLogitsLoss, MSELoss
+from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from handprop.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 
-ACTIVATIONS = (ReLU, Sigmoid, Tanh, lambda: LeakyReLU(0.1), None)
+ACTIVATIONS = (ReLU, Sigmoid, Tanh, lambda: LeakyReLU(0.1), Softmax, None)
 REDUCTIONS = ("mean", "sum", "none")
 
 # Values where hand-written backprop goes wrong: exact zeros (the ReLU kink, -0.0 included),
@@ -26,19 +26,25 @@ def edge_floats():
     )
 
 
+def _normalise_rows(t):
+    """Rows summing to 1 (class probabilities); an all-zero row becomes uniform."""
+    t = t + (t.sum(axis=1, keepdims=True) == 0)
+    return (t / t.sum(axis=1, keepdims=True)).astype(t.dtype)
+
+
 @st.composite
 def architectures(draw):
     """(widths, activations, bias flags, loss kind): depth 1-4 Linear layers, widths 1-16."""
     depth = draw(st.integers(1, 4))
     widths = [draw(st.integers(1, 16)) for _ in range(depth + 1)]
-    loss_kind = draw(st.sampled_from(("bce", "bce_logits", "mse")))
+    loss_kind = draw(st.sampled_from(("bce", "bce_logits", "mse", "ce", "ce_probs")))
     activations = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(depth - 1)]
     if loss_kind == "bce":
         activations.append(Sigmoid)  # BCELoss needs probabilities
     elif loss_kind == "mse":
         activations.append(draw(st.sampled_from(ACTIVATIONS)))
     else:
-        activations.append(None)  # BCEWithLogitsLoss takes raw logits
+        activations.append(None)  # BCEWithLogitsLoss and CrossEntropyLoss take raw logits
     biases = [draw(st.booleans()) for _ in range(depth)]
     return widths, activations, biases, loss_kind
 
@@ -62,6 +68,14 @@ def losses(draw, loss_kind, out_shape, dtype):
         weight = draw(arrays(dtype, shape, elements=st.floats(0, 2, width=32)))
     if loss_kind == "bce":
         return BCELoss(weight=weight, reduction=reduction)
+    if loss_kind.startswith("ce"):
+        class_weight = None
+        if draw(st.booleans()):
+            class_weight = draw(
+                arrays(dtype, out_shape[-1:], elements=st.floats(0.125, 2, width=32))
+            )
+        smoothing = draw(st.sampled_from((0.0, 0.0, 0.1, 1.0)))
+        return CrossEntropyLoss(weight=class_weight, reduction=reduction, label_smoothing=smoothing)
     if loss_kind == "bce_logits":
         pos_weight = None
         if draw(st.booleans()):
@@ -71,6 +85,10 @@ def losses(draw, loss_kind, out_shape, dtype):
 
 
 def targets(loss_kind, shape, dtype):
+    if loss_kind == "ce":
+        return arrays(np.int64, shape[:1], elements=st.integers(0, shape[1] - 1))
+    if loss_kind == "ce_probs":
+        return arrays(dtype, shape, elements=st.floats(0, 1, width=32)).map(_normalise_rows)
     if loss_kind == "mse":
         return arrays(dtype, shape, elements=edge_floats())
     soft = st.floats(0, 1, width=32)
@@ -93,6 +111,10 @@ def generic_problems(draw, dtype):
     out_shape = (batch, widths[-1])
     if loss_kind == "mse":
         y = rng.normal(size=out_shape).astype(dtype)
+    elif loss_kind == "ce":
+        y = rng.integers(0, out_shape[1], size=batch)
+    elif loss_kind == "ce_probs":
+        y = _normalise_rows(rng.uniform(size=out_shape).astype(dtype))
     else:
         y = rng.integers(0, 2, size=out_shape).astype(dtype)
     loss = draw(losses(loss_kind, out_shape, dtype))

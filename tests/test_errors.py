@@ -235,7 +235,7 @@ def test_loss_grad_output_shapes():
     loss(np.full((2, 1), 0.5), np.zeros((2, 1)))
     with pytest.raises(
         ValueError,
-        match=r"BCELoss\(reduction='none'\): backward\(\) expected grad_output to be an array of the input's shape \(2, 1\), got shape \(\)",
+        match=r"BCELoss\(reduction='none'\): backward\(\) expected grad_output to be an array of the losses' shape \(2, 1\), got shape \(\)",
     ):
         loss.backward()
     mean = MSELoss()
@@ -404,3 +404,97 @@ def test_optimizer_load_state_dict_checks_before_changing():
     ):
         opt.load_state_dict({"lr": 0.1})
     assert opt.param_groups[0]["lr"] == 0.5 and opt.state == {}
+
+
+# --- cross entropy and softmax -----------------------------------------------------------------
+from handprop.layers import Softmax  # noqa: E402
+from handprop.losses import CrossEntropyLoss  # noqa: E402
+
+CE = r"CrossEntropyLoss\(\)"
+
+
+@pytest.mark.parametrize(
+    ("x", "t", "error", "message"),
+    [
+        (
+            np.ones(3),
+            np.array([0]),
+            ValueError,
+            CE
+            + r": expected input of shape \(N, C\) with N >= 1 \(one row of logits per sample\), got \(3,\)",
+        ),
+        (
+            np.ones((0, 3)),
+            np.zeros(0, dtype=int),
+            ValueError,
+            CE + r": expected input of shape \(N, C\) with N >= 1 .* got \(0, 3\)",
+        ),
+        (
+            np.ones((2, 3)),
+            np.array([0, 3]),
+            ValueError,
+            CE + r": class-index target must be in \[0, 2\] for 3 classes, got 3 at index 1",
+        ),
+        (
+            np.ones((2, 3)),
+            np.array([-1, 0]),
+            ValueError,
+            CE + r": class-index target must be in \[0, 2\] for 3 classes, got -1 at index 0",
+        ),
+        (
+            np.ones((2, 3)),
+            np.array([[0], [1]]),
+            ValueError,
+            CE + r": class-index target must have shape \(2,\) for input \(2, 3\), got \(2, 1\)",
+        ),
+        (
+            np.ones((2, 3)),
+            np.array([0.0, 1.0]),
+            ValueError,
+            CE
+            + r": class-probability target must have the input's shape \(2, 3\), got \(2,\); class indices must be integers \(y.astype\(int\)\)",
+        ),
+        (
+            np.ones((2, 3)),
+            np.array(["a", "b"]),
+            TypeError,
+            CE
+            + r": target must be integer class indices or float class probabilities, got dtype <U1",
+        ),
+    ],
+)
+def test_cross_entropy_arguments(x, t, error, message):
+    with pytest.raises(error, match=message):
+        CrossEntropyLoss()(x, t)
+
+
+def test_cross_entropy_options():
+    with pytest.raises(
+        ValueError, match=r"CrossEntropyLoss: label_smoothing must be between 0.0 and 1.0, got 1.5"
+    ):
+        CrossEntropyLoss(label_smoothing=1.5)
+    with pytest.raises(
+        TypeError, match=r"CrossEntropyLoss: label_smoothing must be a number, got '0.1'"
+    ):
+        CrossEntropyLoss(label_smoothing="0.1")
+    with pytest.raises(
+        ValueError,
+        match=r"CrossEntropyLoss\(\): weight must have one entry per class, shape \(3,\), got \(2,\)",
+    ):
+        CrossEntropyLoss(weight=np.ones(2))(np.ones((2, 3)), np.array([0, 1]))
+    loss = CrossEntropyLoss(reduction="none")
+    loss(np.ones((2, 3)), np.array([0, 1]))
+    with pytest.raises(
+        ValueError,
+        match=r"backward\(\) expected grad_output to be an array of the losses' shape \(2,\), got shape \(\)",
+    ):
+        loss.backward()
+
+
+def test_softmax_arguments():
+    with pytest.raises(TypeError, match="Softmax: dim must be an int, got 1.0"):
+        Softmax(1.0)
+    with pytest.raises(
+        ValueError, match=r"Softmax\(dim=2\): dim 2 is out of range for input of shape \(3, 2\)"
+    ):
+        Softmax(2)(np.ones((3, 2)))

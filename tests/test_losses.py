@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from strategies import EDGE_PROBABILITIES
 
-from handprop.losses import BCELoss, BCEWithLogitsLoss, MSELoss
+from handprop.layers import Softmax
+from handprop.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -121,3 +122,51 @@ def test_backward_scales_by_grad_output_and_does_not_write_into_it():
     mean = MSELoss()
     mean(np.array([1.0, 2.0]), np.array([0.0, 0.0]))
     np.testing.assert_array_equal(mean.backward(3.0), 3.0 * mean.backward())
+
+
+@DTYPES
+@REDUCTIONS
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 1.0])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("targets", ["indices", "probabilities"])
+def test_cross_entropy_matches_torch_with_huge_logits(
+    dtype, reduction, smoothing, weighted, targets
+):
+    x = np.array(
+        [[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0], [-5.0, 30.0, 2.0], [1.0, 2.0, 3.0]], dtype=dtype
+    )
+    if targets == "indices":
+        t = np.array([2, 0, 1, 2])
+    else:
+        t = np.array(
+            [[0.0, 0.0, 1.0], [0.2, 0.3, 0.5], [0.0, 1.0, 0.0], [1 / 3, 1 / 3, 1 / 3]], dtype=dtype
+        )
+    weight = np.array([0.5, 2.0, 1.0], dtype=dtype) if weighted else None
+    kwargs = {"label_smoothing": smoothing}
+    if weighted:
+        kwargs["weight"] = torch.tensor(weight)
+    tx = torch.tensor(x, requires_grad=True)
+    out = F.cross_entropy(tx, torch.tensor(t), reduction=reduction, **kwargs)
+    g = torch.linspace(0.5, 1.5, 4, dtype=tx.dtype) if reduction == "none" else None
+    out.backward(g)
+    loss = CrossEntropyLoss(weight=weight, reduction=reduction, label_smoothing=smoothing)
+    value = loss(x, t)
+    grad = loss.backward(1.0 if g is None else g.numpy())
+    assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
+    assert_close("cross entropy", value, out.detach().numpy(), dtype)
+    assert_close("cross entropy grad", grad, tx.grad.numpy(), dtype)
+
+
+@DTYPES
+def test_softmax_matches_torch_along_each_dim(dtype):
+    x = np.array([[[1000.0, 0.0], [-1000.0, 3.0]], [[1.0, 2.0], [0.0, 0.0]]], dtype=dtype)
+    g = np.arange(8, dtype=dtype).reshape(x.shape) - 3
+    for dim in (0, 1, 2, -1):
+        softmax = Softmax(dim)
+        y = softmax(x)
+        tx = torch.tensor(x, requires_grad=True)
+        ty = torch.softmax(tx, dim)
+        ty.backward(torch.tensor(g))
+        assert_close(f"softmax dim={dim}", y, ty.detach().numpy(), dtype)
+        assert_close(f"softmax' dim={dim}", softmax.backward(g), tx.grad.numpy(), dtype)
+        np.testing.assert_allclose(y.sum(axis=dim), 1.0, rtol=1e-6)

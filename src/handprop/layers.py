@@ -1,4 +1,4 @@
-"""Layers: ``Linear`` and the activations ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU``.
+"""Layers: ``Linear``; the activations ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU``, ``Softmax``.
 
 Each class has its forward and its backward side by side. Notation: ``N`` is the batch size,
 ``x`` the forward input, ``y`` the forward output, ``g = dJ/dy`` the ``grad_output`` that
@@ -15,7 +15,7 @@ import numpy as np
 from ._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, shape_str
 from .module import Module, Parameter
 
-__all__ = ["LeakyReLU", "Linear", "ReLU", "Sigmoid", "Tanh"]
+__all__ = ["LeakyReLU", "Linear", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
 
 def _positive_int(value: Any, owner: str, name: str) -> int:
@@ -35,6 +35,16 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-x))
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``log(softmax(x))`` along ``axis`` as ``x - m - log(sum(exp(x - m)))``, ``m = max(x)``.
+
+    Subtracting the maximum changes nothing mathematically and keeps every ``exp`` at most 1,
+    so logits of any size neither overflow nor lose the largest term.
+    """
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 class Linear(Module):
@@ -284,3 +294,57 @@ class LeakyReLU(Module):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class Softmax(Module):
+    """Softmax along ``dim``: ``y_j = exp(x_j) / sum_k exp(x_k)``, each slice summing to 1.
+
+    Computed as ``exp(x - max(x))`` normalised, which is the same value without overflow.
+    For a classifier's loss, give the logits to ``CrossEntropyLoss`` instead, which applies
+    log-softmax itself, stably; this layer is for when the probabilities themselves are needed.
+
+    Args:
+        dim: the axis that sums to 1 (default -1, the last).
+
+    Shape: input any shape with at least ``dim + 1`` axes (``(N, C)`` usually); output the same.
+
+    Example:
+        >>> softmax = Softmax()
+        >>> softmax(np.array([[0.0, 0.0], [1000.0, 0.0]]))
+        array([[0.5, 0.5],
+               [1. , 0. ]])
+        >>> softmax.backward(np.array([[1.0, 0.0], [1.0, 0.0]]))
+        array([[ 0.25, -0.25],
+               [ 0.  ,  0.  ]])
+    """
+
+    _cache = ("_y",)
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"Softmax: dim must be an int, got {dim!r}")
+        self.dim = int(dim)
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = as_float_array(x, repr(self), "input")
+        if not -x.ndim <= self.dim < x.ndim:
+            raise ValueError(
+                f"{self!r}: dim {self.dim} is out of range for input of shape {shape_str(x.shape)}"
+            )
+        e = np.exp(x - x.max(axis=self.dim, keepdims=True))
+        self._y = e / e.sum(axis=self.dim, keepdims=True)
+        return self._y
+
+    def backward(self, grad_output: Any) -> np.ndarray:
+        """``dJ/dx = y * (g - sum(g * y))``, the sum along ``dim``.
+
+        The Jacobian of softmax is ``diag(y) - y y^T``; multiplying it by g gives this without
+        forming the C x C matrix.
+        """
+        y = self._saved(self._y)
+        g = self._grad_output(grad_output, y.shape, y.dtype)
+        return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"

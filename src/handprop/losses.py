@@ -1,4 +1,4 @@
-"""Losses: ``BCELoss``, ``BCEWithLogitsLoss`` and ``MSELoss``.
+"""Losses: ``BCELoss``, ``BCEWithLogitsLoss``, ``MSELoss`` and ``CrossEntropyLoss``.
 
 A loss compares the model's output with the target. ``loss(input, target)`` computes the
 per-element losses ``L`` and reduces them to the cost ``J``:
@@ -12,7 +12,8 @@ backpropagation (``model.backward(loss.backward())``). With ``reduction="mean"``
 carries a factor ``1/numel``: this is the gradient of the *cost*, as torch's ``.grad`` is, not
 of one sample's loss.
 
-The input and target must have the same shape; the target is cast to the input's dtype.
+The input and target must have the same shape (``CrossEntropyLoss`` also takes class
+indices); the target is cast to the input's dtype.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from ._arrays import as_float_array, shape_str
-from .layers import sigmoid
+from .layers import log_softmax, sigmoid
 
-__all__ = ["BCELoss", "BCEWithLogitsLoss", "MSELoss"]
+__all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 _BCE_EPSILON = float(np.float32(1e-12))
@@ -32,8 +33,6 @@ _BCE_EPSILON = float(np.float32(1e-12))
 
 class _Loss:
     """Shared plumbing: argument checks, reduction, and backward's scaling by ``grad_output``."""
-
-    _cache = ("_input", "_target")
 
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in _REDUCTIONS:
@@ -44,6 +43,7 @@ class _Loss:
         self.reduction = reduction
         self._input: np.ndarray | None = None
         self._target: np.ndarray | None = None
+        self._loss_shape: tuple[int, ...] = ()
 
     def __call__(self, input: Any, target: Any) -> float | np.ndarray:
         return self.forward(input, target)
@@ -51,9 +51,9 @@ class _Loss:
     def forward(self, input: Any, target: Any) -> float | np.ndarray:
         input, target = self._check(input, target)
         losses = self._losses(input, target)
-        self._input, self._target = input, target
+        self._input, self._target, self._loss_shape = input, target, losses.shape
         if self.reduction == "mean":
-            return float(losses.mean())
+            return float(losses.sum() / self._mean_divisor(input, target))
         if self.reduction == "sum":
             return float(losses.sum())
         return losses
@@ -62,7 +62,7 @@ class _Loss:
         """dJ/d(input) for the last forward, scaled by ``grad_output`` = dOut/dJ (1.0 by default).
 
         For ``reduction="none"`` the output is an array, so ``grad_output`` must be an array of
-        the input's shape (as torch requires an explicit gradient for non-scalar outputs).
+        its shape (as torch requires an explicit gradient for non-scalar outputs).
         """
         if self._input is None:
             raise RuntimeError(
@@ -71,14 +71,19 @@ class _Loss:
             )
         input, target = self._input, self._target
         g = as_float_array(grad_output, repr(self), "grad_output", input.dtype)
-        expected = input.shape if self.reduction == "none" else ()
+        expected = self._loss_shape if self.reduction == "none" else ()
         if g.shape != expected:
-            what = "an array of the input's shape" if expected else "a scalar"
+            what = "an array of the losses' shape" if expected else "a scalar"
             raise ValueError(
                 f"{self!r}: backward() expected grad_output to be {what} "
                 f"{shape_str(expected)}, got shape {shape_str(g.shape)}"
             )
-        return self._grad(input, target, g, input.size if self.reduction == "mean" else 1)
+        n = self._mean_divisor(input, target) if self.reduction == "mean" else 1
+        return self._grad(input, target, g, n)
+
+    def _mean_divisor(self, input: np.ndarray, target: np.ndarray) -> float:
+        """What ``reduction="mean"`` divides the summed losses by: the number of elements."""
+        return input.size
 
     def _check(self, input: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
         name = repr(self)
@@ -272,3 +277,130 @@ class MSELoss(_Loss):
         """``dL/dx = 2 (x - t)``; for the mean, torch folds 1/n into the 2, and so do we."""
         norm = x.dtype.type(2.0 / n)
         return norm * (x - t) * g
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax and negative log-likelihood in one step, on logits ``x`` of shape (N, C).
+
+    With ``log p = log_softmax(x)`` (computed stably: ``x - max - log(sum(exp(x - max)))``),
+    each sample's loss is a weighted sum of minus log-probabilities,
+    ``L_n = -sum_c a[n, c] log p[n, c]``, where the coefficients ``a`` come from the target:
+
+    - class indices ``y`` (ints, shape (N,)):  ``a[n, c] = w[c] ((1 - s) [c == y_n] + s / C)``;
+    - class probabilities ``t`` (N, C):        ``a[n, c] = w[c] ((1 - s) t[n, c] + s / C)``;
+
+    with ``w`` the class weights (default 1) and ``s`` the label smoothing. As in torch,
+    ``reduction="mean"`` divides by ``sum_n w[y_n]`` for class indices (a weighted mean) and by
+    N for probabilities.
+
+    Args:
+        weight: optional per-class weight, shape (C,).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (one loss per sample).
+        label_smoothing: ``s`` in [0, 1] (default 0).
+
+    Shape: input ``(N, C)``; target ``(N,)`` integers in [0, C), or ``(N, C)`` floats.
+
+    Example:
+        >>> ce = CrossEntropyLoss()
+        >>> round(ce(np.array([[2.0, 0.0, 0.0]]), np.array([0])), 6)  # -log(e^2 / (e^2 + 2))
+        0.239545
+        >>> ce.backward()  # softmax(x) - onehot(y)
+        array([[-0.213014,  0.106507,  0.106507]])
+    """
+
+    def __init__(
+        self, weight: Any = None, reduction: str = "mean", label_smoothing: float = 0.0
+    ) -> None:
+        super().__init__(reduction)
+        self.weight = _optional_weight(weight, "CrossEntropyLoss", "weight")
+        if isinstance(label_smoothing, bool) or not isinstance(
+            label_smoothing, (int, float, np.integer, np.floating)
+        ):
+            raise TypeError(
+                f"CrossEntropyLoss: label_smoothing must be a number, got {label_smoothing!r}"
+            )
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(
+                f"CrossEntropyLoss: label_smoothing must be between 0.0 and 1.0, "
+                f"got {label_smoothing}"
+            )
+        self.label_smoothing = float(label_smoothing)
+
+    def _check(self, input: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+        name = repr(self)
+        x = as_float_array(input, name, "input")
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(
+                f"{name}: expected input of shape (N, C) with N >= 1 (one row of logits per "
+                f"sample), got {shape_str(x.shape)}"
+            )
+        n, c = x.shape
+        t = np.asarray(target)
+        if t.dtype.kind in "iu":
+            if t.shape != (n,):
+                raise ValueError(
+                    f"{name}: class-index target must have shape ({n},) for input "
+                    f"{shape_str(x.shape)}, got {shape_str(t.shape)}"
+                )
+            bad = (t < 0) | (t >= c)
+            if bad.any():
+                raise ValueError(
+                    f"{name}: class-index target must be in [0, {c - 1}] for {c} classes, "
+                    f"got {t[bad][0]} at index {int(np.argmax(bad))}"
+                )
+        elif t.dtype.kind == "f":
+            if t.shape != x.shape:
+                hint = "; class indices must be integers (y.astype(int))" if t.shape == (n,) else ""
+                raise ValueError(
+                    f"{name}: class-probability target must have the input's shape "
+                    f"{shape_str(x.shape)}, got {shape_str(t.shape)}{hint}"
+                )
+            t = t.astype(x.dtype, copy=False)
+        else:
+            raise TypeError(
+                f"{name}: target must be integer class indices or float class probabilities, "
+                f"got dtype {t.dtype}"
+            )
+        if self.weight is not None and self.weight.shape != (c,):
+            raise ValueError(
+                f"{name}: weight must have one entry per class, shape ({c},), "
+                f"got {shape_str(self.weight.shape)}"
+            )
+        return x, t
+
+    def _class_weight(self, x: np.ndarray) -> np.ndarray:
+        c = x.shape[1]
+        return np.ones(c, x.dtype) if self.weight is None else self.weight.astype(x.dtype)
+
+    def _coefficients(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``a[n, c]``: how much ``-log p[n, c]`` counts in sample n's loss."""
+        n, c = x.shape
+        w, s = self._class_weight(x), self.label_smoothing
+        if target.dtype.kind in "iu":
+            a = np.zeros_like(x)
+            a[np.arange(n), target] = (1 - s) * w[target]
+        else:
+            a = (1 - s) * target * w
+        if s:
+            a = a + (s / c) * w
+        return a
+
+    def _losses(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return -(self._coefficients(x, target) * log_softmax(x)).sum(axis=1)
+
+    def _mean_divisor(self, x: np.ndarray, target: np.ndarray) -> float:
+        if target.dtype.kind in "iu":
+            return self._class_weight(x)[target].sum()
+        return x.shape[0]
+
+    def _grad(self, x: np.ndarray, target: np.ndarray, g: np.ndarray, n: float) -> np.ndarray:
+        """``dL_n/dx[n, j] = softmax(x)[n, j] * sum_c a[n, c] - a[n, j]``.
+
+        Differentiating ``-sum_c a_c log p_c`` with ``d log p_c / dx_j = [c == j] - p_j``; for a
+        one-hot target with unit weight this is the familiar ``softmax(x) - onehot(y)``.
+        """
+        a = self._coefficients(x, target)
+        p = np.exp(log_softmax(x))
+        grad = p * a.sum(axis=1, keepdims=True) - a
+        grad = grad * (g[:, None] if g.ndim else g)
+        return grad / x.dtype.type(n)
