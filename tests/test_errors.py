@@ -498,3 +498,17 @@ def test_softmax_arguments():
         ValueError, match=r"Softmax\(dim=2\): dim 2 is out of range for input of shape \(3, 2\)"
     ):
         Softmax(2)(np.ones((3, 2)))
+
+
+def test_batches_arguments():
+    from handprop.data import batches
+
+    with pytest.raises(
+        ValueError,
+        match=r"batches: X and y must have the same number of rows \(samples\), got X of shape \(4, 2\) and y of shape \(3,\)",
+    ):
+        list(batches(np.ones((4, 2)), np.ones(3), 2))
+    with pytest.raises(ValueError, match="batches: batch_size must be a positive int, got 0"):
+        list(batches(np.ones((4, 2)), np.ones(4), 0))
+    with pytest.raises(TypeError, match="batches: batch_size must be a positive int, got 2.0"):
+        list(batches(np.ones((4, 2)), np.ones(4), 2.0))

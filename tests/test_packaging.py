@@ -57,3 +57,24 @@ def test_worked_example_script_runs():
     )
     assert "cost J = mean(L) = 0.19522" in out.stdout
     assert "4.weight.grad =\n[[-1.0216" in out.stdout
+
+
+def test_training_examples_run_and_plot(tmp_path):
+    import pytest
+
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    for script in ("train_digits.py", "train_breast_cancer.py"):
+        png = tmp_path / f"{script}.png"
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / script), "--epochs", "3", "--plot", str(png)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+        )
+        lines = [line for line in out.stdout.splitlines() if line.startswith("epoch")]
+        assert len(lines) == 3
+        losses = [float(line.split("loss")[1].split()[0]) for line in lines]
+        assert losses[-1] < losses[0]  # the loss falls
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
