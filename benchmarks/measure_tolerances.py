@@ -20,6 +20,8 @@ import closeness
 import parity
 from strategies import edge_problems, generic_problems
 
+from handprop.interop import TOLERANCES
+
 
 def run(dtype, n: int) -> None:
     config = settings(
@@ -54,7 +56,7 @@ def main(n: int) -> None:
         needed = [tol for d, tol in closeness.RECORD if d == dtype]
         print(
             f"{dtype}: {len(needed)} tensors compared, smallest passing tolerance "
-            f"{max(needed):.3g}; in use {closeness.TOLERANCES[np.dtype(dtype)]}"
+            f"{max(needed):.3g}; in use {TOLERANCES[np.dtype(dtype)]}"
         )
 
 

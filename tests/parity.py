@@ -5,8 +5,9 @@ cost, dJ/dX and every parameter gradient, torch running its own forward) or ``ch
 (each module and the loss fed *handprop's own* intermediate values, so that a difference
 cannot come from an earlier module: the strict per-step check that random edge values need).
 
-Tolerances (``TOLERANCES``) are per dtype and were taken from measurement with
-```benchmarks/measure_tolerances.py`` (figures in closeness.py): the bound is
+Conversions to torch come from ``handprop.interop``; the tolerances
+(``handprop.interop.TOLERANCES``) are per dtype and were taken from measurement with
+``benchmarks/measure_tolerances.py``: the bound is
 ``|handprop - torch| <= rtol * |torch| + atol * scale``, where ``scale`` is the size of the
 terms the value was summed from (``max(1, max |A| @ |B|)`` for a matrix product, the
 largest reference value otherwise). Matrix products are summed in a different order by
@@ -23,69 +24,19 @@ import torch
 from closeness import assert_close
 
 from handprop import Sequential
-from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
-from handprop.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from handprop.interop import to_torch, to_torch_loss
+from handprop.layers import Linear, Sigmoid, Softmax, Tanh
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
 def to_torch_module(module):
-    """The torch twin of one handprop module, with the same weights and dtype."""
-    if isinstance(module, Linear):
-        twin = torch.nn.Linear(
-            module.in_features,
-            module.out_features,
-            bias=module.bias is not None,
-            dtype=TORCH_DTYPES[module.dtype],
-        )
-        with torch.no_grad():
-            twin.weight.copy_(torch.from_numpy(module.weight.data))
-            if module.bias is not None:
-                twin.bias.copy_(torch.from_numpy(module.bias.data))
-        return twin
-    if isinstance(module, LeakyReLU):
-        return torch.nn.LeakyReLU(module.negative_slope)
-    if isinstance(module, Softmax):
-        return torch.nn.Softmax(dim=module.dim)
-    simple = {ReLU: torch.nn.ReLU, Sigmoid: torch.nn.Sigmoid, Tanh: torch.nn.Tanh}
-    assert type(module) in simple, f"no torch twin for {module!r}"
-    return simple[type(module)]()
+    """The torch twin of one handprop module (handprop.interop.to_torch)."""
+    return to_torch(module)
 
 
 def to_torch_model(model: Sequential) -> torch.nn.Sequential:
-    return torch.nn.Sequential(*(to_torch_module(m) for m in model))
-
-
-def to_torch_loss(loss):
-    def tensor(a):
-        return None if a is None else torch.from_numpy(np.asarray(a, dtype=np.float64))
-
-    if isinstance(loss, BCELoss):
-        return lambda x, t: torch.nn.functional.binary_cross_entropy(
-            x, t, weight=_cast(tensor(loss.weight), x), reduction=loss.reduction
-        )
-    if isinstance(loss, BCEWithLogitsLoss):
-        return lambda x, t: torch.nn.functional.binary_cross_entropy_with_logits(
-            x,
-            t,
-            weight=_cast(tensor(loss.weight), x),
-            pos_weight=_cast(tensor(loss.pos_weight), x),
-            reduction=loss.reduction,
-        )
-    if isinstance(loss, CrossEntropyLoss):
-        return lambda x, t: torch.nn.functional.cross_entropy(
-            x,
-            t,
-            weight=_cast(tensor(loss.weight), x),
-            reduction=loss.reduction,
-            label_smoothing=loss.label_smoothing,
-        )
-    assert isinstance(loss, MSELoss)
-    return lambda x, t: torch.nn.functional.mse_loss(x, t, reduction=loss.reduction)
-
-
-def _cast(t, like):
-    return None if t is None else t.to(like.dtype)
+    return to_torch(model)
 
 
 @dataclass
@@ -142,7 +93,7 @@ def check_network(model: Sequential, loss, X, y) -> NetworkRun:
         h = t_module(h)
         h.retain_grad()
         t_outs.append(h)
-    t_cost = to_torch_loss(loss)(h, ty)
+    t_cost = to_torch_loss(loss, dtype)(h, ty)
 
     # handprop, module by module, recording the same
     model.zero_grad()
@@ -219,7 +170,7 @@ def check_modules(model: Sequential, loss, X, y) -> None:
 
     # the loss, on handprop's output
     t_out = torch.tensor(h, dtype=tdt, requires_grad=True)
-    t_cost = to_torch_loss(loss)(t_out, _torch_target(y, tdt))
+    t_cost = to_torch_loss(loss, dtype)(t_out, _torch_target(y, tdt))
     t_cost.backward(t_g)
     assert_close(f"cost ({loss!r})", cost, t_cost.detach().numpy(), dtype)
     grad = loss.backward(g)
@@ -291,7 +242,7 @@ def check_training(model: Sequential, loss, X, y, optimizer: str, steps: int, **
     opt = getattr(handprop.optim, optimizer)(model.parameters(), **hyper)
     t_opt = TORCH_OPTIMIZERS[optimizer](twin.parameters(), **hyper)
     tx, ty = _torch_inputs(X, y, dtype)
-    t_loss = to_torch_loss(loss)
+    t_loss = to_torch_loss(loss, dtype)
     costs, t_costs = [], []
     for step in range(steps):
         opt.zero_grad()

@@ -10,11 +10,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
-from parity import to_torch_loss, to_torch_model  # noqa: E402
+from parity import to_torch_model  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 from handprop import Sequential  # noqa: E402
 from handprop.data import batches  # noqa: E402
+from handprop.interop import to_torch_loss  # noqa: E402
 from handprop.layers import Linear, ReLU  # noqa: E402
 from handprop.losses import BCEWithLogitsLoss, CrossEntropyLoss  # noqa: E402
 from handprop.optim import Adam  # noqa: E402
@@ -37,7 +38,7 @@ def split(X, y):
 def train_both(model, loss, X, y, epochs, batch_size):
     """Per-epoch mean training loss for handprop and torch, and their final predictions."""
     twin = to_torch_model(model)
-    t_loss = to_torch_loss(loss)
+    t_loss = to_torch_loss(loss, np.float32)
     opt = Adam(model.parameters(), lr=1e-3)
     t_opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)

@@ -1,0 +1,11 @@
+"""Root pytest configuration: handprop.interop's docstring examples need torch.
+
+Where torch is missing they are not collected (the torch-free tests still run); CI installs
+torch, and there any skip fails the run (tests/conftest.py).
+"""
+
+import importlib.util
+
+collect_ignore = []
+if importlib.util.find_spec("torch") is None:
+    collect_ignore.append("src/handprop/interop.py")

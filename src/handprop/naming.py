@@ -1,0 +1,35 @@
+"""Names of a network's intermediate values, as the worked example writes them.
+
+Layers are numbered by their Linear: ``Z{l}`` is the output of the l-th Linear and ``A{l}``
+the output of the activation right after it. Any other module's output is ``out{i}``, i its
+position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .layers import Linear
+from .module import Module
+
+
+def output_names(modules: Sequence[Module]) -> list[str]:
+    """One name per module output.
+
+    Example:
+        >>> from handprop.layers import Linear, ReLU, Sigmoid
+        >>> output_names([Linear(2, 3), ReLU(), Linear(3, 1), Sigmoid()])
+        ['Z1', 'A1', 'Z2', 'A2']
+        >>> output_names([ReLU(), Linear(2, 2), Linear(2, 1)])
+        ['out0', 'Z1', 'Z2']
+    """
+    names, layer = [], 0
+    for i, module in enumerate(modules):
+        if isinstance(module, Linear):
+            layer += 1
+            names.append(f"Z{layer}")
+        elif i > 0 and isinstance(modules[i - 1], Linear):
+            names.append(f"A{layer}")
+        else:
+            names.append(f"out{i}")
+    return names
