@@ -105,7 +105,7 @@ def test_to_torch_loss_gives_the_same_cost(loss):
         if isinstance(loss, CrossEntropyLoss)
         else np.array([[0.0, 1.0], [1.0, 1.0]])
     )
-    t_t = torch.tensor(t) if t.dtype.kind == "i" else torch.tensor(t)
+    t_t = torch.tensor(t)  # int64 class indices or float64 targets
     expected = to_torch_loss(loss, np.float64)(torch.tensor(x), t_t).numpy()
     np.testing.assert_allclose(loss(x, t), expected, rtol=1e-13)
 
