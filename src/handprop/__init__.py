@@ -12,9 +12,21 @@
 ((1, 2), (1, 2))
 """
 
-from . import layers, losses
+from . import data, layers, losses, optim
+from ._gradcheck import GradcheckReport, gradcheck
 from .module import Module, Parameter, Sequential
 
 __version__ = "0.1.0"
 
-__all__ = ["Module", "Parameter", "Sequential", "__version__", "layers", "losses"]
+__all__ = [
+    "GradcheckReport",
+    "Module",
+    "Parameter",
+    "Sequential",
+    "__version__",
+    "data",
+    "gradcheck",
+    "layers",
+    "losses",
+    "optim",
+]

@@ -168,6 +168,7 @@ class ReLU(Module):
     """
 
     _cache = ("_y",)
+    kinks_at = (0.0,)
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, "ReLU()", "input")
@@ -270,6 +271,7 @@ class LeakyReLU(Module):
     """
 
     _cache = ("_x",)
+    kinks_at = (0.0,)
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()

@@ -86,6 +86,9 @@ class Module:
 
     #: Names of the private attributes in which forward caches what backward needs.
     _cache: tuple[str, ...] = ()
+    #: Input values where this module's function has no derivative (ReLU: 0); gradcheck
+    #: watches for perturbations that cross them.
+    kinks_at: tuple[float, ...] = ()
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
