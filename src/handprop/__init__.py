@@ -15,6 +15,7 @@
 from . import data, layers, losses, optim
 from ._gradcheck import GradcheckReport, gradcheck
 from .module import Module, Parameter, Sequential
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,8 @@ __all__ = [
     "data",
     "gradcheck",
     "layers",
+    "load",
     "losses",
     "optim",
+    "save",
 ]
