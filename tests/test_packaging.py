@@ -55,8 +55,8 @@ def test_worked_example_script_runs():
         text=True,
         check=True,
     )
-    assert "cost J = mean(L) = 0.19522" in out.stdout
-    assert "4.weight.grad =\n[[-1.0216" in out.stdout
+    assert "handprop  J = 0.1952289" in out.stdout
+    assert "handprop  dJ/dW3 = [[-1.021613, -0.9252942]]" in out.stdout
 
 
 def test_training_examples_run_and_plot(tmp_path):

@@ -71,28 +71,28 @@ def test_golden_file_was_written_by_the_pinned_torch():
 # Copied from ../shared/reference/worked_example_source.md (torch's printout and the hand
 # derivation). They are printed to 4 decimals, so each must be within 5e-5 of handprop's.
 
+# The document's printed numbers (handprop.worked_example.DOCUMENT, transcribed from the source)
+# under the golden file's names; the source's per-sample gradients are m = 2 times the cost's.
 DOCUMENT = {
-    "Z1": [[4, 2, -7.8], [6, 9, -16]],
-    "A1": [[4, 2, 0], [6, 9, 0]],
-    "Z2": [[0, 8], [8, 10.1]],
-    "A2": [[0, 8], [8, 10.1]],
-    "Z3": [[-2.3], [1.07]],
-    "A3": [[0.0911], [0.7446]],
-    "L": [[0.0955], [0.2949]],
-    "J": 0.1952,
-    "0.weight.grad": [[-0.0249, -0.0396], [-0.1814, -0.2428], [0, 0]],
-    "0.bias.grad": [-0.0147, -0.0614, 0],
-    "2.weight.grad": [[-0.3831, -0.5747, 0], [0.1752, 0.3175, 0]],
-    "2.bias.grad": [-0.0639, 0.0246],
-    "4.weight.grad": [[-1.0216, -0.9253]],
-    "4.bias.grad": [-0.0821],
+    name: we.DOCUMENT[source]
+    for name, source in [
+        ("Z1", "Z1"),
+        ("A1", "A1"),
+        ("Z2", "Z2"),
+        ("A2", "A2"),
+        ("Z3", "Z3"),
+        ("A3", "A3"),
+        ("L", "L"),
+        ("J", "J"),
+        ("0.weight.grad", "dJ/dW1"),
+        ("0.bias.grad", "dJ/db1"),
+        ("2.weight.grad", "dJ/dW2"),
+        ("2.bias.grad", "dJ/db2"),
+        ("4.weight.grad", "dJ/dW3"),
+        ("4.bias.grad", "dJ/db3 printed by torch"),
+    ]
 }
-# The document differentiates the per-sample losses L (their sum), not the cost J = mean(L):
-# its gradients are m = 2 times torch's until it averages at the parameters.
-DOCUMENT_PER_SAMPLE = {
-    "dJ/dA3": [[1.1003], [-1.3430]],
-    "dJ/dZ3": [[0.0911], [-0.2554]],
-}
+DOCUMENT_PER_SAMPLE = {"dJ/dA3": we.DOCUMENT["dL/dA3"], "dJ/dZ3": we.DOCUMENT["dL/dZ3"]}
 
 
 @DTYPES

@@ -16,6 +16,7 @@ from . import data, layers, losses, optim
 from ._gradcheck import GradcheckReport, gradcheck
 from .module import Module, Parameter, Sequential
 from .serialization import load, save
+from .trace import Trace, trace
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "Module",
     "Parameter",
     "Sequential",
+    "Trace",
     "__version__",
     "data",
     "gradcheck",
@@ -32,4 +34,5 @@ __all__ = [
     "losses",
     "optim",
     "save",
+    "trace",
 ]

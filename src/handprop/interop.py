@@ -228,6 +228,7 @@ class ParityRow:
     max_abs: float
     max_rel: float
     passed: bool
+    torch_value: np.ndarray | float | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -240,6 +241,13 @@ class ParityReport:
     @property
     def ok(self) -> bool:
         return all(row.passed for row in self.rows)
+
+    def __getitem__(self, name: str) -> ParityRow:
+        """The row of one tensor, e.g. ``report["dJ/dZ2"]``."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"no tensor {name!r} in this report")
 
     @property
     def first_failure(self) -> ParityRow | None:
@@ -316,7 +324,8 @@ def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
 
     def add(name, actual, expected):
         max_abs, max_rel, passed = compare(actual, expected, dtype)
-        report.rows.append(ParityRow(name, tuple(np.shape(expected)), max_abs, max_rel, passed))
+        shape = tuple(np.shape(expected))
+        report.rows.append(ParityRow(name, shape, max_abs, max_rel, passed, expected))
 
     for name, out, t_out in zip(names, outputs, t_outs, strict=True):
         add(name, out, t_out.detach().numpy())

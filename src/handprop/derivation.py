@@ -1,0 +1,297 @@
+"""A trace written out as a derivation: Markdown with LaTeX, in the worked example's order.
+
+Each step gives the chain-rule formula, the shapes, and the numbers from the computation.
+Where the sizes are small, each backward step is also shown in its second form: the full
+Jacobian matrix of the step, multiplied by the incoming gradient, agreeing with the
+vector-Jacobian product the code computes (without ever forming that matrix).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .layers import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+
+__all__ = ["fmt", "to_markdown"]
+
+
+def fmt(value: float, decimals: int = 4) -> str:
+    """A number to ``decimals`` places without trailing zeros: 4, -7.8, 0.0911, -0 -> 0."""
+    text = f"{float(value):.{decimals}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def latex(a: Any) -> str:
+    """A scalar, vector (one row, as the source writes biases) or matrix in LaTeX."""
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return fmt(a)
+    rows = a.reshape(1, -1) if a.ndim == 1 else a.reshape(a.shape[0], -1)
+    body = r" \\ ".join(" & ".join(fmt(v) for v in row) for row in rows)
+    return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
+
+
+def _shape(a: Any) -> str:
+    return str(tuple(np.shape(a)))
+
+
+ACTIVATION = {
+    ReLU: (r"\mathrm{ReLU}(Z^{[l]}) = \max(0, Z^{[l]})", r"\mathbb{1}[Z^{[l]} > 0]"),
+    Sigmoid: (r"\sigma(Z^{[l]}) = \frac{1}{1 + e^{-Z^{[l]}}}", r"A^{[l]} \odot (1 - A^{[l]})"),
+    Tanh: (r"\tanh(Z^{[l]})", r"1 - A^{[l]} \odot A^{[l]}"),
+    LeakyReLU: (
+        r"\max(Z^{[l]}, \alpha Z^{[l]})",
+        r"\mathbb{1}[Z^{[l]} > 0] + \alpha\, \mathbb{1}[Z^{[l]} \le 0]",
+    ),
+    Softmax: (
+        r"\mathrm{softmax}(Z^{[l]})_{nj} = \frac{e^{Z_{nj}}}{\sum_k e^{Z_{nk}}}",
+        r"\text{(not elementwise: see the Jacobian)}",
+    ),
+}
+
+
+def _activation_jacobian(module: Any, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """d vec(A) / d vec(Z), rows and columns in row-major order."""
+    z64, a64 = z.astype(np.float64), a.astype(np.float64)
+    if isinstance(module, Softmax):
+        blocks = [np.diag(row) - np.outer(row, row) for row in a64]
+        n, k = a.shape
+        jac = np.zeros((n * k, n * k))
+        for i, block in enumerate(blocks):
+            jac[i * k : (i + 1) * k, i * k : (i + 1) * k] = block
+        return jac
+    if isinstance(module, ReLU):
+        slope = (z64 > 0).astype(np.float64)
+    elif isinstance(module, LeakyReLU):
+        slope = np.where(z64 > 0, 1.0, module.negative_slope)
+    elif isinstance(module, Sigmoid):
+        slope = a64 * (1 - a64)
+    else:
+        slope = 1 - a64 * a64
+    return np.diag(slope.ravel())
+
+
+def _jacobian_block(
+    title: str, jac: np.ndarray, upstream: np.ndarray, code: np.ndarray, what: str
+) -> list[str]:
+    product = upstream.astype(np.float64).ravel() @ jac
+    diff = float(np.max(np.abs(product - code.astype(np.float64).ravel()), initial=0.0))
+    return [
+        f"*Jacobian view.* {title}, a {jac.shape[0]} x {jac.shape[1]} matrix:",
+        "",
+        f"$$ {latex(jac)} $$",
+        "",
+        f"and $\\operatorname{{vec}}({what})^\\top$ = incoming gradient (as a row) times it "
+        f"$= {latex(product)}$, the same as the code's result "
+        f"(max difference {diff:.1e}{', float32 rounding' if code.dtype == np.float32 and diff else ''}).",
+        "",
+    ]
+
+
+def _loss_lines(loss: Any, last: str, t: Any) -> tuple[list[str], str]:
+    """The loss formula, and the formula of dJ/d(last output)."""
+    m = t["L"].size if not isinstance(loss, CrossEntropyLoss) else t["L"].shape[0]
+    scale = {"mean": rf"\frac{{1}}{{{m}}}", "sum": "", "none": ""}[loss.reduction]
+    if isinstance(loss, BCELoss):
+        formula = rf"L = -\left(Y \odot \log {last} + (1 - Y) \odot \log(1 - {last})\right)"
+        grad = rf"{scale} \frac{{{last} - Y}}{{{last} \odot (1 - {last})}}"
+    elif isinstance(loss, BCEWithLogitsLoss):
+        formula = rf"L = (1 - Y) \odot {last} - \log \sigma({last})"
+        grad = rf"{scale} \left(\sigma({last}) - Y\right)"
+    elif isinstance(loss, MSELoss):
+        formula = rf"L = ({last} - Y)^2"
+        grad = rf"{scale}\, 2 ({last} - Y)"
+    else:
+        formula = rf"L_n = -\sum_c Y_{{nc}} \log \mathrm{{softmax}}({last})_{{nc}}"
+        grad = rf"{scale} \left(\mathrm{{softmax}}({last}) - Y_{{\text{{one-hot}}}}\right)"
+    reduce = {
+        "mean": rf"J = \frac{{1}}{{{m}}} \sum L",
+        "sum": r"J = \sum L",
+        "none": r"J = L \text{ (no reduction; gradients are of } \sum L)",
+    }[loss.reduction]
+    return [f"$${formula}$$", "", f"$${reduce}$$", ""], grad
+
+
+def to_markdown(t: Any, jacobian_limit: int = 8) -> str:
+    """The derivation of trace ``t`` (see the module docstring)."""
+    layers, loss = t.layers, t.loss_fn
+    last = layers[-1].number
+    arrow = " → ".join(repr(m) for m in t.model)
+    out = [
+        "# Backpropagation, step by step",
+        "",
+        f"Network: {arrow}; loss: `{loss!r}`; dtype {t['X'].dtype}. Samples are rows.",
+        "",
+        f"$$X = {latex(t['X'])} \\qquad Y = {latex(t['Y'])}$$",
+        "",
+        "## Parameters",
+        "",
+    ]
+    for layer in layers:
+        n = layer.number
+        line = f"$$W^{{[{n}]}} = {latex(t[f'W{n}'])}"
+        if f"b{n}" in t:
+            line += f" \\qquad \\vec b^{{[{n}]}} = {latex(t[f'b{n}'])}"
+        out += [line + "$$", ""]
+
+    out += ["## Forward", ""]
+    for layer in layers:
+        n, prev = layer.number, ("X" if layer.number == 1 else f"A^{{[{layer.number - 1}]}}")
+        prev_value = t["X"] if n == 1 else t[f"A{n - 1}"]
+        bias = f" + \\vec b^{{[{n}]}}" if f"b{n}" in t else ""
+        out += [
+            f"### Layer {n}",
+            "",
+            f"$$Z^{{[{n}]}} = {prev} \\, W^{{[{n}]\\top}}{bias} = {latex(t[f'Z{n}'])}$$",
+            "",
+            f"Shapes: {_shape(prev_value)} times {_shape(t[f'W{n}'].T)}"
+            + (f" plus {_shape(t[f'b{n}'])} broadcast over the rows" if bias else "")
+            + f" gives {_shape(t[f'Z{n}'])}.",
+            "",
+        ]
+        if layer.activation is not None:
+            forward, _ = ACTIVATION[type(layer.activation)]
+            forward = forward.replace("[l]", f"[{n}]")
+            out += [f"$$A^{{[{n}]}} = {forward} = {latex(t[f'A{n}'])}$$", ""]
+            kinks = np.argwhere(t[f"Z{n}"] == 0) if layer.activation.kinks_at else []
+            for cell in kinks:
+                where = ", ".join(map(str, cell))
+                out += [
+                    f"Note: $Z^{{[{n}]}}_{{{where}}} = 0$ exactly, where {layer.activation!r} has "
+                    "a kink and no derivative. handprop, like torch, takes the derivative there "
+                    "to be 0 (the left one); a finite-difference check straddling it sees the "
+                    "average of the two slopes.",
+                    "",
+                ]
+
+    out += ["## Loss and cost", ""]
+    loss_lines, loss_grad = _loss_lines(loss, f"A^{{[{last}]}}", t)
+    out += loss_lines
+    out += [f"$$L = {latex(t['L'])} \\qquad J = {latex(t['J'])}$$", ""]
+
+    out += [
+        "## Backward",
+        "",
+        "Gradients of the cost $J$, what torch stores in `.grad`. The source differentiates "
+        "each sample's loss instead; those values, $\\partial L / \\partial \\cdot$ (gradients "
+        "of $\\sum L$), are shown next to them where they differ.",
+        "",
+    ]
+    step = 0
+
+    def add_step(title: str, formula: str, shape_text: str, name: str) -> None:
+        nonlocal step
+        step += 1
+        out.extend([f"### {step}. {title}", "", f"$${formula}$$", "", shape_text, ""])
+        value = f"$$\\frac{{\\partial J}}{{\\partial {_tex(name)}}} = {latex(t['dJ/d' + name])}$$"
+        out.extend([value, ""])
+        per_sample = f"dL/d{name}"
+        if per_sample in t and not np.array_equal(t[per_sample], t["dJ/d" + name]):
+            out.extend(
+                [
+                    f"Per sample (the source's $\\partial L / \\partial {_tex(name)}$): "
+                    f"${latex(t[per_sample])}$",
+                    "",
+                ]
+            )
+
+    for layer in reversed(layers):
+        n = layer.number
+        if n == last:
+            add_step(
+                f"$\\partial J / \\partial A^{{[{n}]}}$, from the loss",
+                f"\\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} = {loss_grad}",
+                f"Shape {_shape(t[f'A{n}'])}, the shape of $A^{{[{n}]}}$.",
+                f"A{n}",
+            )
+        if layer.activation is not None:
+            _, derivative = ACTIVATION[type(layer.activation)]
+            derivative = derivative.replace("[l]", f"[{n}]")
+            add_step(
+                f"$\\partial J / \\partial Z^{{[{n}]}}$, through {layer.activation!r}",
+                f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}} = \\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} "
+                f"\\odot {derivative}",
+                f"Elementwise, shape {_shape(t[f'Z{n}'])}."
+                if not isinstance(layer.activation, Softmax)
+                else f"Row by row: $G \\mapsto A \\odot (G - \\sum_j G \\odot A)$, shape {_shape(t[f'Z{n}'])}.",
+                f"Z{n}",
+            )
+            if t[f"Z{n}"].size <= jacobian_limit:
+                jac = _activation_jacobian(layer.activation, t[f"Z{n}"], t[f"A{n}"])
+                out += _jacobian_block(
+                    f"$\\partial \\operatorname{{vec}} A^{{[{n}]}} / \\partial \\operatorname{{vec}} Z^{{[{n}]}}$",
+                    jac,
+                    t[f"dJ/dA{n}"],
+                    t[f"dJ/dZ{n}"],
+                    f"\\partial J / \\partial Z^{{[{n}]}}",
+                )
+        prev = "X" if n == 1 else f"A{n - 1}"
+        prev_tex = "X" if n == 1 else f"A^{{[{n - 1}]}}"
+        dz = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}}"
+        step += 1
+        w_formula = f"\\frac{{\\partial J}}{{\\partial W^{{[{n}]}}}} = {dz}^\\top {prev_tex} = {latex(t[f'dJ/dW{n}'])}"
+        out += [
+            f"### {step}. $\\partial J / \\partial W^{{[{n}]}}$ and $\\partial J / \\partial \\vec b^{{[{n}]}}$",
+            "",
+            f"$${w_formula}$$",
+            "",
+            f"Shapes: {_shape(t[f'dJ/dZ{n}'].T)} times {_shape(t[prev])} gives "
+            f"{_shape(t[f'W{n}'])}, the shape of $W^{{[{n}]}}$: each sample's outer product, "
+            "summed over the batch (the sum already carries the cost's 1/m).",
+            "",
+        ]
+        if f"b{n}" in t:
+            out += [
+                f"$$\\frac{{\\partial J}}{{\\partial \\vec b^{{[{n}]}}}} = \\sum_{{\\text{{rows}}}} {dz} "
+                f"= {latex(t[f'dJ/db{n}'])}$$",
+                "",
+            ]
+        if t[f"Z{n}"].size * t[f"W{n}"].size <= jacobian_limit**2:
+            z, a_prev, w = t[f"Z{n}"], t[prev], t[f"W{n}"]
+            jac = np.zeros((z.size, w.size))
+            for i in range(z.shape[0]):
+                for o in range(z.shape[1]):
+                    jac[i * z.shape[1] + o, o * w.shape[1] : (o + 1) * w.shape[1]] = a_prev[i]
+            out += _jacobian_block(
+                f"$\\partial \\operatorname{{vec}} Z^{{[{n}]}} / \\partial \\operatorname{{vec}} W^{{[{n}]}}$",
+                jac,
+                t[f"dJ/dZ{n}"],
+                t[f"dJ/dW{n}"],
+                f"\\partial J / \\partial W^{{[{n}]}}",
+            )
+        if n > 1:
+            add_step(
+                f"$\\partial J / \\partial A^{{[{n - 1}]}}$, back through layer {n}",
+                f"\\frac{{\\partial J}}{{\\partial A^{{[{n - 1}]}}}} = {dz} \\, W^{{[{n}]}}",
+                f"A matrix product: {_shape(t[f'dJ/dZ{n}'])} times {_shape(t[f'W{n}'])} gives "
+                f"{_shape(t[f'A{n - 1}'])}, the shape of $A^{{[{n - 1}]}}$ (an elementwise "
+                f"product with $W^{{[{n}]\\top}}$ would give the wrong shape and values).",
+                f"A{n - 1}",
+            )
+            if t[f"Z{n}"].size * t[f"A{n - 1}"].size <= jacobian_limit**2:
+                jac = np.kron(np.eye(t[f"Z{n}"].shape[0]), t[f"W{n}"].astype(np.float64))
+                out += _jacobian_block(
+                    f"$\\partial \\operatorname{{vec}} Z^{{[{n}]}} / \\partial \\operatorname{{vec}} A^{{[{n - 1}]}} = I_N \\otimes W^{{[{n}]}}$",
+                    jac,
+                    t[f"dJ/dZ{n}"],
+                    t[f"dJ/dA{n - 1}"],
+                    f"\\partial J / \\partial A^{{[{n - 1}]}}",
+                )
+    out += [
+        f"### {step + 1}. $\\partial J / \\partial X$",
+        "",
+        f"$$\\frac{{\\partial J}}{{\\partial X}} = \\frac{{\\partial J}}{{\\partial Z^{{[1]}}}} W^{{[1]}} = {latex(t['dJ/dX'])}$$",
+        "",
+        "Not needed to train (X is data, not a parameter), but it is what the chain rule "
+        "gives at the input, and what torch computes for an input with `requires_grad=True`.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _tex(name: str) -> str:
+    """'A3' -> 'A^{[3]}', 'X' -> 'X'."""
+    return name if name == "X" else f"{name[0]}^{{[{name[1:]}]}}"

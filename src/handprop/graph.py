@@ -1,0 +1,131 @@
+"""The computational graph of a trace as SVG, drawn by hand (no graphviz needed).
+
+Nodes: X and Y, each layer's W and b (above), Z and A (on the main line), the per-element
+losses L and the cost J; edges in forward order. Each node shows its shape, its value and its
+gradient dJ/d(node), so the picture is the whole computation at a glance.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+import numpy as np
+
+from .derivation import fmt
+
+__all__ = ["to_svg"]
+
+WIDTH, LINE, GAP_X, GAP_Y, PAD = 205, 15, 60, 40, 8
+B_SHIFT = 24  # b sits a little right of W, so that W's edge to Z passes beside it
+MAX_ROWS, MAX_COLS = 4, 4
+
+
+def _rows(label: str, value: Any) -> list[str]:
+    """A few text lines showing an array (clipped to MAX_ROWS x MAX_COLS)."""
+    a = np.asarray(value)
+    if a.ndim == 0:
+        return [f"{label} {fmt(a)}"]
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a.reshape(a.shape[0], -1)
+    lines = [label]
+    for row in a2[:MAX_ROWS]:
+        cells = [fmt(v) for v in row[:MAX_COLS]] + (["…"] if row.size > MAX_COLS else [])
+        lines.append("  [" + ", ".join(cells) + "]")
+    if a2.shape[0] > MAX_ROWS:
+        lines.append("  …")
+    return lines
+
+
+def _node(t: Any, name: str, grad: str | None) -> dict[str, Any]:
+    value = t[name]
+    lines = [f"{name}  {tuple(np.shape(value))}", *_rows("value", value)]
+    if grad is not None and grad in t:
+        lines += _rows(grad, t[grad])
+    return {"name": name, "lines": lines, "height": PAD * 2 + LINE * len(lines)}
+
+
+def to_svg(t: Any) -> str:
+    """SVG text of trace ``t``'s computational graph."""
+    main: list[dict] = [_node(t, "X", "dJ/dX")]
+    above: dict[int, list[dict]] = {}
+    edges: list[tuple[str, str]] = []
+    previous = "X"
+    for layer in t.layers:
+        n = layer.number
+        column = len(main)
+        params = [_node(t, f"W{n}", f"dJ/dW{n}")]
+        edges.append((f"W{n}", f"Z{n}"))
+        if f"b{n}" in t:
+            params.append(_node(t, f"b{n}", f"dJ/db{n}"))
+            edges.append((f"b{n}", f"Z{n}"))
+        above[column] = params
+        main.append(_node(t, f"Z{n}", f"dJ/dZ{n}"))
+        edges.append((previous, f"Z{n}"))
+        previous = f"Z{n}"
+        if layer.activation is not None:
+            main.append(_node(t, f"A{n}", f"dJ/dA{n}"))
+            main[-1]["lines"][0] += f"  {layer.activation!r}"
+            edges.append((previous, f"A{n}"))
+            previous = f"A{n}"
+    loss_column = len(main)
+    main.append(_node(t, "L", None))
+    main[-1]["lines"][0] += f"  {t.loss_fn!r}"
+    above[loss_column] = [_node(t, "Y", None)]
+    edges += [(previous, "L"), ("Y", "L")]
+    main.append(_node(t, "J", None))
+    edges.append(("L", "J"))
+
+    top_height = max(sum(p["height"] + GAP_Y for p in ps) for ps in above.values())
+    main_y = PAD + top_height
+    boxes: dict[str, tuple[float, float, float]] = {}  # name -> (x, y, height)
+    for column, node in enumerate(main):
+        x = PAD + column * (WIDTH + GAP_X)
+        boxes[node["name"]] = (x, main_y, node["height"])
+        y = main_y
+        for param in reversed(above.get(column, [])):
+            y -= param["height"] + GAP_Y
+            shift = B_SHIFT if param["name"].startswith("b") else 0
+            boxes[param["name"]] = (x + shift, y, param["height"])
+    width = PAD * 2 + len(main) * (WIDTH + GAP_X) - GAP_X + B_SHIFT
+    height = main_y + max(n["height"] for n in main) + PAD
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="monospace" font-size="11">',
+        "<title>Computational graph: forward values and gradients dJ/d(node)</title>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+        'fill="#555"/></marker></defs>',
+    ]
+    for source, target in edges:
+        sx, sy, sh = boxes[source]
+        tx, ty, th = boxes[target]
+        if source[0] == "W":  # down the left, beside b
+            x1, y1, x2, y2 = sx + B_SHIFT / 2, sy + sh, tx + B_SHIFT / 2, ty
+        elif sy < ty and abs(sx - tx) <= B_SHIFT:  # b or Y straight down onto its node
+            x1, y1, x2, y2 = sx + WIDTH / 2, sy + sh, sx + WIDTH / 2, ty
+        else:
+            x1, y1, x2, y2 = sx + WIDTH, sy + min(sh, th) / 2, tx, ty + min(sh, th) / 2
+        parts.append(
+            f'<line class="edge" data-from="{source}" data-to="{target}" x1="{x1}" y1="{y1}" '
+            f'x2="{x2}" y2="{y2}" stroke="#555" marker-end="url(#arrow)"/>'
+        )
+    everything = main + [p for ps in above.values() for p in ps]
+    for node in everything:
+        x, y, h = boxes[node["name"]]
+        kind = "param" if node["name"][0] in "Wb" else "value"
+        fill = {"param": "#fff4d6", "value": "#e8f0fe"}[kind]
+        parts.append(f'<g class="node {kind}" id="node-{escape(node["name"])}">')
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="{WIDTH}" height="{h}" rx="6" fill="{fill}" '
+            'stroke="#333"/>'
+        )
+        for i, line in enumerate(node["lines"]):
+            weight = ' font-weight="bold"' if i == 0 else ""
+            parts.append(
+                f'<text x="{x + PAD}" y="{y + PAD + LINE * (i + 0.8)}"{weight} '
+                f'xml:space="preserve">{escape(line)}</text>'
+            )
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,173 @@
+"""``trace(model, loss_fn, X, y)``: one forward and backward pass with every quantity kept.
+
+Names follow the worked example, layers numbered by their Linear:
+
+- ``X``, ``Y``: the input and the target;
+- ``Z{l}``: output of the l-th Linear; ``A{l}``: output of the activation after it (``A{l}`` is
+  ``Z{l}`` when none follows); ``W{l}``, ``b{l}``: its weight and bias;
+- ``L``: the per-element losses; ``J``: the cost (the loss as configured, e.g. their mean);
+- ``dJ/dZ{l}``, ``dJ/dA{l}``, ``dJ/dW{l}``, ``dJ/db{l}``, ``dJ/dX``: gradients of the cost, what
+  torch's ``.grad`` and ``retain_grad()`` give;
+- ``dL/dZ{l}``, ``dL/dA{l}``: gradients of the *summed* per-element losses, the convention of
+  the source, which differentiates each sample's loss and averages only at the parameters;
+  for ``reduction="mean"`` they are ``numel`` times the ``dJ`` ones.
+
+Example:
+    >>> from handprop import worked_example
+    >>> X, Y = worked_example.data()
+    >>> t = trace(worked_example.model(), worked_example.loss_fn(), X, Y)
+    >>> t["dJ/dW3"]
+    array([[-1.0216126, -0.9252942]], dtype=float32)
+    >>> t["dL/dA3"].ravel().round(4)  # the document's step 1: [1.1003, -1.3430]
+    array([ 1.1003, -1.343 ], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .layers import Linear
+from .module import Module, Sequential
+
+__all__ = ["Trace", "trace"]
+
+
+@dataclass
+class Layer:
+    """One Linear and the activation after it (if any), as the worked example groups them."""
+
+    number: int
+    linear: Linear
+    linear_index: int  # position in the Sequential
+    activation: Module | None
+    activation_index: int | None
+
+
+class Trace:
+    """The named values of one forward and backward pass (see the module docstring).
+
+    ``trace["dJ/dW2"]`` returns the array; ``names()`` lists what is there, in the order of
+    the computation; ``to_markdown()`` writes the derivation, ``to_svg()`` draws the graph.
+    """
+
+    def __init__(self, model: Sequential, loss_fn: Any, layers: list[Layer], values: dict) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.layers = layers
+        self._values = values
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise KeyError(f"Trace has no {name!r}; it has: {', '.join(self._values)}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def names(self) -> list[str]:
+        return list(self._values)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return iter(self._values.items())
+
+    def __repr__(self) -> str:
+        return f"Trace({len(self.layers)} layers, {self.loss_fn!r}: {', '.join(self._values)})"
+
+    def to_markdown(self, jacobian_limit: int = 16) -> str:
+        """The derivation as Markdown with LaTeX (see ``handprop.derivation``)."""
+        from .derivation import to_markdown
+
+        return to_markdown(self, jacobian_limit=jacobian_limit)
+
+    def to_svg(self, path: Any = None) -> str:
+        """The computational graph as SVG text (also written to ``path`` if given)."""
+        from .graph import to_svg
+
+        svg = to_svg(self)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(svg)
+        return svg
+
+
+def layers_of(model: Sequential) -> list[Layer]:
+    """Group a flat Sequential into layers: each Linear with the activation right after it."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"trace: expected a Sequential model, got {type(model).__name__}")
+    modules = list(model)
+    if not modules or not isinstance(modules[0], Linear):
+        raise ValueError("trace: the model must start with a Linear layer (X -> Z1 -> ...)")
+    layers: list[Layer] = []
+    for i, module in enumerate(modules):
+        if isinstance(module, Sequential):
+            raise ValueError(f"trace: module {i} is a nested Sequential; flatten the model")
+        if isinstance(module, Linear):
+            layers.append(Layer(len(layers) + 1, module, i, None, None))
+        elif layers[-1].activation is None and layers[-1].linear_index == i - 1:
+            layers[-1].activation, layers[-1].activation_index = module, i
+        else:
+            raise ValueError(
+                f"trace: module {i} ({module!r}) follows an activation; each Linear may be "
+                "followed by at most one activation"
+            )
+    return layers
+
+
+def trace(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Trace:
+    """Run forward, cost and backward on a copy of ``model`` and keep every named value.
+
+    The model itself is not changed (its ``.grad`` stay as they were).
+    """
+    net = copy.deepcopy(model)
+    net.zero_grad()
+    layers = layers_of(net)
+    dtype = layers[0].linear.dtype
+    x = np.asarray(X).astype(dtype, copy=False)  # as Linear would cast it
+    values: dict[str, Any] = {"X": x, "Y": np.asarray(y)}
+    for layer in layers:
+        values[f"W{layer.number}"] = layer.linear.weight.data
+        if layer.linear.bias is not None:
+            values[f"b{layer.number}"] = layer.linear.bias.data
+
+    # forward
+    h = x
+    for layer in layers:
+        h = layer.linear(h)
+        values[f"Z{layer.number}"] = h
+        if layer.activation is not None:
+            h = layer.activation(h)
+        values[f"A{layer.number}"] = h
+    loss = copy.deepcopy(loss_fn)
+    per_element = copy.deepcopy(loss_fn)
+    per_element.reduction = "none"
+    values["L"] = per_element(h, y)
+    values["J"] = loss(h, y)
+
+    # backward of the cost J, then of sum(L)
+    out_grad = 1.0 if loss.reduction != "none" else np.ones_like(values["J"])
+    _backward(layers, loss.backward(out_grad), "J", values)
+    for layer in layers:  # copies: the second backward below adds into .grad again
+        values[f"dJ/dW{layer.number}"] = layer.linear.weight.grad.copy()
+        if layer.linear.bias is not None:
+            values[f"dJ/db{layer.number}"] = layer.linear.bias.grad.copy()
+    per_sample: dict[str, Any] = {}
+    _backward(layers, per_element.backward(np.ones_like(values["L"])), "L", per_sample)
+    values.update({k: v for k, v in per_sample.items() if k != "dL/dX"})
+    return Trace(model, loss_fn, layers, values)
+
+
+def _backward(layers: list[Layer], grad: np.ndarray, of: str, values: dict) -> None:
+    """Backward through the layers, storing d{of}/dA{l} and d{of}/dZ{l}, and d{of}/dX."""
+    for layer in reversed(layers):
+        values[f"d{of}/dA{layer.number}"] = grad
+        if layer.activation is not None:
+            grad = layer.activation.backward(grad)
+        values[f"d{of}/dZ{layer.number}"] = grad
+        grad = layer.linear.backward(grad)
+    values[f"d{of}/dX"] = grad

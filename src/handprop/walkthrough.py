@@ -1,0 +1,270 @@
+"""The worked example, walked through: ``handprop walkthrough`` (or ``python -m handprop
+walkthrough``, or ``examples/worked_example.py``).
+
+Prints the source document's network and parameters, the forward pass, the per-sample
+losses and the cost, then backpropagation step by step in the document's order: for each
+step the formula, the shape, handprop's value, the value the document prints, and torch's
+value with a match mark when torch is installed. Where the document differs it says why
+(rounding, per-sample loss vs cost, its step-4 error, the ReLU kink). It ends with the
+document's ``Adam(lr=0.01)`` step. NumPy is all it needs.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, TextIO
+
+import numpy as np
+
+from . import worked_example as we
+from .optim import Adam
+from .trace import Trace, trace
+
+__all__ = ["walkthrough"]
+
+CHECK, CROSS = "✓", "✗"
+
+
+def _num(v: Any) -> str:
+    text = f"{float(v):.7g}"
+    return "0" if text == "-0" else text
+
+
+def show(a: Any) -> str:
+    """An array as a nested list with 7 significant digits: [[4, 2, -7.8], [6, 9, -16]]."""
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return _num(a)
+    return "[" + ", ".join(show(row) for row in a) + "]"
+
+
+def _doc_agrees(value: Any, printed: Any) -> bool:
+    value, printed = np.asarray(value, dtype=np.float64), np.asarray(printed, dtype=np.float64)
+    return value.shape == printed.shape and bool(np.all(np.abs(value - printed) <= 5.01e-5))
+
+
+class _Printer:
+    def __init__(self, t: Trace, out: TextIO, torch_report: Any) -> None:
+        self.t, self.out, self.report = t, out, torch_report
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def heading(self, text: str) -> None:
+        self.line()
+        self.line(text)
+        self.line("=" * len(text))
+
+    def value(
+        self,
+        label: str,
+        value: Any,
+        document: Any = None,
+        torch_name: str | None = None,
+        torch_scale: float = 1.0,
+        why: str | None = None,
+    ) -> None:
+        """handprop's value; the document's (agreeing to 4 decimals, or why not); torch's."""
+        self.line(f"    handprop  {label} = {show(value)}")
+        if document is not None:
+            if _doc_agrees(value, document):
+                self.line(f"    document  {show(document)}   (agrees to its 4 decimals)")
+            else:
+                self.line(f"    document  {show(document)}   DIFFERS: {why or 'see below'}")
+        if self.report is not None and torch_name is not None:
+            row = self.report[torch_name]
+            mark = CHECK if row.passed else CROSS
+            torch_value = np.asarray(row.torch_value) * torch_scale
+            self.line(
+                f"    torch     {show(torch_value)}   {mark} (max difference {row.max_abs:.1e})"
+            )
+
+
+def _torch_report(model, loss_fn, X, Y):
+    try:
+        from .interop import parity_report
+
+        return parity_report(copy.deepcopy(model), loss_fn, X, Y)
+    except ImportError:
+        return None
+
+
+def walkthrough(
+    out: TextIO | None = None, dtype: Any = np.float32, use_torch: bool = True
+) -> Trace:
+    """Print the walkthrough to ``out`` (default stdout); returns the trace it is built on."""
+    import sys
+
+    out = out or sys.stdout
+    model, (X, Y), loss_fn = we.model(dtype), we.data(dtype), we.loss_fn()
+    t = trace(model, loss_fn, X, Y)
+    report = _torch_report(model, loss_fn, X, Y) if use_torch else None
+    p = _Printer(t, out, report)
+    doc = we.DOCUMENT
+    m = Y.size  # samples (one output each): the document's per-sample gradients are m dJ
+
+    p.line("handprop walkthrough: the worked example, forward and backward by hand")
+    p.line(
+        "Values: handprop's own computation; 'document': the number the source prints; 'torch': "
+        + ("autograd's value, with a match mark." if report else "(torch is not installed).")
+    )
+
+    p.heading("1. The network")
+    p.line(str(model))
+    p.line(
+        f"dtype {np.dtype(dtype)}; loss {loss_fn!r}; X = {show(X)}, y = {show(Y)} "
+        "(samples are rows)"
+    )
+
+    p.heading("2. Parameters, set by hand as in the source (.grad is None until a backward)")
+    for name, param in model.named_parameters():
+        p.line(f"  {name:<9} shape {param.shape!s:<7} {show(param.data)}   grad {param.grad}")
+
+    p.heading("3. Forward: Z = A_prev @ W.T + b, then A = activation(Z)")
+    for layer in t.layers:
+        n = layer.number
+        prev = "X" if n == 1 else f"A{n - 1}"
+        z = t[f"Z{n}"]
+        p.line(
+            f"  Z{n} = {prev} @ W{n}.T + b{n}     {t[prev].shape} @ {t[f'W{n}'].T.shape} "
+            f"+ {t[f'b{n}'].shape} -> {z.shape}"
+        )
+        p.value(f"Z{n}", z, doc[f"Z{n}"], f"Z{n}")
+        name = type(layer.activation).__name__
+        p.line(f"  A{n} = {name}(Z{n})")
+        p.value(f"A{n}", t[f"A{n}"], doc[f"A{n}"], f"A{n}")
+    p.line(
+        "  Note: Z2[0, 0] is exactly 0, the point where ReLU bends (its 'kink'); it matters in "
+        "step 5."
+    )
+
+    p.heading("4. Loss and cost")
+    p.line("  L = -(y log A3 + (1 - y) log(1 - A3)), one loss per sample; J = mean(L), the cost")
+    p.value("L", t["L"], doc["L"])
+    p.value("J", t["J"], doc["J"], "J")
+
+    p.heading("5. Backpropagation, from the cost back to the parameters")
+    p.line(
+        "  torch's .grad holds gradients of the cost J = mean(L). The source differentiates each\n"
+        f"  sample's loss L instead and averages only at the parameters: its dL values are\n"
+        f"  m = {m} times torch's dJ values. Both are shown: dL for the source's steps,\n"
+        "  dJ for .grad."
+    )
+
+    p.line("\n  Step 1. dL/dA3 = -y / A3 + (1 - y) / (1 - A3)        shape (2, 1), like A3")
+    p.value("dL/dA3", t["dL/dA3"], doc["dL/dA3"], "dJ/dA3", torch_scale=m)
+    p.line(f"    (dJ/dA3 = dL/dA3 / {m} = {show(t['dJ/dA3'])})")
+
+    p.line("\n  Step 2. dL/dZ3 = dL/dA3 * A3 * (1 - A3)   (sigmoid' = A3 (1 - A3))   shape (2, 1)")
+    a3 = t["A3"].astype(np.float64)
+    p.value(
+        "dA3/dZ3",
+        a3 * (1 - a3),
+        doc["dA3/dZ3"],
+        why="truncation: the document cuts 0.19017236 to 0.1901 instead of rounding to 0.1902",
+    )
+    p.value("dL/dZ3", t["dL/dZ3"], doc["dL/dZ3"], "dJ/dZ3", torch_scale=m)
+
+    p.line("\n  Step 3. dJ/db3 = mean over samples of dL/dZ3; dJ/dW3 = dJ/dZ3.T @ A2")
+    p.value(
+        "dJ/db3",
+        t["dJ/db3"],
+        doc["dJ/db3"],
+        "4.bias.grad",
+        why="rounding: the document averages its rounded values, (0.0911 - 0.2554) / 2 = "
+        "-0.08215, and rounds again; the exact mean is -0.08214 (its own torch printout says "
+        "-0.0821)",
+    )
+    per_sample_w3 = t["dL/dZ3"] * t["A2"]  # row n: sample n's dL/dW3
+    p.value(
+        "dL/dW3 per sample (rows)",
+        per_sample_w3,
+        doc["dL/dW3 per sample"],
+        why="truncation: the document cuts 0.7289836 to 0.7289 and -2.5795712 to -2.5795 "
+        "instead of rounding (0.7290, -2.5796)",
+    )
+    p.value("dJ/dW3", t["dJ/dW3"], doc["dJ/dW3"], "4.weight.grad")
+
+    p.line("\n  Step 4. dL/dA2 = dL/dZ3 @ W3        (2, 1) @ (1, 2) -> (2, 2), like A2")
+    p.value(
+        "dL/dA2",
+        t["dL/dA2"],
+        doc["dL/dA2"],
+        "dJ/dA2",
+        torch_scale=m,
+        why="the document multiplies elementwise, dL_dZ3 * W3.T, which broadcasts (2, 1) * (2, 1) "
+        "to shape (2, 1): sample 1 gets W3[0, 0] and sample 2 gets W3[0, 1]. Z3 = A2 @ W3.T "
+        "makes every A2[n, j] reach Z3[n] through W3[0, j], so the chain rule is the matrix "
+        "product dL/dZ3 @ W3, shape (2, 2), as torch computes",
+    )
+
+    p.line("\n  Step 5. dL/dZ2 = dL/dA2 * (Z2 > 0)    ReLU' is 1 where Z2 > 0 and 0 where Z2 < 0")
+    p.line(
+        "    At Z2[0, 0] = 0 exactly ReLU has no derivative. handprop, like torch, takes 0 there\n"
+        "    (the mask is Z2 > 0, not Z2 >= 0), so no gradient reaches Z2[0, 0] although\n"
+        f"    dL/dA2[0, 0] = {show(t['dL/dA2'][0, 0])}; with the other choice, 1, dJ/db2 would be "
+        f"[-0.0411, 0.0246]."
+    )
+    p.value(
+        "dL/dZ2",
+        t["dL/dZ2"],
+        doc["dL/dZ2"],
+        "dJ/dZ2",
+        torch_scale=m,
+        why="the document carries on its step-4 values; the mask (Z2 > 0) = [[0, 1], [1, 1]] is "
+        "right",
+    )
+
+    p.line("\n  Step 6 on (the document stops here, but prints torch's .grad for every parameter):")
+    p.line("  dJ/dW2 = dJ/dZ2.T @ A1, dJ/db2 = sum over samples of dJ/dZ2")
+    p.value("dJ/dW2", t["dJ/dW2"], doc["dJ/dW2"], "2.weight.grad")
+    p.value("dJ/db2", t["dJ/db2"], doc["dJ/db2"], "2.bias.grad")
+    p.line("  dJ/dA1 = dJ/dZ2 @ W2     (2, 2) @ (2, 3) -> (2, 3)")
+    p.value("dJ/dA1", t["dJ/dA1"], None, "dJ/dA1")
+    p.line("  dJ/dZ1 = dJ/dA1 * (Z1 > 0)   (the third unit is off for both samples: no gradient)")
+    p.value("dJ/dZ1", t["dJ/dZ1"], None, "dJ/dZ1")
+    p.line("  dJ/dW1 = dJ/dZ1.T @ X, dJ/db1 = sum over samples of dJ/dZ1")
+    p.value("dJ/dW1", t["dJ/dW1"], doc["dJ/dW1"], "0.weight.grad")
+    p.value("dJ/db1", t["dJ/db1"], doc["dJ/db1"], "0.bias.grad")
+    p.line("  dJ/dX = dJ/dZ1 @ W1 (not needed to train, X is data)")
+    p.value("dJ/dX", t["dJ/dX"], None, "dJ/dX")
+
+    p.heading("6. One Adam step, optimizer = Adam(model.parameters(), lr=0.01)")
+    model.zero_grad()
+    loss_fn(model(X), Y)
+    model.backward(loss_fn.backward())
+    grads = {name: param.grad.copy() for name, param in model.named_parameters()}
+    before = model.state_dict()
+    Adam(model.parameters(), lr=0.01).step()
+    p.line(
+        "  On the first step Adam moves every parameter by lr = 0.01 against the sign of its\n"
+        "  gradient (m / sqrt(v) = g / |g|); parameters whose gradient is 0 do not move."
+    )
+    torch_after = _torch_adam_step(we.model(dtype), X, Y) if report is not None else None
+    for name, param in model.named_parameters():
+        moved = param.data - before[name]
+        p.line(f"  {name:<9} {show(param.data)}")
+        p.line(f"            moved {show(moved)}   (gradient sign {show(np.sign(grads[name]))})")
+        if torch_after is not None:
+            from .interop import compare
+
+            _, _, ok = compare(param.data, torch_after[name], dtype)
+            p.line(f"            torch {show(torch_after[name])}   {CHECK if ok else CROSS}")
+    p.line(f"  cost after the step: {show(loss_fn(model(X), Y))} (before: {show(t['J'])})")
+    return t
+
+
+def _torch_adam_step(model, X, Y) -> dict[str, np.ndarray]:
+    """torch's parameters after the same Adam step (torch is known to be installed)."""
+    import torch
+
+    from .interop import to_torch
+
+    twin = to_torch(model)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=0.01)
+    optimizer.zero_grad()
+    torch.nn.functional.binary_cross_entropy(
+        twin(torch.from_numpy(X)), torch.from_numpy(Y)
+    ).backward()
+    optimizer.step()
+    return {name: p.detach().numpy().copy() for name, p in twin.named_parameters()}

@@ -1,0 +1,206 @@
+"""trace(): every named value of the worked example and of random networks against torch's
+retain_grad() values, both dtypes; the derivation, the graph and the walkthrough."""
+
+import copy
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from closeness import assert_close
+from hypothesis import given
+from hypothesis import strategies as st
+
+import handprop
+from handprop import Sequential, trace
+from handprop import worked_example as we
+from handprop.cli import MARKDOWN_HEADER
+from handprop.layers import Linear, ReLU, Sigmoid
+from handprop.losses import MSELoss
+
+torch = pytest.importorskip("torch")
+from parity import _torch_target, to_torch_model  # noqa: E402
+from strategies import generic_problems  # noqa: E402
+
+from handprop.interop import to_torch_loss  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+
+
+def torch_values(model, loss, X, y):
+    """torch's values under the trace's names: Z/A via retain_grad, dJ of the configured cost
+    and dL of sum(L) (torch with reduction='none', backward of ones)."""
+    dtype = next(model.parameters()).dtype
+    tdt = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[dtype]
+    values = {}
+    for of, reduction in (("J", loss.reduction), ("L", "none")):
+        twin = to_torch_model(model)
+        t_loss = copy.deepcopy(loss)
+        t_loss.reduction = reduction
+        h = torch.tensor(np.asarray(X), dtype=tdt, requires_grad=True)
+        x, number, kept = h, 0, {}
+        for module, t_module in zip(model, twin, strict=True):
+            h = t_module(h)
+            h.retain_grad()
+            if isinstance(module, Linear):
+                number += 1
+                kept[f"Z{number}"] = kept[f"A{number}"] = h
+            else:
+                kept[f"A{number}"] = h
+        cost = to_torch_loss(t_loss, dtype)(h, _torch_target(y, tdt))
+        cost.backward(torch.ones_like(cost) if cost.ndim else None)
+        for name, tensor in kept.items():
+            values[f"d{of}/d{name}"] = tensor.grad.numpy()
+            values[name] = tensor.detach().numpy()
+        values[f"d{of}/dX"] = x.grad.numpy()
+        values["L" if of == "L" else "J"] = cost.detach().numpy()
+        if of == "J":
+            number = 0
+            for t_module in twin:
+                if isinstance(t_module, torch.nn.Linear):
+                    number += 1
+                    values[f"dJ/dW{number}"] = t_module.weight.grad.numpy()
+                    if t_module.bias is not None:
+                        values[f"dJ/db{number}"] = t_module.bias.grad.numpy()
+    values.pop("dL/dX")
+    return values
+
+
+def check_trace(model, loss, X, y):
+    dtype = next(model.parameters()).dtype
+    t = trace(model, loss, X, y)
+    expected = torch_values(model, loss, X, y)
+    for name, value in expected.items():
+        assert_close(f"trace[{name!r}]", t[name], value, dtype)
+    return t, expected
+
+
+@DTYPES
+def test_worked_example_trace_matches_torch(dtype):
+    X, y = we.data(dtype)
+    t, expected = check_trace(we.model(dtype), we.loss_fn(), X, y)
+    assert {"X", "Y", "W1", "b3", "L", "J", "dL/dZ2", "dJ/dX"} <= set(t.names())
+    assert set(expected) <= set(t.names())
+    np.testing.assert_allclose(
+        t["dL/dA3"], 2 * t["dJ/dA3"], rtol=1e-6
+    )  # the source's per-sample values
+    np.testing.assert_allclose(t["dL/dA3"].ravel(), [1.1003, -1.3430], atol=5e-5)
+
+
+@DTYPES
+@given(data=st.data())
+def test_random_network_traces_match_torch(dtype, data):
+    model, loss, X, y = data.draw(generic_problems(dtype))
+    check_trace(model, loss, X, y)
+
+
+def test_trace_leaves_the_model_alone_and_aliases_a_without_activation():
+    model = Sequential(Linear(2, 3, rng=0), ReLU(), Linear(3, 1, rng=1))
+    before = model.state_dict()
+    t = trace(model, MSELoss(), np.ones((4, 2)), np.zeros((4, 1)))
+    assert all(p.grad is None for p in model.parameters())
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    assert t["A2"] is t["Z2"] and t["dJ/dA2"] is t["dJ/dZ2"]
+    with pytest.raises(KeyError, match="Trace has no 'dJ/dW9'; it has: X, Y, W1"):
+        t["dJ/dW9"]
+
+
+@pytest.mark.parametrize(
+    ("model", "error", "message"),
+    [
+        (Linear(2, 2), TypeError, "trace: expected a Sequential model, got Linear"),
+        (
+            Sequential(ReLU(), Linear(2, 2)),
+            ValueError,
+            r"trace: the model must start with a Linear layer",
+        ),
+        (
+            Sequential(Linear(2, 2), ReLU(), Sigmoid()),
+            ValueError,
+            r"trace: module 2 \(Sigmoid\(\)\) follows an activation",
+        ),
+        (
+            Sequential(Linear(2, 2), Sequential(ReLU())),
+            ValueError,
+            "trace: module 1 is a nested Sequential",
+        ),
+    ],
+)
+def test_trace_needs_linear_activation_pairs(model, error, message):
+    with pytest.raises(error, match=message):
+        trace(model, MSELoss(), np.ones((1, 2)), np.ones((1, 2)))
+
+
+def test_docs_worked_example_md_is_current():
+    """docs/worked_example.md is generated by `handprop walkthrough --markdown ...`."""
+    X, y = we.data()
+    generated = MARKDOWN_HEADER + trace(we.model(), we.loss_fn(), X, y).to_markdown()
+    text = (ROOT / "docs" / "worked_example.md").read_text()
+    assert text == generated, "docs/worked_example.md is stale: regenerate it (see its first line)"
+
+
+def test_markdown_shows_both_views_and_they_agree():
+    X, y = we.data(np.float64)
+    md = trace(we.model(np.float64), we.loss_fn(), X, y).to_markdown()
+    assert md.count("*Jacobian view.*") >= 8
+    differences = [
+        float(chunk.split(")")[0].split(",")[0]) for chunk in md.split("(max difference ")[1:]
+    ]
+    assert differences and max(differences) < 1e-12  # float64: the two views agree
+    assert r"\begin{bmatrix} 0.0456 & -0.0273 \\ -0.1277 & 0.0766 \end{bmatrix}" in md  # 2 dJ/dA2
+    assert "Note: $Z^{[2]}_{0, 0} = 0$ exactly" in md
+
+
+def test_svg_graph_has_every_node_and_edge_with_values_and_gradients(tmp_path):
+    X, y = we.data()
+    t = trace(we.model(), we.loss_fn(), X, y)
+    path = tmp_path / "graph.svg"
+    svg = t.to_svg(path)
+    assert path.read_text() == svg
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    nodes = {g.get("id")[5:] for g in root.iter(f"{ns}g")}
+    assert nodes == {"X", "Y", "L", "J"} | {f"{k}{n}" for k in "WbZA" for n in (1, 2, 3)}
+    edges = {(e.get("data-from"), e.get("data-to")) for e in root.iter(f"{ns}line")}
+    assert ("A2", "Z3") in edges and ("W3", "Z3") in edges and ("L", "J") in edges
+    assert len(edges) == 3 * 4 + 3  # per layer: input, W, b -> Z and Z -> A; then A3, Y -> L -> J
+    texts = " ".join(e.text or "" for e in root.iter(f"{ns}text"))
+    assert "[-1.0216, -0.9253]" in texts and "dJ/dW3" in texts and "value 0.1952" in texts
+
+
+def run_cli(*args, block_torch=False):
+    prelude = "import sys; sys.modules['torch'] = None; " if block_torch else ""
+    code = prelude + "import sys; from handprop.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_walkthrough_prints_the_correct_values_and_explains_every_difference(tmp_path):
+    out = run_cli("walkthrough", "--svg", str(tmp_path / "g.svg"))
+    assert "handprop  dL/dA2 = [[0.04556147, -0.02733689], [-0.1277016, 0.07662095]]" in out
+    assert "document  [[0.0456], [0.0766]]   DIFFERS: the document multiplies elementwise" in out
+    assert "handprop  dJ/db2 = [-0.06385079, 0.02464203]" in out
+    assert "At Z2[0, 0] = 0 exactly ReLU has no derivative" in out
+    # dA3/dZ3 and dL/dW3 (truncation), dJ/db3 (rounding), dL/dA2 (step 4), dL/dZ2 (carried)
+    assert out.count("DIFFERS") == 5 and "see below" not in out
+    assert "✗" not in out and out.count("✓") == 26
+    assert "cost after the step: 0.1630321" in out
+    assert (tmp_path / "g.svg").read_text().startswith("<svg")
+
+
+def test_walkthrough_runs_without_torch_and_as_a_module():
+    out = run_cli("walkthrough", "--dtype", "float64", block_torch=True)
+    assert "(torch is not installed)" in out and "✓" not in out
+    assert "handprop  J = 0.1952289" in out
+    as_module = subprocess.run(
+        [sys.executable, "-m", "handprop", "walkthrough", "--no-torch"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Step 4. dL/dA2 = dL/dZ3 @ W3" in as_module
+    assert handprop.trace is trace
