@@ -61,14 +61,14 @@ def test_plain_central_differences_would_report_a_false_error_at_the_kink():
 class WrongTanh(Tanh):
     """tanh' written as 1 - y instead of 1 - y^2."""
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         return grad_output * (1 - self._saved(self._y))
 
 
 class WrongLinear(Linear):
     """dW forgot to sum over the batch: only the first sample's outer product."""
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         x = self._saved(self._x)
         self.weight.accumulate_grad(np.outer(grad_output[0], x[0]).astype(self.dtype))
         self.bias.accumulate_grad(grad_output.sum(axis=0))

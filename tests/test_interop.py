@@ -145,7 +145,7 @@ def test_parity_report_on_the_worked_example_is_all_ok(dtype):
 class KinkBlindReLU(ReLU):
     """A classic hand-written mistake: the mask x >= 0 lets gradient through at x = 0."""
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         y = self._saved(self._y)
         return np.where(y >= 0, grad_output, 0)
 

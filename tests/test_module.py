@@ -131,3 +131,28 @@ def test_parameter_attributes_and_repr():
 
 def test_relu_module_in_a_model_repr():
     assert repr(Sequential(ReLU())) == "Sequential(\n  (0): ReLU()\n)"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_input_grad_false_skips_dx_but_not_parameter_grads(dtype):
+    m = model(dtype)
+    X = np.array([[0.5, -1.0], [2.0, 0.25]], dtype=dtype)
+    out = m(X)
+    g = np.ones_like(out)
+    dx = m.backward(g)
+    full = {n: p.grad.copy() for n, p in m.named_parameters()}
+    m.zero_grad()
+    m(X)
+    assert m.backward(g, input_grad=False) is None
+    for n, p in m.named_parameters():
+        np.testing.assert_array_equal(p.grad, full[n], err_msg=n)  # bit for bit the same
+    assert dx is not None and dx.shape == X.shape
+    # only the first module is told: an activation first returns None, the Linear after it
+    # still computes dJ/d(its input) for it
+    act_first = Sequential(Tanh(), Linear(2, 1, dtype=dtype, rng=0))
+    act_first(X)
+    assert act_first.backward(np.ones((2, 1), dtype=dtype), input_grad=False) is None
+    assert act_first[1].weight.grad is not None
+    for layer in (Linear(2, 3, dtype=dtype, rng=0), ReLU(), Sigmoid(), Tanh(), LeakyReLU()):
+        y = layer(X)
+        assert layer.backward(np.ones_like(y), input_grad=False) is None

@@ -170,3 +170,43 @@ def test_torch_adam_state_dict_loads_and_continues_like_torch():
     t_opt.step()
     for p, t_p in zip(model.parameters(), twin.parameters(), strict=True):
         np.testing.assert_allclose(p.data, t_p.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_blocked_update_equals_whole_array_update_and_torch(monkeypatch, amsgrad):
+    """Large layers are updated block by block (a cache-friendly fast path): the result must be
+    bit for bit that of whole-array operations, and match torch."""
+    import handprop.optim as optim
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((300, 400)).astype(np.float32)  # 120000 > one block
+    grads = [rng.standard_normal((300, 400)).astype(np.float32) for _ in range(3)]
+
+    def run(block):
+        monkeypatch.setattr(optim, "_BLOCK", block)
+        p = Parameter(data.copy())
+        opt = Adam([p], lr=0.01, amsgrad=amsgrad)
+        for g in grads:
+            p.grad = g
+            opt.step()
+        return p.data
+
+    blocked, whole = run(1 << 15), run(10**9)
+    np.testing.assert_array_equal(blocked, whole)
+    t_p = torch.nn.Parameter(torch.from_numpy(data.copy()))
+    t_opt = torch.optim.Adam([t_p], lr=0.01, amsgrad=amsgrad)
+    for g in grads:
+        t_p.grad = torch.from_numpy(g)
+        t_opt.step()
+    np.testing.assert_allclose(blocked, t_p.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_adam_handles_parameters_of_any_memory_layout():
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((5, 7))
+    g = rng.standard_normal((5, 7))
+    plain, fortran = Parameter(data.copy()), Parameter(np.asfortranarray(data))
+    for p in (plain, fortran):
+        p.grad = np.asfortranarray(g) if p is plain else g.copy()
+        Adam([p], lr=0.1).step()
+    np.testing.assert_array_equal(plain.data, fortran.data)

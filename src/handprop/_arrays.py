@@ -32,17 +32,31 @@ def float_dtype(dtype: Any, owner: str) -> np.dtype:
     return resolved
 
 
-def as_float_array(value: Any, owner: str, name: str, dtype: np.dtype | None = None) -> np.ndarray:
+def owner_name(owner: Any) -> str:
+    """How an error message names the module or function: a string as is, a module by its
+    one-line description (built only when an error is raised: the hot path never formats it)."""
+    if isinstance(owner, str):
+        return owner
+    short = getattr(owner, "_short_name", None)
+    return short() if short else repr(owner)
+
+
+def as_float_array(value: Any, owner: Any, name: str, dtype: np.dtype | None = None) -> np.ndarray:
     """``value`` as a float ndarray (no copy when it already is one of the right dtype).
 
     ``dtype`` given: the result has that dtype. ``dtype`` None: float32/float64 are kept,
-    bool/int/float16 become float32.
+    bool/int/float16 become float32. ``owner`` names the caller in error messages.
     """
+    if type(value) is np.ndarray and (
+        value.dtype == dtype or (dtype is None and value.dtype in FLOAT_DTYPES)
+    ):
+        return value  # the common case, checked first: a float array that needs nothing
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         what = type(value).__name__ if not isinstance(value, np.ndarray) else "array"
         raise TypeError(
-            f"{owner}: {name} must be a real numeric array, got {what} of dtype {array.dtype}"
+            f"{owner_name(owner)}: {name} must be a real numeric array, got {what} of dtype "
+            f"{array.dtype}"
         )
     if dtype is None:
         dtype = array.dtype if array.dtype in FLOAT_DTYPES else DEFAULT_DTYPE

@@ -110,7 +110,7 @@ class Linear(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         """``y = x @ W.T + b``: (N, in) @ (in, out) + (out,) -> (N, out)."""
-        x = as_float_array(x, repr(self), "input", self.dtype)
+        x = as_float_array(x, self, "input", self.weight.data.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             hint = "; for one sample use x.reshape(1, -1)" if x.ndim == 1 else ""
             raise ValueError(
@@ -120,11 +120,11 @@ class Linear(Module):
         self._x = x
         y = x @ self.weight.data.T
         if self.bias is not None:
-            y = y + self.bias.data
+            y += self.bias.data  # y = y + b, added in place into the fresh product
         return y
 
-    def backward(self, grad_output: Any) -> np.ndarray:
-        """Accumulate dJ/dW and dJ/db, return dJ/dx.
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """Accumulate dJ/dW and dJ/db, return dJ/dx (None with ``input_grad=False``).
 
         With ``g = dJ/dy`` of shape (N, out):
 
@@ -134,10 +134,12 @@ class Linear(Module):
         - ``dJ/dx = g @ W``     (N, out) @ (out, in) -> (N, in).
         """
         x = self._saved(self._x)
-        g = self._grad_output(grad_output, (x.shape[0], self.out_features), self.dtype)
+        g = self._grad_output(grad_output, (x.shape[0], self.out_features), x.dtype)
         self.weight.accumulate_grad(g.T @ x)
         if self.bias is not None:
             self.bias.accumulate_grad(g.sum(axis=0))
+        if not input_grad:  # the first layer: dJ/dX is not needed, skip its matrix product
+            return None
         return g @ self.weight.data
 
     def extra_repr(self) -> str:
@@ -171,18 +173,24 @@ class ReLU(Module):
     kinks_at = (0.0,)
 
     def forward(self, x: Any) -> np.ndarray:
-        x = as_float_array(x, "ReLU()", "input")
+        x = as_float_array(x, self, "input")
         self._y = np.maximum(x, 0)
         return self._y
 
-    def backward(self, grad_output: Any) -> np.ndarray:
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = g * (x > 0)``: the gradient passes where the unit was active, else 0.
 
         ``x > 0`` exactly where the saved output ``y > 0``, so the output is all we keep.
+        Multiplying by the 0/1 mask is the same as selecting, ``np.where(y > 0, g, 0)``, for
+        every finite g, and about ten times faster in NumPy (a selection branches on every
+        element). Only a non-finite g at an inactive unit differs: inf * 0 is NaN, where
+        torch gives 0; a gradient that is already inf has broken training anyway.
         """
         y = self._saved(self._y)
         g = self._grad_output(grad_output, y.shape, y.dtype)
-        return np.where(y > 0, g, 0)
+        if not input_grad:  # no parameters: nothing else to do
+            return None
+        return g * (y > 0)
 
 
 class Sigmoid(Module):
@@ -204,11 +212,11 @@ class Sigmoid(Module):
     _cache = ("_y",)
 
     def forward(self, x: Any) -> np.ndarray:
-        x = as_float_array(x, "Sigmoid()", "input")
+        x = as_float_array(x, self, "input")
         self._y = sigmoid(x)
         return self._y
 
-    def backward(self, grad_output: Any) -> np.ndarray:
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = g * y * (1 - y)``, using the saved output y (sigma' = sigma (1 - sigma)).
 
         Evaluated as ``(g * (1 - y)) * y``, the order torch uses, so float32 results agree bit
@@ -216,6 +224,8 @@ class Sigmoid(Module):
         """
         y = self._saved(self._y)
         g = self._grad_output(grad_output, y.shape, y.dtype)
+        if not input_grad:  # no parameters: nothing else to do
+            return None
         return (g * (1 - y)) * y
 
 
@@ -235,11 +245,11 @@ class Tanh(Module):
     _cache = ("_y",)
 
     def forward(self, x: Any) -> np.ndarray:
-        x = as_float_array(x, "Tanh()", "input")
+        x = as_float_array(x, self, "input")
         self._y = np.tanh(x)
         return self._y
 
-    def backward(self, grad_output: Any) -> np.ndarray:
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = g * (1 - y^2)``, using the saved output y (tanh' = 1 - tanh^2).
 
         Evaluated as ``(1 - y) * (1 + y)``, the same number: near saturation (|y| close to 1)
@@ -249,6 +259,8 @@ class Tanh(Module):
         """
         y = self._saved(self._y)
         g = self._grad_output(grad_output, y.shape, y.dtype)
+        if not input_grad:  # no parameters: nothing else to do
+            return None
         return g * ((1 - y) * (1 + y))
 
 
@@ -284,14 +296,16 @@ class LeakyReLU(Module):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x: Any) -> np.ndarray:
-        x = as_float_array(x, repr(self), "input")
+        x = as_float_array(x, self, "input")
         self._x = x
         return np.where(x > 0, x, x * self.negative_slope)
 
-    def backward(self, grad_output: Any) -> np.ndarray:
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = g`` where ``x > 0``, else ``g * negative_slope``."""
         x = self._saved(self._x)
         g = self._grad_output(grad_output, x.shape, x.dtype)
+        if not input_grad:  # no parameters: nothing else to do
+            return None
         return np.where(x > 0, g, g * self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -329,7 +343,7 @@ class Softmax(Module):
         self.dim = int(dim)
 
     def forward(self, x: Any) -> np.ndarray:
-        x = as_float_array(x, repr(self), "input")
+        x = as_float_array(x, self, "input")
         if not -x.ndim <= self.dim < x.ndim:
             raise ValueError(
                 f"{self!r}: dim {self.dim} is out of range for input of shape {shape_str(x.shape)}"
@@ -338,7 +352,7 @@ class Softmax(Module):
         self._y = e / e.sum(axis=self.dim, keepdims=True)
         return self._y
 
-    def backward(self, grad_output: Any) -> np.ndarray:
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = y * (g - sum(g * y))``, the sum along ``dim``.
 
         The Jacobian of softmax is ``diag(y) - y y^T``; multiplying it by g gives this without
@@ -346,6 +360,8 @@ class Softmax(Module):
         """
         y = self._saved(self._y)
         g = self._grad_output(grad_output, y.shape, y.dtype)
+        if not input_grad:  # no parameters: nothing else to do
+            return None
         return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
 
     def extra_repr(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_float_array, shape_str
+from ._arrays import as_float_array, owner_name, shape_str
 from .layers import log_softmax, sigmoid
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss"]
@@ -70,7 +70,7 @@ class _Loss:
                 "compute the loss first with loss(input, target)"
             )
         input, target = self._input, self._target
-        g = as_float_array(grad_output, repr(self), "grad_output", input.dtype)
+        g = as_float_array(grad_output, self, "grad_output", input.dtype)
         expected = self._loss_shape if self.reduction == "none" else ()
         if g.shape != expected:
             what = "an array of the losses' shape" if expected else "a scalar"
@@ -86,17 +86,16 @@ class _Loss:
         return input.size
 
     def _check(self, input: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
-        name = repr(self)
-        input = as_float_array(input, name, "input")
-        target = as_float_array(target, name, "target", input.dtype)
+        input = as_float_array(input, self, "input")
+        target = as_float_array(target, self, "target", input.dtype)
         if target.shape != input.shape:
             raise ValueError(
-                f"{name}: target shape {shape_str(target.shape)} is different from input shape "
+                f"{self!r}: target shape {shape_str(target.shape)} is different from input shape "
                 f"{shape_str(input.shape)}; they must be equal (e.g. y.reshape(-1, 1) for "
                 "a (N, 1) output)"
             )
         if input.size == 0:
-            raise ValueError(f"{name}: input is empty (shape {shape_str(input.shape)})")
+            raise ValueError(f"{self!r}: input is empty (shape {shape_str(input.shape)})")
         return input, target
 
     def _broadcast_weight(self, weight: np.ndarray | None, name: str, input: np.ndarray):
@@ -130,13 +129,15 @@ def _optional_weight(weight: Any, owner: str, name: str) -> np.ndarray | None:
     return None if weight is None else as_float_array(weight, owner, name)
 
 
-def _check_unit_interval(values: np.ndarray, owner: str, name: str) -> None:
-    """torch's check: every element in [0, 1]; NaN fails it too."""
+def _check_unit_interval(values: np.ndarray, owner: Any, name: str) -> None:
+    """torch's check: every element in [0, 1]; NaN fails it too (min and max propagate it)."""
+    if values.min() >= 0 and values.max() <= 1:  # two reductions, no temporary arrays
+        return
     inside = (values >= 0) & (values <= 1)
     if not inside.all():
         bad = values[~inside].flat[0]
         raise ValueError(
-            f"{owner}: all elements of {name} should be between 0 and 1, "
+            f"{owner_name(owner)}: all elements of {name} should be between 0 and 1, "
             f"got {bad} at index {np.argwhere(~inside)[0].tolist()}"
         )
 
@@ -169,8 +170,8 @@ class BCELoss(_Loss):
 
     def _check(self, input: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
         input, target = super()._check(input, target)
-        _check_unit_interval(input, repr(self), "input")
-        _check_unit_interval(target, repr(self), "target")
+        _check_unit_interval(input, self, "input")
+        _check_unit_interval(target, self, "target")
         return input, target
 
     def _losses(self, p: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -327,11 +328,10 @@ class CrossEntropyLoss(_Loss):
         self.label_smoothing = float(label_smoothing)
 
     def _check(self, input: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
-        name = repr(self)
-        x = as_float_array(input, name, "input")
+        x = as_float_array(input, self, "input")
         if x.ndim != 2 or x.shape[0] == 0:
             raise ValueError(
-                f"{name}: expected input of shape (N, C) with N >= 1 (one row of logits per "
+                f"{self!r}: expected input of shape (N, C) with N >= 1 (one row of logits per "
                 f"sample), got {shape_str(x.shape)}"
             )
         n, c = x.shape
@@ -339,31 +339,31 @@ class CrossEntropyLoss(_Loss):
         if t.dtype.kind in "iu":
             if t.shape != (n,):
                 raise ValueError(
-                    f"{name}: class-index target must have shape ({n},) for input "
+                    f"{self!r}: class-index target must have shape ({n},) for input "
                     f"{shape_str(x.shape)}, got {shape_str(t.shape)}"
                 )
             bad = (t < 0) | (t >= c)
             if bad.any():
                 raise ValueError(
-                    f"{name}: class-index target must be in [0, {c - 1}] for {c} classes, "
+                    f"{self!r}: class-index target must be in [0, {c - 1}] for {c} classes, "
                     f"got {t[bad][0]} at index {int(np.argmax(bad))}"
                 )
         elif t.dtype.kind == "f":
             if t.shape != x.shape:
                 hint = "; class indices must be integers (y.astype(int))" if t.shape == (n,) else ""
                 raise ValueError(
-                    f"{name}: class-probability target must have the input's shape "
+                    f"{self!r}: class-probability target must have the input's shape "
                     f"{shape_str(x.shape)}, got {shape_str(t.shape)}{hint}"
                 )
             t = t.astype(x.dtype, copy=False)
         else:
             raise TypeError(
-                f"{name}: target must be integer class indices or float class probabilities, "
+                f"{self!r}: target must be integer class indices or float class probabilities, "
                 f"got dtype {t.dtype}"
             )
         if self.weight is not None and self.weight.shape != (c,):
             raise ValueError(
-                f"{name}: weight must have one entry per class, shape ({c},), "
+                f"{self!r}: weight must have one entry per class, shape ({c},), "
                 f"got {shape_str(self.weight.shape)}"
             )
         return x, t

@@ -103,16 +103,24 @@ class Module:
             child._clear_cache()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if "_parameters" not in self.__dict__:
+        parameters = self.__dict__.get("_parameters")
+        if parameters is None:
             raise RuntimeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        if (
+            isinstance(value, Parameter)
+            or isinstance(value, Module)
+            or name in parameters
+            or name in self._modules
+        ):
+            # (re)registration; forward's caches (self._x = x, every step) skip this branch
+            parameters.pop(name, None)
+            self._modules.pop(name, None)
+            if isinstance(value, Parameter):
+                parameters[name] = value
+            elif isinstance(value, Module):
+                self._modules[name] = value
         object.__setattr__(self, name, value)
 
     # -- the two passes -------------------------------------------------------------------
@@ -120,7 +128,12 @@ class Module:
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(self, grad_output: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Add dJ/d(parameters) into ``.grad`` and return dJ/d(input).
+
+        With ``input_grad=False`` the caller does not need dJ/d(input) (the first layer of a
+        network: X is data): a module may skip computing it and return None.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -227,7 +240,7 @@ class Module:
 
     def _grad_output(self, grad_output: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """``grad_output`` as an array of the last forward output's shape and dtype."""
-        grad = as_float_array(grad_output, self._short_name(), "grad_output", dtype)
+        grad = as_float_array(grad_output, self, "grad_output", dtype)
         if grad.shape != shape:
             raise ValueError(
                 f"{self._short_name()}: backward() expected grad_output of shape "
@@ -293,9 +306,15 @@ class Sequential(Module):
                 raise type(error)(f"Sequential[{index}]: {error}") from error
         return x
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        for module in reversed(self._modules.values()):
-            grad_output = module.backward(grad_output)
+    def backward(self, grad_output: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """The chain rule: each module's backward, last to first, feeding the next.
+
+        ``input_grad=False`` is passed to the first module only (it may then skip dJ/dX);
+        the default returns dJ/dX.
+        """
+        modules = list(self._modules.values())
+        for index in range(len(modules) - 1, -1, -1):
+            grad_output = modules[index].backward(grad_output, input_grad=input_grad or index > 0)
         return grad_output
 
     def __len__(self) -> int:

@@ -230,7 +230,7 @@ class SGD(Optimizer):
                     buf *= mu
                     buf += (1 - damp) * g
                 g = g + mu * buf if h["nesterov"] else buf
-            p.data -= lr * g
+            _subtract_scaled(p.data, g, lr)  # p = p - lr * g
 
 
 class Adam(Optimizer):
@@ -320,18 +320,102 @@ class Adam(Optimizer):
                     state["max_exp_avg_sq"] = np.zeros_like(p.data)
             state["step"] += 1
             t = state["step"]
-            m, v = state["exp_avg"], state["exp_avg_sq"]
-            m += (1 - beta1) * (g - m)
-            v *= beta2
-            v += ((1 - beta2) * g) * g
-            if h["amsgrad"]:
-                np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                v = state["max_exp_avg_sq"]
-            bias_correction1 = 1 - beta1**t
-            bias_correction2 = 1 - beta2**t
-            step_size = lr / bias_correction1
-            denom = np.sqrt(v) / math.sqrt(bias_correction2) + eps
-            p.data -= (step_size * m) / denom
+            _adam_update(
+                p.data,
+                g,
+                state["exp_avg"],
+                state["exp_avg_sq"],
+                state.get("max_exp_avg_sq"),
+                beta1=beta1,
+                beta2=beta2,
+                eps=eps,
+                step_size=lr / (1 - beta1**t),
+                bias_correction2_sqrt=math.sqrt(1 - beta2**t),
+            )
+
+
+#: Elements per block in the fast paths below: a block's arrays (about 1 MiB) stay in the
+#: CPU cache while every operation of the update runs over them.
+_BLOCK = 1 << 15
+
+
+def _blocks(written: list[np.ndarray], read: list[np.ndarray]):
+    """Matching blocks (views) of same-shaped arrays: ``(written blocks, read blocks)``.
+
+    Why: each operation of an update is a pass over memory, and on a large layer memory is the
+    bottleneck. Walking the arrays in cache-sized blocks, and writing intermediate results into
+    small scratch arrays (``out=``) instead of new full-size ones, does the same arithmetic
+    with a fraction of the memory traffic. Arrays that are not C-contiguous (an unusual
+    layout) come back whole, as a single block.
+    """
+    if not all(a.flags.c_contiguous for a in written):
+        yield written, read
+        return
+    written = [a.reshape(-1) for a in written]  # views: writes reach the real arrays
+    read = [a.reshape(-1) for a in read]
+    for start in range(0, written[0].size, _BLOCK):
+        block = slice(start, start + _BLOCK)
+        yield [a[block] for a in written], [a[block] for a in read]
+
+
+def _scratch(buffer: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A scratch array shaped like ``like``: ``buffer`` itself, or a slice of it when it fits."""
+    if buffer.shape == like.shape:
+        return buffer
+    if like.ndim == 1 and like.size <= buffer.size:
+        return buffer[: like.size]
+    return np.empty_like(like)
+
+
+def _subtract_scaled(p: np.ndarray, g: np.ndarray, scale: float) -> None:
+    """``p -= scale * g`` in place, block by block for large arrays (see _blocks)."""
+    if p.size <= _BLOCK:  # small: the plain expression is cheapest
+        p -= scale * g
+        return
+    buffer = np.empty(_BLOCK, p.dtype)
+    for (pb,), (gb,) in _blocks([p], [g]):
+        t = _scratch(buffer, pb)
+        np.multiply(gb, scale, out=t)
+        pb -= t
+
+
+def _adam_update(p, g, m, v, v_max, *, beta1, beta2, eps, step_size, bias_correction2_sqrt):
+    """One Adam update, in place, in torch's order of operations::
+
+        m = m + (1 - beta1) * (g - m)
+        v = beta2 * v + ((1 - beta2) * g) * g
+        v_max = max(v_max, v); v = v_max          (amsgrad only)
+        denom = sqrt(v) / bias_correction2_sqrt + eps
+        p = p - (step_size * m) / denom
+
+    computed block by block (see _blocks) with the same operations in the same order. Measured
+    on a 5.8M-parameter network: 44 ms per update as whole-array operations, 23 ms in blocks.
+    """
+    written = [p, m, v] + ([v_max] if v_max is not None else [])
+    if p.size <= _BLOCK:  # small: one block, without the blocking machinery
+        blocks = [(written, [g])]
+        buffers = np.empty_like(p), np.empty_like(p)
+    else:
+        blocks = _blocks(written, [g])
+        buffers = np.empty(_BLOCK, p.dtype), np.empty(_BLOCK, p.dtype)
+    for (pb, mb, vb, *vmb), (gb,) in blocks:
+        t, d = _scratch(buffers[0], pb), _scratch(buffers[1], pb)
+        np.subtract(gb, mb, out=t)  # m = m + (1 - beta1) * (g - m)
+        t *= 1 - beta1
+        mb += t
+        vb *= beta2  # v = beta2 * v + ((1 - beta2) * g) * g
+        np.multiply(gb, 1 - beta2, out=t)
+        t *= gb
+        vb += t
+        if vmb:  # amsgrad: the largest v so far
+            np.maximum(vmb[0], vb, out=vmb[0])
+            vb = vmb[0]
+        np.sqrt(vb, out=d)  # denom = sqrt(v) / sqrt(1 - beta2**t) + eps
+        d /= bias_correction2_sqrt
+        d += eps
+        np.multiply(mb, step_size, out=t)  # p = p - (step_size * m) / denom
+        t /= d
+        pb -= t
 
 
 class AdamW(Adam):
