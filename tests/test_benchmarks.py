@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_step  # noqa: E402
+import bench_step
 
 
 @pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
