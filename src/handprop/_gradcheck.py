@@ -96,6 +96,30 @@ class GradcheckReport:
         return "\n".join(lines)
 
 
+def _report_markdown(report: GradcheckReport) -> str:
+    lines = [
+        f"**gradcheck: {'passed' if report.passed else 'FAILED'}** (float64 central "
+        f"differences, $\\varepsilon = {report.eps:g}$; an element passes when "
+        f"$|a - n| \\le {report.atol:g} + {report.rtol:g}\\,|n|$)",
+        "",
+        "| tensor | shape | max abs error | max rel error | result |",
+        "|---|---|---|---|---|",
+    ]
+    for t in report.tensors:
+        note = f" ({t.one_sided} judged one-sided at a kink)" if t.one_sided else ""
+        result = "ok" if t.passed else "**FAIL**"
+        lines.append(
+            f"| `{t.name}` | {t.shape} | {t.max_abs:.3g} | {t.max_rel:.3g} | {result}{note} |"
+        )
+    if report.kinks:
+        lines += ["", "Kinks crossed by a perturbation of $\\pm\\varepsilon$:", ""]
+        lines += [f"- {k}" for k in report.kinks]
+    return "\n".join(lines)
+
+
+GradcheckReport._repr_markdown_ = _report_markdown  # notebook display
+
+
 def _float64_copy(model: Module) -> Module:
     clone = copy.deepcopy(model)
     for p in clone.parameters():
@@ -121,7 +145,7 @@ def gradcheck(
     ``|analytic - numeric| <= atol + rtol * |numeric|``, torch.autograd.gradcheck's criterion.
     It takes two forward passes per element: meant for small networks.
 
-    Example:
+    Examples:
         >>> from handprop import worked_example
         >>> X, y = worked_example.data()
         >>> report = gradcheck(worked_example.model(), worked_example.loss_fn(), X, y)

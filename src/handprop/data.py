@@ -1,6 +1,6 @@
 """Mini-batches: ``batches(X, y, batch_size, rng=...)`` walks a data set in (shuffled) slices.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> X, y = np.arange(10).reshape(5, 2), np.arange(5)
     >>> [yb.tolist() for _, yb in batches(X, y, batch_size=2, shuffle=False)]
@@ -32,7 +32,8 @@ def batches(
     """Yield ``(X_batch, y_batch)`` pairs covering the data set once (one epoch).
 
     Args:
-        X, y: arrays with one sample per row (the same number of rows).
+        X: inputs, one sample per row.
+        y: targets, one per row of X.
         batch_size: samples per batch; the last batch is smaller when ``batch_size`` does not
             divide the number of samples, unless ``drop_last`` leaves it out.
         shuffle: visit the samples in a random order (a fresh one each call).

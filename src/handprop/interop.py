@@ -94,7 +94,7 @@ def _layer_to_torch(module: Module):
 def to_torch(model: Module):
     """The torch module equivalent to ``model``: same layers, weights (copied) and dtype.
 
-    Example (needs torch):
+    Examples (these need torch):
         >>> from handprop import worked_example
         >>> print(to_torch(worked_example.model())[:2])
         Sequential(
@@ -254,6 +254,27 @@ class ParityReport:
         """The first tensor, in forward then backward order, that did not pass."""
         return next((row for row in self.rows if not row.passed), None)
 
+    def _repr_markdown_(self) -> str:
+        """Notebook display: the per-tensor table, the first divergence in bold."""
+        tol = TOLERANCES[self.dtype]
+        first = self.first_failure
+        verdict = "all tensors match" if self.ok else f"first divergence at `{first.name}`"
+        lines = [
+            f"**handprop vs torch** ({self.dtype}): {verdict}. A tensor passes when "
+            f"$|h - t| \\le {tol['rtol']:g}\\,|t| + {tol['atol']:g}\\,s$, "
+            "$s = \\max(1, \\max|t|)$.",
+            "",
+            "| tensor | shape | max abs diff | max rel diff | result |",
+            "|---|---|---|---|---|",
+        ]
+        for row in self.rows:
+            result = "ok" if row.passed else "**FAIL**"
+            name = f"**`{row.name}`** ← first divergence" if row is first else f"`{row.name}`"
+            lines.append(
+                f"| {name} | {row.shape} | {row.max_abs:.3g} | {row.max_rel:.3g} | {result} |"
+            )
+        return "\n".join(lines)
+
     def __str__(self) -> str:
         tol = TOLERANCES[self.dtype]
         first = self.first_failure
@@ -280,7 +301,7 @@ def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
     each output from the last back, ``dJ/dX``, and every parameter's gradient. The model's
     gradients are zeroed first and hold this run's values afterwards.
 
-    Example (needs torch):
+    Examples (these need torch):
         >>> from handprop import worked_example
         >>> X, y = worked_example.data()
         >>> parity_report(worked_example.model(), worked_example.loss_fn(), X, y).ok

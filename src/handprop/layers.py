@@ -68,7 +68,7 @@ class Linear(Module):
         - Output ``y``: ``(N, out_features)``
         - ``weight``: ``(out_features, in_features)``, ``bias``: ``(out_features,)``
 
-    Example:
+    Examples:
         >>> layer = Linear(2, 3, rng=0)
         >>> layer.weight.shape, layer.bias.shape
         ((3, 2), (3,))
@@ -161,7 +161,7 @@ class ReLU(Module):
 
     Shape: input any shape, output the same.
 
-    Example:
+    Examples:
         >>> relu = ReLU()
         >>> relu(np.array([-1.0, 0.0, 2.0]))
         array([0., 0., 2.])
@@ -201,7 +201,7 @@ class Sigmoid(Module):
 
     Shape: input any shape, output the same.
 
-    Example:
+    Examples:
         >>> sigmoid = Sigmoid()
         >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
         array([0. , 0.5, 1. ])
@@ -234,7 +234,7 @@ class Tanh(Module):
 
     Shape: input any shape, output the same.
 
-    Example:
+    Examples:
         >>> tanh = Tanh()
         >>> tanh(np.array([0.0, 1000.0]))
         array([0., 1.])
@@ -274,7 +274,7 @@ class LeakyReLU(Module):
 
     Shape: input any shape, output the same.
 
-    Example:
+    Examples:
         >>> leaky = LeakyReLU(0.1)
         >>> leaky(np.array([-2.0, 0.0, 3.0]))
         array([-0.2,  0. ,  3. ])
@@ -324,7 +324,7 @@ class Softmax(Module):
 
     Shape: input any shape with at least ``dim + 1`` axes (``(N, C)`` usually); output the same.
 
-    Example:
+    Examples:
         >>> softmax = Softmax()
         >>> softmax(np.array([[0.0, 0.0], [1000.0, 0.0]]))
         array([[0.5, 0.5],

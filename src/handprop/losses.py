@@ -155,7 +155,7 @@ class BCELoss(_Loss):
     Shape: input ``p`` any shape with values in [0, 1]; target ``t`` the same shape, values in
     [0, 1] (usually 0 or 1).
 
-    Example:
+    Examples:
         >>> bce = BCELoss()
         >>> round(bce(np.array([[0.25], [0.75]]), np.array([[0], [1]])), 6)  # -log(0.75)
         0.287682
@@ -214,7 +214,7 @@ class BCEWithLogitsLoss(_Loss):
 
     Shape: input ``z`` any shape (any real values); target ``t`` the same shape.
 
-    Example:
+    Examples:
         >>> loss = BCEWithLogitsLoss()
         >>> loss(np.array([-1000.0, 1000.0]), np.array([0.0, 0.0]))  # (0 + 1000) / 2
         500.0
@@ -262,7 +262,7 @@ class MSELoss(_Loss):
 
     Shape: input ``x`` any shape; target ``t`` the same shape.
 
-    Example:
+    Examples:
         >>> mse = MSELoss()
         >>> mse(np.array([1.0, 3.0]), np.array([0.0, 0.0]))  # (1 + 9) / 2
         5.0
@@ -301,7 +301,7 @@ class CrossEntropyLoss(_Loss):
 
     Shape: input ``(N, C)``; target ``(N,)`` integers in [0, C), or ``(N, C)`` floats.
 
-    Example:
+    Examples:
         >>> ce = CrossEntropyLoss()
         >>> round(ce(np.array([[2.0, 0.0, 0.0]]), np.array([0])), 6)  # -log(e^2 / (e^2 + 2))
         0.239545

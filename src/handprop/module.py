@@ -27,7 +27,7 @@ class Parameter:
     ``.grad`` is None until the first backward that reaches the parameter; later backwards add
     into it (``+=``) until ``zero_grad()`` sets it back to None, as in PyTorch.
 
-    Example:
+    Examples:
         >>> p = Parameter(np.zeros((2, 3), dtype=np.float32))
         >>> p.shape, p.dtype, p.grad is None
         ((2, 3), dtype('float32'), True)
@@ -225,6 +225,23 @@ class Module:
             return f"{type(self).__name__}({''.join(lines)})"
         return type(self).__name__ + "(\n  " + "\n  ".join(lines) + "\n)"
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the usual repr, then each parameter with its shape and count."""
+        from html import escape
+
+        rows = "".join(
+            f"<tr><td><code>{escape(name)}</code></td><td>{p.shape}</td><td>{p.dtype}</td>"
+            f"<td style='text-align:right'>{p.data.size:,}</td></tr>"
+            for name, p in self.named_parameters()
+        )
+        total = sum(p.data.size for p in self.parameters())
+        return (
+            f"<pre>{escape(repr(self))}</pre>"
+            "<table><thead><tr><th>parameter</th><th>shape</th><th>dtype</th>"
+            f"<th>count</th></tr></thead><tbody>{rows}</tbody><tfoot><tr><th>total</th><th></th>"
+            f"<th></th><th style='text-align:right'>{total:,}</th></tr></tfoot></table>"
+        )
+
     def _short_name(self) -> str:
         """The name in error messages: the one-line repr of a leaf, the class of a container."""
         return type(self).__name__ if self._modules else repr(self)
@@ -256,7 +273,7 @@ class Sequential(Module):
     ``forward``:  x -> m0 -> m1 -> ... -> output
     ``backward``: dJ/d(output) -> ... -> m1.backward -> m0.backward -> dJ/dx
 
-    Example:
+    Examples:
         >>> from handprop.layers import Linear, ReLU
         >>> model = Sequential(Linear(2, 3, rng=0), ReLU(), Linear(3, 1, rng=1))
         >>> model

@@ -16,7 +16,7 @@ from .module import Module
 def output_names(modules: Sequence[Module]) -> list[str]:
     """One name per module output.
 
-    Example:
+    Examples:
         >>> from handprop.layers import Linear, ReLU, Sigmoid
         >>> output_names([Linear(2, 3), ReLU(), Linear(3, 1), Sigmoid()])
         ['Z1', 'A1', 'Z2', 'A2']

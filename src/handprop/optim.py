@@ -8,7 +8,7 @@ Hyper-parameters live in ``param_groups[0]`` (a dict, as in torch), so that a sc
 change ``optimizer.param_groups[0]["lr"]`` between steps. Per-parameter state (momentum
 buffers, Adam's moments) lives in ``state[i]`` for the i-th parameter.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from handprop import Parameter
     >>> p = Parameter(np.array([1.0, -2.0]))
@@ -167,9 +167,13 @@ class SGD(Optimizer):
     Args:
         params: the parameters to optimise, e.g. ``model.parameters()``.
         lr: learning rate (default 1e-3, as torch).
-        momentum, dampening, weight_decay, nesterov, maximize: as in torch.
+        momentum: momentum factor mu (default 0: plain SGD).
+        dampening: dampening tau of the momentum (default 0).
+        weight_decay: L2 penalty lambda added to the gradient (default 0).
+        nesterov: use Nesterov momentum (needs momentum > 0 and dampening 0).
+        maximize: climb the objective instead of descending it.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from handprop import Parameter
         >>> p = Parameter(np.array([1.0]))
@@ -251,9 +255,11 @@ class Adam(Optimizer):
         lr: learning rate (default 1e-3).
         betas: (beta1, beta2), each in [0, 1) (default (0.9, 0.999)).
         eps: added to the denominator (default 1e-8).
-        weight_decay, amsgrad, maximize: as in torch.
+        weight_decay: L2 penalty added to the gradient (default 0; see AdamW).
+        amsgrad: use the largest second moment so far (default False).
+        maximize: climb the objective instead of descending it.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from handprop import Parameter
         >>> p = Parameter(np.array([1.0, 1.0]))
@@ -425,7 +431,7 @@ class AdamW(Adam):
     first shrinks the weights directly, ``p = p * (1 - lr * weight_decay)``, then takes the
     plain Adam step.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from handprop import Parameter
         >>> p = Parameter(np.array([2.0]))

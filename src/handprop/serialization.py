@@ -8,7 +8,7 @@ not a well-formed handprop model file raises a ``ValueError`` that says what is 
 Saving writes a temporary file next to the target and renames it into place, so a crash
 mid-save leaves the old file (or none), never half a file.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> from handprop import worked_example
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.npz"

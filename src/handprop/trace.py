@@ -12,7 +12,7 @@ Names follow the worked example, layers numbered by their Linear:
   the source, which differentiates each sample's loss and averages only at the parameters;
   for ``reduction="mean"`` they are ``numel`` times the ``dJ`` ones.
 
-Example:
+Examples:
     >>> from handprop import worked_example
     >>> X, Y = worked_example.data()
     >>> t = trace(worked_example.model(), worked_example.loss_fn(), X, Y)
@@ -78,6 +78,22 @@ class Trace:
 
     def __repr__(self) -> str:
         return f"Trace({len(self.layers)} layers, {self.loss_fn!r}: {', '.join(self._values)})"
+
+    def _repr_markdown_(self) -> str:
+        """Notebook display: every named value with its shape, as LaTeX where it is small."""
+        from .derivation import latex
+
+        lines = [
+            f"**Trace** of `{' → '.join(repr(m) for m in self.model)}` with `{self.loss_fn!r}`",
+            "",
+            "| name | shape | value |",
+            "|---|---|---|",
+        ]
+        for name, value in self._values.items():
+            shape = np.shape(value)
+            shown = f"${latex(value)}$" if np.size(value) <= 24 else "(large: index the trace)"
+            lines.append(f"| `{name}` | {shape} | {shown} |")
+        return "\n".join(lines)
 
     def to_markdown(self, jacobian_limit: int = 16) -> str:
         """The derivation as Markdown with LaTeX (see ``handprop.derivation``)."""

@@ -4,7 +4,7 @@
 document's hand-picked weights (``PARAMETERS``, keyed like the torch ``state_dict`` of the same
 ``nn.Sequential``), input ``X`` (one sample per row) and target ``Y``.
 
-Example:
+Examples:
     >>> from handprop import worked_example
     >>> model = worked_example.model()
     >>> X, Y = worked_example.data()
