@@ -8,12 +8,9 @@ loss, stably. Everything random (initial weights, the split, the batch order) co
 --seed, so a run is reproducible.
 """
 
-import argparse
-
 import numpy as np
 from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import train_test_split
-from training import plot, standardise, train
+from training import parse_args, plot, split, train
 
 from handprop import Sequential
 from handprop.layers import Linear, ReLU
@@ -22,19 +19,10 @@ from handprop.optim import Adam
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", metavar="FILE.png", help="save the curves (needs matplotlib)")
-    args = parser.parse_args()
+    args = parse_args(__doc__.splitlines()[0], batch_size=32)
 
     X, y = load_breast_cancer(return_X_y=True)  # y: 0 = malignant, 1 = benign
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, stratify=y, random_state=args.seed
-    )
-    X_train, X_test = standardise(X_train, X_test)
+    X_train, X_test, y_train, y_test = split(X, y, args.seed)
     y_train = y_train.reshape(-1, 1).astype(np.float32)  # (N, 1), like the model's output
 
     rng = np.random.default_rng(args.seed)

@@ -3,9 +3,34 @@ line of progress per epoch. Read it top to bottom: it is the whole of training."
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 from handprop.data import batches
+
+
+def parse_args(description: str, batch_size: int) -> argparse.Namespace:
+    """The examples' command line: --epochs, --batch-size, --lr, --seed, --plot."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", metavar="FILE.png", help="save the curves (needs matplotlib)")
+    return parser.parse_args()
+
+
+def split(X: np.ndarray, y: np.ndarray, seed: int):
+    """A stratified 75/25 train/test split, features standardised with the training set's
+    statistics: ``(X_train, X_test, y_train, y_test)``."""
+    from sklearn.model_selection import train_test_split
+
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=seed
+    )
+    X_train, X_test = standardise(X_train, X_test)
+    return X_train, X_test, y_train, y_test
 
 
 def accuracy(predict, X: np.ndarray, y: np.ndarray) -> float:

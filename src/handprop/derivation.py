@@ -115,7 +115,7 @@ def _loss_lines(loss: Any, last: str, t: Any) -> tuple[list[str], str]:
     return [f"$${formula}$$", "", f"$${reduce}$$", ""], grad
 
 
-def to_markdown(t: Any, jacobian_limit: int = 8) -> str:
+def to_markdown(t: Any, jacobian_limit: int = 16) -> str:
     """The derivation of trace ``t`` (see the module docstring)."""
     layers, loss = t.layers, t.loss_fn
     last = layers[-1].number
