@@ -5,7 +5,8 @@ per-element losses ``L`` and reduces them to the cost ``J``:
 
 - ``reduction="mean"`` (default): ``J = L.mean()``, a Python float;
 - ``reduction="sum"``: ``J = L.sum()``, a Python float;
-- ``reduction="none"``: ``L`` itself, an array of the input's shape.
+- ``reduction="none"``: ``L`` itself, an array (one loss per element; per sample for
+  ``CrossEntropyLoss``).
 
 ``loss.backward(grad_output=1.0)`` returns dJ/d(input), the gradient that starts
 backpropagation (``model.backward(loss.backward())``). With ``reduction="mean"`` every element
