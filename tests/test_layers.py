@@ -110,3 +110,16 @@ def test_linear_without_bias_matches_torch(dtype):
     model = Sequential(Linear(3, 2, bias=False, dtype=dtype, rng=1))
     assert [n for n, _ in model.named_parameters()] == ["0.weight"]
     check_network(model, MSELoss(), np.arange(6.0).reshape(2, 3), np.zeros((2, 2)))
+
+
+def test_relu_backward_selects_like_torch_even_for_non_finite_gradients():
+    """An inactive unit passes no gradient at all, whatever arrives: inf and NaN included
+    (a multiplication by the 0/1 mask would give NaN and a warning)."""
+    relu = ReLU()
+    relu(np.array([-1.0, 2.0, 0.0, 3.0]))
+    upstream = np.array([np.inf, np.inf, np.nan, -np.inf])
+    g = relu.backward(upstream)
+    tx = torch.tensor([-1.0, 2.0, 0.0, 3.0], requires_grad=True)
+    torch.relu(tx).backward(torch.tensor(upstream))
+    np.testing.assert_array_equal(g, tx.grad.numpy())
+    np.testing.assert_array_equal(g, [0.0, np.inf, 0.0, -np.inf])
