@@ -403,6 +403,11 @@ def test_optimizer_load_state_dict_checks_before_changing():
         ValueError, match="Adam.load_state_dict: expected a dict with 'state' and 'param_groups'"
     ):
         opt.load_state_dict({"lr": 0.1})
+    with pytest.raises(
+        ValueError,
+        match=r"Adam.load_state_dict: expected a dict .* \(each group with its 'params'\)",
+    ):
+        opt.load_state_dict({"state": {}, "param_groups": [{"lr": 0.1}]})
     assert opt.param_groups[0]["lr"] == 0.5 and opt.state == {}
 
 

@@ -210,3 +210,31 @@ def test_adam_handles_parameters_of_any_memory_layout():
         p.grad = np.asfortranarray(g) if p is plain else g.copy()
         Adam([p], lr=0.1).step()
     np.testing.assert_array_equal(plain.data, fortran.data)
+
+
+def test_amsgrad_switched_on_after_loading_plain_adam_state_keeps_its_maximum():
+    """amsgrad follows the hyper-parameter, not what the loaded state happens to contain."""
+    rng = np.random.default_rng(3)
+    data, grads = rng.standard_normal(6), [rng.standard_normal(6) for _ in range(4)]
+    plain = Parameter(data.copy())
+    opt = Adam([plain], lr=0.1)
+    plain.grad = grads[0]
+    opt.step()
+    resumed = Parameter(plain.data.copy())
+    ams = Adam([resumed], lr=0.1, amsgrad=True)
+    ams.load_state_dict({**opt.state_dict(), "param_groups": [{"params": [0], "amsgrad": True}]})
+    t_p = torch.nn.Parameter(torch.from_numpy(plain.data.copy()))
+    t_opt = torch.optim.Adam([t_p], lr=0.1, amsgrad=True)
+    t_state = {
+        k: torch.tensor(v) if isinstance(v, np.ndarray) else torch.tensor(float(v))
+        for k, v in opt.state[0].items()
+    }
+    t_state["max_exp_avg_sq"] = torch.zeros(6, dtype=torch.float64)  # torch needs it given
+    t_opt.state[t_p] = t_state
+    for g in grads[1:]:
+        resumed.grad = g
+        ams.step()
+        t_p.grad = torch.from_numpy(g)
+        t_opt.step()
+    assert "max_exp_avg_sq" in ams.state[0]
+    np.testing.assert_allclose(resumed.data, t_p.detach().numpy(), rtol=1e-13, atol=1e-13)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .layers import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .losses import BCELoss, BCEWithLogitsLoss, MSELoss
 
 __all__ = ["fmt", "to_markdown"]
 
@@ -93,7 +93,9 @@ def _jacobian_block(
 
 def _loss_lines(loss: Any, last: str, t: Any) -> tuple[list[str], str]:
     """The loss formula, and the formula of dJ/d(last output)."""
-    m = t["L"].size if not isinstance(loss, CrossEntropyLoss) else t["L"].shape[0]
+    # what the mean divides by: the number of elements (for CrossEntropyLoss with class indices,
+    # the summed weights of the target classes)
+    m = fmt(loss._mean_divisor(t[f"A{t.layers[-1].number}"], t["Y"]))
     scale = {"mean": rf"\frac{{1}}{{{m}}}", "sum": "", "none": ""}[loss.reduction]
     if isinstance(loss, BCELoss):
         formula = rf"L = -\left(Y \odot \log {last} + (1 - Y) \odot \log(1 - {last})\right)"
@@ -112,7 +114,19 @@ def _loss_lines(loss: Any, last: str, t: Any) -> tuple[list[str], str]:
         "sum": r"J = \sum L",
         "none": r"J = L \text{ (no reduction; gradients are of } \sum L)",
     }[loss.reduction]
-    return [f"$${formula}$$", "", f"$${reduce}$$", ""], grad
+    lines = [f"$${formula}$$", "", f"$${reduce}$$", ""]
+    options = [
+        name
+        for name in ("weight", "pos_weight", "label_smoothing")
+        if getattr(loss, name, None) is not None and getattr(loss, name, None) != 0.0
+    ]
+    if options:
+        lines += [
+            f"The formulas are written without the loss's {', '.join(options)}; the numbers "
+            "below are computed with them (see the loss's own page for the full form).",
+            "",
+        ]
+    return lines, grad
 
 
 def to_markdown(t: Any, jacobian_limit: int = 16) -> str:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import FLOAT_DTYPES
 from .layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Sequential
@@ -313,7 +312,6 @@ def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
     if not params:
         raise ValueError("parity_report: the model has no parameters to compare")
     dtype = params[0].dtype
-    assert dtype in FLOAT_DTYPES
     tdt = _torch_dtype(dtype)
     names = output_names(modules)
 

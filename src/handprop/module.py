@@ -108,12 +108,7 @@ class Module:
             raise RuntimeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
-        if (
-            isinstance(value, Parameter)
-            or isinstance(value, Module)
-            or name in parameters
-            or name in self._modules
-        ):
+        if isinstance(value, (Parameter, Module)) or name in parameters or name in self._modules:
             # (re)registration; forward's caches (self._x = x, every step) skip this branch
             parameters.pop(name, None)
             self._modules.pop(name, None)

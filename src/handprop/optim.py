@@ -111,14 +111,16 @@ class Optimizer:
         name = type(self).__name__
         try:
             groups, state = state_dict["param_groups"], state_dict["state"]
+            sizes = [len(g["params"]) for g in groups]
         except (TypeError, KeyError):
             raise ValueError(
-                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'"
+                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
+                "(each group with its 'params'), as state_dict() returns"
             ) from None
-        if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
+        if sizes != [len(self.params)]:
             raise ValueError(
                 f"{name}.load_state_dict: the saved optimizer has "
-                f"{[len(g['params']) for g in groups]} parameters per group, this one "
+                f"{sizes} parameters per group, this one "
                 f"[{len(self.params)}]"
             )
         group = groups[0]
@@ -322,8 +324,11 @@ class Adam(Optimizer):
                     "exp_avg": np.zeros_like(p.data),
                     "exp_avg_sq": np.zeros_like(p.data),
                 }
-                if h["amsgrad"]:
-                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            # amsgrad's running maximum, created when first needed (also after loading the
+            # state of an optimizer that ran without amsgrad)
+            v_max = None
+            if h["amsgrad"]:
+                v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(p.data))
             state["step"] += 1
             t = state["step"]
             _adam_update(
@@ -331,7 +336,7 @@ class Adam(Optimizer):
                 g,
                 state["exp_avg"],
                 state["exp_avg_sq"],
-                state.get("max_exp_avg_sq"),
+                v_max,
                 beta1=beta1,
                 beta2=beta2,
                 eps=eps,
