@@ -112,14 +112,18 @@ def test_linear_without_bias_matches_torch(dtype):
     check_network(model, MSELoss(), np.arange(6.0).reshape(2, 3), np.zeros((2, 2)))
 
 
-def test_relu_backward_selects_like_torch_even_for_non_finite_gradients():
+@DTYPES
+def test_relu_backward_selects_like_torch_even_for_non_finite_values(dtype):
     """An inactive unit passes no gradient at all, whatever arrives: inf and NaN included
-    (a multiplication by the 0/1 mask would give NaN and a warning)."""
+    (a multiplication by the 0/1 mask would give NaN and a warning); a NaN activation, which
+    torch's test ``y <= 0`` does not call inactive, passes it on."""
+    x = np.array([-1.0, 2.0, 0.0, 3.0, -0.0, np.nan, np.nan], dtype)
+    upstream = np.array([np.inf, np.inf, np.nan, -np.inf, 7.0, 5.0, np.nan], dtype)
     relu = ReLU()
-    relu(np.array([-1.0, 2.0, 0.0, 3.0]))
-    upstream = np.array([np.inf, np.inf, np.nan, -np.inf])
+    relu(x)
     g = relu.backward(upstream)
-    tx = torch.tensor([-1.0, 2.0, 0.0, 3.0], requires_grad=True)
+    tx = torch.tensor(x, requires_grad=True)
     torch.relu(tx).backward(torch.tensor(upstream))
     np.testing.assert_array_equal(g, tx.grad.numpy())
-    np.testing.assert_array_equal(g, [0.0, np.inf, 0.0, -np.inf])
+    np.testing.assert_array_equal(g, [0.0, np.inf, 0.0, -np.inf, 0.0, 5.0, np.nan])
+    assert g.dtype == dtype and not np.signbit(g[[0, 2, 4]]).any()  # +0.0, as torch
