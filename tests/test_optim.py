@@ -238,3 +238,87 @@ def test_amsgrad_switched_on_after_loading_plain_adam_state_keeps_its_maximum():
         t_opt.step()
     assert "max_exp_avg_sq" in ams.state[0]
     np.testing.assert_allclose(resumed.data, t_p.detach().numpy(), rtol=1e-13, atol=1e-13)
+
+
+def _adam_runs(shapes, grad_schedule, *, amsgrad_from=None, seed=4):
+    """Run Adam on parameters of ``shapes`` two ways: one optimizer for all of them (small ones
+    batched, see optim._SmallBatch) and one optimizer per parameter (nothing to batch).
+    ``grad_schedule[k]`` lists which parameters get a gradient at step k; from step
+    ``amsgrad_from`` on, amsgrad is switched on. Returns both runs' parameters and states."""
+    rng = np.random.default_rng(seed)
+    data = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in grad_schedule]
+    together = [Parameter(d.copy()) for d in data]
+    apart = [Parameter(d.copy()) for d in data]
+    opt = Adam(together, lr=0.01)
+    opts = [Adam([p], lr=0.01) for p in apart]
+    for k, (who, step_grads) in enumerate(zip(grad_schedule, grads, strict=True)):
+        if k == amsgrad_from:
+            for o in [opt, *opts]:
+                o.param_groups[0]["amsgrad"] = True
+        for i, (p, q) in enumerate(zip(together, apart, strict=True)):
+            p.grad = q.grad = step_grads[i].copy() if i in who else None
+        opt.step()
+        for o in opts:
+            o.step()
+    states = [o.state.get(0) for o in opts]
+    return together, apart, opt.state, states
+
+
+@pytest.mark.parametrize(
+    ("schedule", "amsgrad_from"),
+    [
+        ([range(4)] * 4, None),  # every parameter every step: batched throughout
+        ([range(4), [0, 2], range(4), [1, 2, 3]], None),  # some skipped: steps differ
+        ([range(4)] * 5, 2),  # amsgrad switched on mid-way: the batch is rebuilt
+    ],
+    ids=["all", "some-skipped", "amsgrad-later"],
+)
+def test_adam_small_parameters_updated_together_equal_one_by_one(schedule, amsgrad_from):
+    """The batched update of small parameters is, bit for bit, the per-parameter update, and
+    each parameter's state keeps its own shape and values."""
+    shapes = [(3, 2), (3,), (1, 3), ()]
+    together, apart, state, states = _adam_runs(shapes, schedule, amsgrad_from=amsgrad_from)
+    for i, (p, q) in enumerate(zip(together, apart, strict=True)):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=f"parameter {i}")
+        assert state[i].keys() == states[i].keys()
+        for key, value in states[i].items():
+            np.testing.assert_array_equal(state[i][key], value, err_msg=f"{i} {key}")
+            assert np.shape(state[i][key]) == np.shape(value)
+
+
+def test_adam_small_parameters_with_skipped_grads_match_torch():
+    """Parameters without a gradient at some steps keep their own step counts, as in torch."""
+    shapes = [(3, 2), (3,), (2,)]
+    schedule = [range(3), [0], [0, 2], range(3), [1]]
+    together, _, _, _ = _adam_runs(shapes, schedule)
+    rng = np.random.default_rng(4)  # the same draws as _adam_runs
+    data = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in schedule]
+    t_params = [torch.nn.Parameter(torch.from_numpy(d)) for d in data]
+    t_opt = torch.optim.Adam(t_params, lr=0.01)
+    for who, step_grads in zip(schedule, grads, strict=True):
+        for i, t_p in enumerate(t_params):
+            t_p.grad = torch.from_numpy(step_grads[i]) if i in who else None
+        t_opt.step()
+    for p, t_p in zip(together, t_params, strict=True):
+        np.testing.assert_allclose(p.data, t_p.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_adam_state_is_batched_views_yet_reads_like_per_parameter_state():
+    """After a step the state arrays are views into the batch, but state_dict gives copies and
+    a loaded state replaces them cleanly (the batch is rebuilt from the loaded values)."""
+    p, q = Parameter(np.ones((2, 2), np.float32)), Parameter(np.ones(3, np.float32))
+    opt = Adam([p, q], lr=0.1)
+    p.grad, q.grad = np.ones((2, 2), np.float32), -np.ones(3, np.float32)
+    opt.step()
+    saved = opt.state_dict()
+    assert opt.state[0]["exp_avg"].base is not None  # a view into the batch
+    assert saved["state"][0]["exp_avg"].base is None  # state_dict: an independent copy
+    opt.step()
+    assert saved["state"][0]["step"] == 1 and saved["state"][0]["exp_avg"][0, 0] == 0.1
+    opt.load_state_dict(saved)
+    np.testing.assert_array_equal(opt.state[1]["exp_avg"], np.float32(-0.1))
+    opt.step()  # continues from the loaded state
+    assert opt.state[0]["step"] == 2
+    np.testing.assert_allclose(opt.state[1]["exp_avg"], -0.19, rtol=1e-6)

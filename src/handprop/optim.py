@@ -22,6 +22,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -305,10 +306,12 @@ class Adam(Optimizer):
             "maximize": bool(maximize),
         }
         super().__init__(params, defaults)
+        self._small_batch: _SmallBatch | None = None
 
     def step(self) -> None:
         h = self.param_groups[0]
-        lr, (beta1, beta2), eps, wd = h["lr"], h["betas"], h["eps"], h["weight_decay"]
+        lr, wd = h["lr"], h["weight_decay"]
+        small = []  # (parameter, gradient, state) of small parameters: updated together below
         for i, p, g in self._grads():
             if h["maximize"]:
                 g = -g
@@ -326,23 +329,104 @@ class Adam(Optimizer):
                 }
             # amsgrad's running maximum, created when first needed (also after loading the
             # state of an optimizer that ran without amsgrad)
-            v_max = None
             if h["amsgrad"]:
-                v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(p.data))
+                state.setdefault("max_exp_avg_sq", np.zeros_like(p.data))
             state["step"] += 1
+            if p.data.size <= _BLOCK:
+                small.append((p, g, state))
+            else:
+                self._update([p.data], [g], [state])
+        if not small:
+            return
+        params, grads, states = zip(*small, strict=True)
+        same_step = len({s["step"] for s in states}) == 1
+        if len(small) > 1 and same_step and len({p.dtype for p in params}) == 1:
+            # One update over all small parameters at once: see _SmallBatch.
+            arrays = [p.data for p in params]
+            batch = self._small_batch
+            if batch is None or not batch.holds(arrays, states):
+                batch = self._small_batch = _SmallBatch(arrays, states)
+            batch.gather(arrays, grads)
+            flat_state = {**batch.state, "step": states[0]["step"]}
+            self._update([batch.param], [batch.grad], [flat_state])
+            batch.scatter(arrays)
+        else:
+            self._update([p.data for p in params], grads, states)
+
+    def _update(self, params, grads, states) -> None:
+        """The Adam update of each ``(parameter array, gradient, state)``, in place."""
+        h = self.param_groups[0]
+        beta1, beta2 = h["betas"]
+        for p, g, state in zip(params, grads, states, strict=True):
             t = state["step"]
             _adam_update(
-                p.data,
+                p,
                 g,
                 state["exp_avg"],
                 state["exp_avg_sq"],
-                v_max,
+                state["max_exp_avg_sq"] if h["amsgrad"] else None,
                 beta1=beta1,
                 beta2=beta2,
-                eps=eps,
-                step_size=lr / (1 - beta1**t),
+                eps=h["eps"],
+                step_size=h["lr"] / (1 - beta1**t),
                 bias_correction2_sqrt=math.sqrt(1 - beta2**t),
             )
+
+
+class _SmallBatch:
+    """Small parameters' Adam state kept in one flat array per moment, so that one update runs
+    over all of them: 13 NumPy operations in all instead of 13 per parameter.
+
+    Why: on a small network each operation costs far more in per-call overhead (about half a
+    microsecond) than in arithmetic, so the worked example's 6 parameters spent most of their
+    update in overhead. torch's ``foreach`` optimizers batch their tensors for the same reason.
+    Each parameter's ``state["exp_avg"]`` (and ``exp_avg_sq``, ``max_exp_avg_sq``) becomes a
+    view into the flat array, so the state looks as before; the parameters and gradients are
+    copied into flat arrays for the update (``gather``) and the parameters copied back
+    (``scatter``). Element by element, the arithmetic is that of the per-parameter update.
+    """
+
+    def __init__(self, params: list[np.ndarray], states: list[dict[str, Any]]) -> None:
+        self.offsets = np.cumsum([0] + [p.size for p in params]).tolist()
+        self.shapes = [p.shape for p in params]
+        self.param = np.empty(self.offsets[-1], params[0].dtype)
+        self.grad = np.empty_like(self.param)
+        self.param_pieces = self.split(self.param)
+        self.state: dict[str, np.ndarray] = {}
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            if all(key in s for s in states):
+                # the current values, gathered; each parameter's state becomes a view of them
+                self.state[key] = np.concatenate([s[key].reshape(-1) for s in states])
+                for s, view in zip(states, self.split(self.state[key]), strict=True):
+                    s[key] = view
+        self.views = [s[key] for s in states for key in self.state]
+
+    def holds(self, params: list[np.ndarray], states: list[dict[str, Any]]) -> bool:
+        """Whether ``states`` hold exactly this batch's views, and nothing else but "step"
+        (not after load_state_dict, which puts fresh arrays in; not for other parameters; not
+        after amsgrad was switched on, which adds a state array), for parameters of its dtype."""
+        views = [s.get(key) for s in states for key in self.state]
+        return (
+            len(views) == len(self.views)
+            and all(map(operator.is_, views, self.views))
+            and all(len(s) == len(self.state) + 1 for s in states)
+            and params[0].dtype == self.param.dtype
+        )
+
+    def split(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Views of ``flat``, one per parameter, in the parameters' shapes."""
+        bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
+        return [flat[start:stop].reshape(shape) for start, stop, shape in bounds]
+
+    def gather(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """Copy the parameters and gradients into ``self.param`` and ``self.grad``."""
+        np.concatenate([p.reshape(-1) for p in params], out=self.param)
+        np.concatenate([g.reshape(-1) for g in grads], out=self.grad)
+
+    def scatter(self, params: list[np.ndarray]) -> None:
+        """Copy the updated ``self.param`` back into the parameters."""
+        for p, piece in zip(params, self.param_pieces, strict=True):
+            p[...] = piece
 
 
 #: Elements per block in the fast paths below: a block's arrays (about 1 MiB) stay in the
