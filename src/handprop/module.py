@@ -103,13 +103,16 @@ class Module:
             child._clear_cache()
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._cache:  # forward caching its values (every step): a plain attribute
+            object.__setattr__(self, name, value)
+            return
         parameters = self.__dict__.get("_parameters")
         if parameters is None:
             raise RuntimeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
         if isinstance(value, (Parameter, Module)) or name in parameters or name in self._modules:
-            # (re)registration; forward's caches (self._x = x, every step) skip this branch
+            # (re)registration
             parameters.pop(name, None)
             self._modules.pop(name, None)
             if isinstance(value, Parameter):
