@@ -37,6 +37,25 @@ CONFIGS = [  # (name, layer widths, batch size)
     ("784-2048-2048-1", [784, 2048, 2048, 1], 512),
 ]
 
+#: The goals (issue 6), per network: (largest handprop/torch, largest handprop/limit or None).
+TARGETS = {
+    "worked example 2-3-2-1": (0.30, None),
+    "64-128-64-1": (0.50, None),
+    "784-512-256-10": (1.0, 1.15),
+    "784-2048-2048-1": (1.0, 1.10),
+}
+
+
+def verdict(row: dict) -> str:
+    """The row's targets and whether this run met them, e.g. "<= 1.0x torch, <= 1.15x limit: no"."""
+    torch_max, limit_max = TARGETS[row["network"]]
+    goals = [f"<= {torch_max:.2f}x torch"]
+    met = row["vs_torch"] <= torch_max
+    if limit_max is not None:
+        goals.append(f"<= {limit_max:.2f}x limit")
+        met = met and row["vs_limit"] <= limit_max
+    return f"{', '.join(goals)}: {'met' if met else 'NOT met'}"
+
 
 def build(widths: list[int]) -> Sequential:
     rng = np.random.default_rng(0)
@@ -168,14 +187,14 @@ def main() -> None:
     if args.markdown:
         print(
             "| network | batch | optimizer | handprop (µs) | torch (µs) | matmul limit (µs) "
-            "| handprop / torch | handprop / limit | peak step memory (MiB) |"
+            "| handprop / torch | handprop / limit | peak step memory (MiB) | target |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['network']} | {r['batch']} | {r['optimizer']} | {r['handprop_us']:.1f} | "
                 f"{r['torch_us']:.1f} | {r['limit_us']:.1f} | {r['vs_torch']:.2f} | "
-                f"{r['vs_limit']:.2f} | {r['peak_mib']:.2f} |"
+                f"{r['vs_limit']:.2f} | {r['peak_mib']:.2f} | {verdict(r)} |"
             )
     else:
         for r in rows:
@@ -183,7 +202,8 @@ def main() -> None:
                 f"{r['network']:<24} batch {r['batch']:<4} {r['optimizer']:<5} handprop "
                 f"{r['handprop_us']:>10.1f} us  torch {r['torch_us']:>10.1f} us  limit "
                 f"{r['limit_us']:>10.1f} us  handprop/torch {r['vs_torch']:5.2f}  "
-                f"handprop/limit {r['vs_limit']:5.2f}  peak {r['peak_mib']:7.2f} MiB"
+                f"handprop/limit {r['vs_limit']:5.2f}  peak {r['peak_mib']:7.2f} MiB  "
+                f"({verdict(r)})"
             )
 
 
