@@ -4,13 +4,15 @@ Usage (from benchmarks/):  python profile_step.py [widths, default 784-2048-2048
 
 Each phase is timed alone (best of 7 repeats, so that machine noise is left out): the
 forward pass, the loss and its gradient, zero_grad + the backward pass, the SGD and Adam
-updates; beside forward and backward, their bare NumPy matrix products alone.
+updates; beside forward and backward, their bare NumPy matrix products alone; beside the
+updates, torch.optim's own SGD and Adam updates of the same parameters (default options).
 """
 
 import sys
 import timeit
 
 import numpy as np
+import torch
 from bench_step import build
 
 from handprop.layers import Linear
@@ -64,6 +66,15 @@ def main() -> None:
         ("Adam", Adam(model.parameters())),
     ):
         rows[f"{name} step ({size:,} parameters)"] = best(opt.step, n)
+    # torch's own updates of the same parameters and gradients, for comparison
+    twin = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for p in model.parameters()]
+    for t_p, p in zip(twin, model.parameters(), strict=True):
+        t_p.grad = torch.from_numpy(p.grad.copy())
+    for name, opt in (
+        ("SGD", torch.optim.SGD(twin, lr=1e-3)),
+        ("Adam", torch.optim.Adam(twin)),
+    ):
+        rows[f"  torch.optim.{name} step, the same parameters"] = best(opt.step, n)
     print(f"{'-'.join(map(str, widths))}, batch {batch} (ms, best of 7)")
     for name, ms in rows.items():
         print(f"  {name:<44}{ms:9.3f}")
