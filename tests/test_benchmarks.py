@@ -26,3 +26,13 @@ def test_bench_step_verdict_reads_the_issue_targets():
         "<= 0.50x torch: NOT met"
     )
     assert set(bench_step.TARGETS) == {name for name, _, _ in bench_step.CONFIGS}
+
+
+def test_profile_step_runs_and_reports_every_phase(monkeypatch, capsys):
+    import profile_step
+
+    monkeypatch.setattr(sys, "argv", ["profile_step.py", "2-3-2-1", "2"])
+    profile_step.main()
+    out = capsys.readouterr().out
+    for phase in ("forward", "backward", "SGD step", "Adam step", "torch.optim.Adam step"):
+        assert phase in out, phase
