@@ -322,3 +322,28 @@ def test_adam_state_is_batched_views_yet_reads_like_per_parameter_state():
     opt.step()  # continues from the loaded state
     assert opt.state[0]["step"] == 2
     np.testing.assert_allclose(opt.state[1]["exp_avg"], -0.19, rtol=1e-6)
+
+
+@pytest.mark.parametrize("clone", ["deepcopy", "pickle"])
+def test_adam_copied_mid_training_continues_like_the_original(clone):
+    """A copy of an optimizer (to keep a checkpoint in memory, say) must not lose its moments:
+    its batched state views become separate arrays in the copy, and the copy notices."""
+    import copy
+    import pickle
+
+    def steps(opt, n):
+        for _ in range(n):
+            for k, p in enumerate(opt.params):
+                p.grad = np.full(p.shape, k + 1.0, np.float32)
+            opt.step()
+
+    params = [Parameter(np.ones(s, np.float32)) for s in [(2, 2), (3,), ()]]
+    opt = Adam(params, lr=0.1, amsgrad=True)
+    steps(opt, 2)
+    twin = copy.deepcopy(opt) if clone == "deepcopy" else pickle.loads(pickle.dumps(opt))
+    steps(opt, 3)
+    steps(twin, 3)
+    for i, (p, q) in enumerate(zip(opt.params, twin.params, strict=True)):
+        np.testing.assert_array_equal(q.data, p.data, err_msg=f"parameter {i}")
+        for key, value in opt.state[i].items():
+            np.testing.assert_array_equal(twin.state[i][key], value, err_msg=f"{i} {key}")

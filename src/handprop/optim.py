@@ -400,15 +400,19 @@ class _SmallBatch:
                 for s, view in zip(states, self.split(self.state[key]), strict=True):
                     s[key] = view
         self.views = [s[key] for s in states for key in self.state]
+        self.flats = [self.state[key] for s in states for key in self.state]  # their bases
 
     def holds(self, params: list[np.ndarray], states: list[dict[str, Any]]) -> bool:
-        """Whether ``states`` hold exactly this batch's views, and nothing else but "step"
-        (not after load_state_dict, which puts fresh arrays in; not for other parameters; not
-        after amsgrad was switched on, which adds a state array), for parameters of its dtype."""
+        """Whether ``states`` hold exactly this batch's views, and nothing else but "step",
+        for parameters of its dtype. Not after load_state_dict, which puts fresh arrays in;
+        not for other parameters; not after amsgrad was switched on, which adds a state array;
+        not in a copy of the optimizer (copy.deepcopy, pickle), where the views have become
+        separate arrays."""
         views = [s.get(key) for s in states for key in self.state]
         return (
             len(views) == len(self.views)
             and all(map(operator.is_, views, self.views))
+            and all(view.base is flat for view, flat in zip(views, self.flats, strict=True))
             and all(len(s) == len(self.state) + 1 for s in states)
             and params[0].dtype == self.param.dtype
         )
