@@ -404,10 +404,10 @@ class _SmallBatch:
 
     def holds(self, params: list[np.ndarray], states: list[dict[str, Any]]) -> bool:
         """Whether ``states`` hold exactly this batch's views, and nothing else but "step",
-        for parameters of its dtype. Not after load_state_dict, which puts fresh arrays in;
-        not for other parameters; not after amsgrad was switched on, which adds a state array;
-        not in a copy of the optimizer (copy.deepcopy, pickle), where the views have become
-        separate arrays."""
+        for parameters of its dtype and shapes. Not after load_state_dict, which puts fresh
+        arrays in; not for other parameters; not after amsgrad was switched on, which adds a
+        state array; not in a copy of the optimizer (copy.deepcopy, pickle), where the views
+        have become separate arrays."""
         views = [s.get(key) for s in states for key in self.state]
         return (
             len(views) == len(self.views)
@@ -415,6 +415,7 @@ class _SmallBatch:
             and all(view.base is flat for view, flat in zip(views, self.flats, strict=True))
             and all(len(s) == len(self.state) + 1 for s in states)
             and params[0].dtype == self.param.dtype
+            and [p.shape for p in params] == self.shapes
         )
 
     def split(self, flat: np.ndarray) -> list[np.ndarray]:
