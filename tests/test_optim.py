@@ -3,8 +3,11 @@ and the worked example's Adam and SGD steps."""
 
 import itertools
 
+import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from handprop import Parameter, Sequential
 from handprop import worked_example as we
@@ -240,14 +243,14 @@ def test_amsgrad_switched_on_after_loading_plain_adam_state_keeps_its_maximum():
     np.testing.assert_allclose(resumed.data, t_p.detach().numpy(), rtol=1e-13, atol=1e-13)
 
 
-def _adam_runs(shapes, grad_schedule, *, amsgrad_from=None, seed=4):
+def _adam_runs(shapes, grad_schedule, *, amsgrad_from=None, seed=4, dtype=np.float32):
     """Run Adam on parameters of ``shapes`` two ways: one optimizer for all of them (small ones
     batched, see optim._SmallBatch) and one optimizer per parameter (nothing to batch).
     ``grad_schedule[k]`` lists which parameters get a gradient at step k; from step
     ``amsgrad_from`` on, amsgrad is switched on. Returns both runs' parameters and states."""
     rng = np.random.default_rng(seed)
-    data = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in grad_schedule]
+    data = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in grad_schedule]
     together = [Parameter(d.copy()) for d in data]
     apart = [Parameter(d.copy()) for d in data]
     opt = Adam(together, lr=0.01)
@@ -278,13 +281,38 @@ def test_adam_small_parameters_updated_together_equal_one_by_one(schedule, amsgr
     """The batched update of small parameters is, bit for bit, the per-parameter update, and
     each parameter's state keeps its own shape and values."""
     shapes = [(3, 2), (3,), (1, 3), ()]
-    together, apart, state, states = _adam_runs(shapes, schedule, amsgrad_from=amsgrad_from)
+    _assert_same_runs(*_adam_runs(shapes, schedule, amsgrad_from=amsgrad_from))
+
+
+def _assert_same_runs(together, apart, state, states):
     for i, (p, q) in enumerate(zip(together, apart, strict=True)):
         np.testing.assert_array_equal(p.data, q.data, err_msg=f"parameter {i}")
+        assert (i in state) == (states[i] is not None)
+        if states[i] is None:
+            continue
         assert state[i].keys() == states[i].keys()
         for key, value in states[i].items():
             np.testing.assert_array_equal(state[i][key], value, err_msg=f"{i} {key}")
             assert np.shape(state[i][key]) == np.shape(value)
+
+
+@given(
+    shapes=st.lists(hnp.array_shapes(min_dims=0, max_dims=2, max_side=4), min_size=2, max_size=5),
+    # mostly every parameter (the batched path), at some steps only some of them
+    schedule=st.lists(
+        st.one_of(*[st.just(set(range(5)))] * 3, st.sets(st.integers(0, 4))),
+        min_size=1,
+        max_size=5,
+    ),
+    amsgrad_from=st.none() | st.integers(1, 4),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_adam_batching_is_invisible_for_any_shapes_and_schedule(
+    shapes, schedule, amsgrad_from, dtype
+):
+    """Whatever the parameters' shapes, whichever get gradients at each step, with amsgrad
+    switched on at any point: batched and one-by-one updates agree bit for bit."""
+    _assert_same_runs(*_adam_runs(shapes, schedule, amsgrad_from=amsgrad_from, dtype=dtype))
 
 
 def test_adam_small_parameters_with_skipped_grads_match_torch():
