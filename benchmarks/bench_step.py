@@ -47,7 +47,7 @@ TARGETS = {
 
 
 def verdict(row: dict) -> str:
-    """The row's targets and whether this run met them, e.g. "<= 1.0x torch, <= 1.15x limit: no"."""
+    """The row's targets and whether this run met them: "<= 1.00x torch, <= 1.15x limit: met"."""
     torch_max, limit_max = TARGETS[row["network"]]
     goals = [f"<= {torch_max:.2f}x torch"]
     met = row["vs_torch"] <= torch_max
