@@ -55,12 +55,13 @@ def main() -> None:
         "  forward matrix products alone": best(forward_products, n),
         "loss and its gradient": best(lambda: (loss(out, y), loss.backward()), n),
         "zero_grad + backward (input_grad=False)": best(
-            lambda: (model.zero_grad(), model.backward(g, input_grad=False)), n
+            lambda: (model.zero_grad(), model.backward(g, input_grad=False, retain_graph=True)),
+            n,
         ),
         "  backward matrix products alone": best(backward_products, n),
     }
     size = sum(p.data.size for p in model.parameters())
-    model.backward(g, input_grad=False)
+    model.backward(g, input_grad=False, retain_graph=True)
     for name, opt in (
         ("SGD", SGD(model.parameters(), lr=1e-3)),
         ("Adam", Adam(model.parameters())),

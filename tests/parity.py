@@ -211,7 +211,7 @@ def check_modules(model: Sequential, loss, X, y) -> None:
                 # and tanh are not NumPy's) changes them by a large fraction. Torch's autograd
                 # formula is therefore evaluated at handprop's own y.
                 expected = _BACKWARD_FROM_OUTPUT[type(module)](
-                    torch.from_numpy(grad.copy()), torch.from_numpy(y_hp)
+                    torch.from_numpy(grad.copy()), torch.from_numpy(y_hp.copy())
                 )
             scale = None
             if isinstance(module, Softmax):

@@ -14,6 +14,7 @@
 
 from . import data, layers, losses, optim
 from ._gradcheck import GradcheckReport, gradcheck
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .module import Module, Parameter, Sequential
 from .serialization import load, save
 from .trace import Trace, trace
@@ -28,10 +29,13 @@ __all__ = [
     "Trace",
     "__version__",
     "data",
+    "enable_grad",
     "gradcheck",
+    "is_grad_enabled",
     "layers",
     "load",
     "losses",
+    "no_grad",
     "optim",
     "save",
     "trace",

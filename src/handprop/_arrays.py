@@ -60,7 +60,43 @@ def as_float_array(value: Any, owner: Any, name: str, dtype: np.dtype | None = N
         )
     if dtype is None:
         dtype = array.dtype if array.dtype in FLOAT_DTYPES else DEFAULT_DTYPE
-    return array.astype(dtype, copy=False)
+    # a float64 value beyond float32's range becomes inf, as torch's cast does, without a warning
+    with np.errstate(over="ignore"):
+        return array.astype(dtype, copy=False)
+
+
+def is_private(array: np.ndarray) -> bool:
+    """Whether nobody outside handprop can change ``array``'s values: it is read-only and owns
+    its memory (or is a read-only view of such an array). Module outputs are made so."""
+    while not array.flags.writeable:
+        base = array.base
+        if base is None:
+            return True  # owns its memory, and nobody can write into it
+        if not isinstance(base, np.ndarray):
+            return False  # a view of someone else's buffer
+        array = base
+    return False
+
+
+def freeze(array: np.ndarray) -> np.ndarray:
+    """Make a fresh array read-only and return it (a module's output, a cached value)."""
+    array.flags.writeable = False
+    return array
+
+
+def private(array: np.ndarray, source: Any) -> np.ndarray:
+    """``array`` (converted from the caller's ``source``) as a value that backward can rely on.
+
+    What a forward keeps for its backward must not change in between. The caller may still
+    hold ``source`` and write into it (a reused batch buffer, an in-place clip), so: an array
+    that the conversion made fresh is frozen; one that is already private (the read-only
+    output of another module) is kept; anything else, the caller's own array, is copied.
+    """
+    if array is not source and array.flags.owndata:
+        return freeze(array)  # made by the conversion (a cast, a list): nobody else has it
+    if is_private(array):
+        return array
+    return freeze(array.copy())
 
 
 def shape_str(shape: tuple[int, ...]) -> str:

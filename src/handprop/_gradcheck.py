@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .grad_mode import no_grad
 from .module import Module, Sequential
 from .naming import output_names
 
@@ -165,17 +166,19 @@ def gradcheck(
     y = np.asarray(y)
     y = y if y.dtype.kind in "iu" else y.astype(np.float64)
 
+    @no_grad()
     def evaluate() -> tuple[float, list[np.ndarray | None]]:
-        """The cost, and the input of every kinked module."""
+        """The cost, and the input of every kinked module (copies: x changes in place)."""
         h, kinked_inputs = x, []
         for module in modules:
-            kinked_inputs.append(h if module.kinks_at else None)
+            kinked_inputs.append(np.array(h, copy=True) if module.kinks_at else None)
             h = module(h)
         return float(np.sum(loss(h, y))), kinked_inputs
 
     # analytic gradients, from backward
     cost, base_inputs = evaluate()
-    out_grad = 1.0 if loss.reduction != "none" else np.ones(loss._loss_shape)
+    out = loss(net(x), y)
+    out_grad = 1.0 if loss.reduction != "none" else np.ones(np.shape(out))
     grad_x = net.backward(loss.backward(out_grad))
     tensors = [(n, p.data, p.grad) for n, p in net.named_parameters()] + [("X", x, grad_x)]
 

@@ -3,6 +3,10 @@
 Each class has its forward and its backward side by side. Notation: ``N`` is the batch size,
 ``x`` the forward input, ``y`` the forward output, ``g = dJ/dy`` the ``grad_output`` that
 backward receives; backward returns ``dJ/dx``. Derivations with LaTeX live in ``docs/``.
+
+What a forward keeps for its backward is private (``private``: the caller's input is copied
+unless it is another module's read-only output) and outputs are returned read-only
+(``freeze``), so nothing the caller does between forward and backward can change a gradient.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, shape_str
+from ._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, freeze, private, shape_str
 from .module import Module, Parameter
 
 __all__ = ["LeakyReLU", "Linear", "ReLU", "Sigmoid", "Softmax", "Tanh"]
@@ -78,6 +82,7 @@ class Linear(Module):
     """
 
     _cache = ("_x",)
+    _guards_its_arrays = True
 
     def __init__(
         self,
@@ -108,20 +113,20 @@ class Linear(Module):
     def dtype(self) -> np.dtype:
         return self.weight.dtype
 
-    def forward(self, x: Any) -> np.ndarray:
+    def forward(self, input: Any) -> np.ndarray:
         """``y = x @ W.T + b``: (N, in) @ (in, out) + (out,) -> (N, out)."""
-        x = as_float_array(x, self, "input", self.weight.data.dtype)
+        x = as_float_array(input, self, "input", self.weight.data.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             hint = "; for one sample use x.reshape(1, -1)" if x.ndim == 1 else ""
             raise ValueError(
                 f"{self!r}: expected input of shape (N, {self.in_features}), "
                 f"got {shape_str(x.shape)}{hint}"
             )
-        self._x = x
+        self._x = private(x, input)
         y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data  # y = y + b, added in place into the fresh product
-        return y
+        return freeze(y)
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """Accumulate dJ/dW and dJ/db, return dJ/dx (None with ``input_grad=False``).
@@ -133,7 +138,7 @@ class Linear(Module):
         - ``dJ/db = g.sum(0)``  (N, out) -> (out,): b is added to every row;
         - ``dJ/dx = g @ W``     (N, out) @ (out, in) -> (N, in).
         """
-        x = self._saved(self._x)
+        x = self._x
         g = self._grad_output(grad_output, (x.shape[0], self.out_features), x.dtype)
         self.weight.accumulate_grad(g.T @ x)
         if self.bias is not None:
@@ -170,11 +175,12 @@ class ReLU(Module):
     """
 
     _cache = ("_y",)
+    _guards_its_arrays = True
     kinks_at = (0.0,)
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, self, "input")
-        self._y = np.maximum(x, 0)
+        self._y = freeze(np.maximum(x, 0))
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -182,7 +188,7 @@ class ReLU(Module):
 
         ``x > 0`` exactly where the saved output ``y > 0``, so the output is all we keep.
         """
-        y = self._saved(self._y)
+        y = self._y
         g = self._grad_output(grad_output, y.shape, y.dtype)
         if not input_grad:  # no parameters: nothing else to do
             return None
@@ -216,10 +222,11 @@ class Sigmoid(Module):
     """
 
     _cache = ("_y",)
+    _guards_its_arrays = True
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, self, "input")
-        self._y = sigmoid(x)
+        self._y = freeze(sigmoid(x))
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -228,7 +235,7 @@ class Sigmoid(Module):
         Evaluated as ``(g * (1 - y)) * y``, the order torch uses, so float32 results agree bit
         for bit.
         """
-        y = self._saved(self._y)
+        y = self._y
         g = self._grad_output(grad_output, y.shape, y.dtype)
         if not input_grad:  # no parameters: nothing else to do
             return None
@@ -249,10 +256,11 @@ class Tanh(Module):
     """
 
     _cache = ("_y",)
+    _guards_its_arrays = True
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, self, "input")
-        self._y = np.tanh(x)
+        self._y = freeze(np.tanh(x))
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -263,7 +271,7 @@ class Tanh(Module):
         lose most of its digits; the factored form keeps them (torch gets the same accuracy
         from a fused multiply-add).
         """
-        y = self._saved(self._y)
+        y = self._y
         g = self._grad_output(grad_output, y.shape, y.dtype)
         if not input_grad:  # no parameters: nothing else to do
             return None
@@ -289,6 +297,7 @@ class LeakyReLU(Module):
     """
 
     _cache = ("_x",)
+    _guards_its_arrays = True
     kinks_at = (0.0,)
 
     def __init__(self, negative_slope: float = 0.01) -> None:
@@ -301,14 +310,14 @@ class LeakyReLU(Module):
             raise ValueError(f"LeakyReLU: negative_slope must be finite, got {negative_slope}")
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x: Any) -> np.ndarray:
-        x = as_float_array(x, self, "input")
-        self._x = x
-        return np.where(x > 0, x, x * self.negative_slope)
+    def forward(self, input: Any) -> np.ndarray:
+        x = as_float_array(input, self, "input")
+        self._x = private(x, input)
+        return freeze(np.where(x > 0, x, x * self.negative_slope))
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = g`` where ``x > 0``, else ``g * negative_slope``."""
-        x = self._saved(self._x)
+        x = self._x
         g = self._grad_output(grad_output, x.shape, x.dtype)
         if not input_grad:  # no parameters: nothing else to do
             return None
@@ -341,6 +350,7 @@ class Softmax(Module):
     """
 
     _cache = ("_y",)
+    _guards_its_arrays = True
 
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
@@ -355,7 +365,7 @@ class Softmax(Module):
                 f"{self!r}: dim {self.dim} is out of range for input of shape {shape_str(x.shape)}"
             )
         e = np.exp(x - x.max(axis=self.dim, keepdims=True))
-        self._y = e / e.sum(axis=self.dim, keepdims=True)
+        self._y = freeze(e / e.sum(axis=self.dim, keepdims=True))
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -364,7 +374,7 @@ class Softmax(Module):
         The Jacobian of softmax is ``diag(y) - y y^T``; multiplying it by g gives this without
         forming the C x C matrix.
         """
-        y = self._saved(self._y)
+        y = self._y
         g = self._grad_output(grad_output, y.shape, y.dtype)
         if not input_grad:  # no parameters: nothing else to do
             return None

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_float_array, owner_name, shape_str
+from . import grad_mode
+from ._arrays import as_float_array, owner_name, private, shape_str
 from .layers import log_softmax, sigmoid
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss"]
@@ -45,16 +46,22 @@ class _Loss:
         self._input: np.ndarray | None = None
         self._target: np.ndarray | None = None
         self._loss_shape: tuple[int, ...] = ()
+        self._no_grad_forward = False
 
     def __call__(self, input: Any, target: Any) -> float | np.ndarray:
         return self.forward(input, target)
 
     def forward(self, input: Any, target: Any) -> float | np.ndarray:
-        input, target = self._check(input, target)
-        losses = self._losses(input, target)
-        self._input, self._target, self._loss_shape = input, target, losses.shape
+        x, t = self._check(input, target)
+        losses = self._losses(x, t)
+        if grad_mode.is_grad_enabled():
+            # kept for backward, private: the caller may reuse its arrays in between
+            self._input, self._target = private(x, input), private(t, target)
+            self._loss_shape, self._no_grad_forward = losses.shape, False
+        elif self._input is None:
+            self._no_grad_forward = True
         if self.reduction == "mean":
-            return float(losses.sum() / self._mean_divisor(input, target))
+            return float(losses.sum() / self._mean_divisor(x, t))
         if self.reduction == "sum":
             return float(losses.sum())
         return losses
@@ -66,6 +73,11 @@ class _Loss:
         its shape (as torch requires an explicit gradient for non-scalar outputs).
         """
         if self._input is None:
+            if self._no_grad_forward:
+                raise RuntimeError(
+                    f"{self!r}: backward() after a forward run under handprop.no_grad(), "
+                    "which keeps nothing for backward; compute the loss outside no_grad"
+                )
             raise RuntimeError(
                 f"{self!r}: backward() was called before forward(); "
                 "compute the loss first with loss(input, target)"

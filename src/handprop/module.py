@@ -2,30 +2,37 @@
 
 A module does two things by hand:
 
-* ``forward(x)`` computes its output and keeps (in private attributes such as ``_x``) exactly
-  what its backward will need;
+* ``forward(x)`` computes its output and keeps (in attributes such as ``_x``) exactly what its
+  backward will need;
 * ``backward(grad_output)`` receives dJ/d(output), adds dJ/d(parameter) into each parameter's
   ``.grad`` and returns dJ/d(input). It never writes into ``grad_output`` or its caches.
 
 ``Sequential`` chains modules: forward left to right, backward right to left. That loop *is*
 backpropagation: the chain rule applied one module at a time.
+
+``Module`` wraps every subclass's ``forward`` and ``backward`` (see ``_contract_forward`` and
+``_contract_backward``) so that a gradient is never silently wrong: a backward runs only
+against the forward it belongs to, once, and a failed backward changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+import inspect
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._arrays import FLOAT_DTYPES, as_float_array, shape_str
-
+from . import grad_mode
+from ._arrays import FLOAT_DTYPES, as_float_array, is_private, shape_str
 
 class Parameter:
     """A trainable array: ``.data`` holds the values, ``.grad`` the accumulated dJ/d(data).
 
     ``.grad`` is None until the first backward that reaches the parameter; later backwards add
-    into it (``+=``) until ``zero_grad()`` sets it back to None, as in PyTorch.
+    into it until ``zero_grad()`` sets it back to None, as in PyTorch.
 
     Examples:
         >>> p = Parameter(np.zeros((2, 3), dtype=np.float32))
@@ -57,15 +64,22 @@ class Parameter:
         return self.data.dtype
 
     def accumulate_grad(self, grad: np.ndarray) -> None:
-        """Add ``grad`` into ``.grad``; the first is kept as is (callers pass a fresh array)."""
-        assert grad.shape == self.data.shape and grad.dtype == self.data.dtype, (
-            grad.shape,
-            grad.dtype,
-        )
-        if self.grad is None:
-            self.grad = grad
-        else:
-            self.grad += grad
+        """``.grad = grad`` the first time, ``.grad = .grad + grad`` afterwards.
+
+        ``grad`` must be a fresh array of the parameter's shape and dtype (a backward's own
+        result). The sum makes a new array instead of adding in place: an array the caller set
+        as ``.grad`` is never written into, and a backward that fails halfway can put every
+        ``.grad`` back as it was (see ``_Journal``).
+        """
+        if grad.shape != self.data.shape or grad.dtype != self.data.dtype:
+            raise ValueError(
+                f"Parameter of shape {shape_str(self.data.shape)} and dtype {self.data.dtype}: "
+                f"a backward gave it a gradient of shape {shape_str(grad.shape)} and dtype "
+                f"{grad.dtype}"
+            )
+        if _journals:
+            _journals[-1].grads.append((self, self.grad))
+        self.grad = grad if self.grad is None else self.grad + grad
 
     def __repr__(self) -> str:
         return f"Parameter containing:\n{self.data!r}"
@@ -76,49 +90,283 @@ class _IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
+# -- the bookkeeping behind the contract -------------------------------------------------------
+#
+# Each module remembers the state of its last forward: None (never run), _READY (its cache
+# belongs to that forward and no backward has used it yet), _CONSUMED (backward ran),
+# _FAILED (forward raised halfway) or _NO_GRAD (ran under no_grad, keeping nothing). Each
+# forward that completes gets a new stamp; a module records on its "tape" the stamps of the
+# child forwards it ran, and its backward first checks that every child still holds that
+# forward's cache: if another model, a slice, or a second position in the same model ran
+# the child since, the cache belongs to that call and backward refuses instead of mixing them.
+
+_READY, _CONSUMED, _FAILED, _NO_GRAD = "ready", "consumed", "failed", "no_grad"
+_stamps = itertools.count(1)
+_tapes: list[list[tuple[Module, int]]] = []  # the tapes of the forwards now running
+_journals: list[_Journal] = []  # what the outermost backward now running has changed
+
+
+class _Journal:
+    """What a backward changed, so that a failure can put it back: grads and module states."""
+
+    __slots__ = ("consumed", "grads", "retain")
+
+    def __init__(self, retain: bool) -> None:
+        self.grads: list[tuple[Parameter, np.ndarray | None]] = []
+        self.consumed: list[Module] = []
+        self.retain = retain  # retain_graph=True: the forward's caches stay usable
+
+    def undo(self) -> None:
+        for param, old in reversed(self.grads):
+            param.grad = old
+        for module in self.consumed:
+            module.__dict__["_state"] = _READY
+
+
+def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callable[..., Any]:
+    """Wrap a subclass's ``forward``: stamp it, record it on the parent's tape, honour no_grad.
+
+    ``guard_arrays``: for classes that do not protect their own caches (a learner's layer),
+    the input is made private before their forward sees it and a fresh output is frozen, so
+    whatever they cache cannot be changed by the caller between forward and backward.
+    """
+
+    @functools.wraps(forward)
+    def contract_forward(self: Module, x: Any, *args: Any, **kwargs: Any) -> Any:
+        d = self.__dict__
+        if d.get("_busy", True):  # super().forward(x) inside a forward, or no __init__ yet
+            if "_state" not in d:
+                raise _no_init_error(self)
+            return forward(self, x, *args, **kwargs)
+        if not grad_mode.is_grad_enabled():
+            return _forward_without_grad(self, forward, x, args, kwargs)
+        if guard_arrays and isinstance(x, np.ndarray) and not is_private(x):
+            x = x.copy()
+            x.flags.writeable = False
+        tape: list[tuple[Module, int]] = []
+        d["_state"], d["_busy"] = _FAILED, True  # _FAILED until forward returns
+        _tapes.append(tape)
+        try:
+            y = forward(self, x, *args, **kwargs)
+        finally:
+            _tapes.pop()
+            d["_busy"] = False
+        stamp = next(_stamps)
+        d["_tape"], d["_stamp"], d["_state"] = tape, stamp, _READY
+        if _tapes:
+            _tapes[-1].append((self, stamp))
+        if guard_arrays and isinstance(y, np.ndarray) and y is not x and y.flags.owndata:
+            if not any(y is a for a in self._own_arrays()):
+                y.flags.writeable = False
+        return y
+
+    contract_forward._contract = True  # type: ignore[attr-defined]
+    return contract_forward
+
+
+def _forward_without_grad(self: Module, forward: Callable[..., Any], x, args, kwargs) -> Any:
+    """Forward under no_grad: the output only. Whatever the forward assigned to plain
+    attributes (its caches) is put back as it was, so the last training forward's caches,
+    and its backward, stay intact."""
+    d = self.__dict__
+    before = dict(d)
+    d["_busy"] = True
+    try:
+        return forward(self, x, *args, **kwargs)
+    finally:
+        registered = (*d["_parameters"], *d["_modules"], *d["_buffers"])
+        for key in [k for k in d if k not in registered]:
+            if key not in before:
+                del d[key]
+            elif d[key] is not before[key]:
+                d[key] = before[key]
+        if d["_state"] is not _READY:
+            d["_state"] = _NO_GRAD
+
+
+def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a subclass's ``backward``: refuse a stale, missing or used-up forward; pass
+    ``input_grad`` only to a backward that takes it; undo everything if it fails.
+
+    ``retain_graph=True`` (torch's name) keeps the forward usable for another backward, whose
+    gradients then add to these."""
+    parameters = inspect.signature(backward).parameters
+    takes_input_grad = "input_grad" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+    @functools.wraps(backward)
+    def contract_backward(
+        self: Module,
+        grad_output: Any,
+        *args: Any,
+        input_grad: bool = True,
+        retain_graph: bool = False,
+    ) -> Any:
+        d = self.__dict__
+        if d.get("_busy", True):  # super().backward(...) inside a backward, or no __init__
+            if "_state" not in d:
+                raise _no_init_error(self)
+            if takes_input_grad:
+                return backward(self, grad_output, *args, input_grad=input_grad)
+            return backward(self, grad_output, *args)
+        if d["_state"] is not _READY:
+            raise _not_ready_error(self, d["_state"])
+        for position, (child, stamp) in enumerate(d["_tape"]):
+            if child.__dict__["_stamp"] != stamp or child.__dict__["_state"] is not _READY:
+                raise _stale_child_error(self, position, child)
+        outermost = not _journals
+        if outermost:
+            _journals.append(_Journal(retain=bool(retain_graph)))
+        d["_busy"] = True
+        try:
+            if takes_input_grad:
+                grad_input = backward(self, grad_output, *args, input_grad=input_grad)
+            else:
+                grad_input = backward(self, grad_output, *args)
+        except BaseException:
+            if outermost:
+                _journals[-1].undo()
+            raise
+        finally:
+            d["_busy"] = False
+            if outermost:
+                _journals.pop()
+        if not (retain_graph or (_journals and _journals[-1].retain)):
+            d["_state"] = _CONSUMED
+            if _journals:
+                _journals[-1].consumed.append(self)
+        return grad_input
+
+    contract_backward._contract = True  # type: ignore[attr-defined]
+    return contract_backward
+
+
+def _no_init_error(module: Module) -> RuntimeError:
+    return RuntimeError(
+        f"{type(module).__name__}: call super().__init__() in __init__ before using the module"
+    )
+
+
+def _not_ready_error(module: Module, state: str | None) -> RuntimeError:
+    name = module._short_name()
+    reasons = {
+        None: "backward() was called before forward(); run forward(x) first so there is "
+        "something to differentiate",
+        _CONSUMED: "Trying to backward through the graph a second time: backward() already "
+        "ran for the last forward() (a second one would add the same gradients again); run "
+        "forward again first",
+        _FAILED: "backward() after a forward() that failed with an error; its cached values "
+        "are incomplete: run forward again first",
+        _NO_GRAD: "backward() after a forward() run under handprop.no_grad(), which keeps "
+        "nothing for backward; run forward outside no_grad",
+    }
+    return RuntimeError(f"{name}: {reasons[state]}")
+
+
+def _stale_child_error(module: Module, position: int, child: Module) -> RuntimeError:
+    if child.__dict__["_state"] is _CONSUMED and all(
+        c is not child for c, _ in module.__dict__["_tape"][position + 1 :]
+    ):
+        what = "has already been backpropagated through on its own"
+    else:
+        what = (
+            "has run another forward since (in another model, a slice such as model[a:b], or a "
+            "second place in this model), so its cached values belong to that call"
+        )
+    return RuntimeError(
+        f"{module._short_name()}: cannot backward: {child._short_name()}, run by this module's "
+        f"last forward, {what}; run this module's forward again first"
+    )
+
+
 class Module:
     """Base class of layers and containers.
 
-    Subclasses call ``super().__init__()`` first, then assign ``Parameter`` and ``Module``
-    attributes (``self.weight = Parameter(...)``); assignment registers them, as in PyTorch,
-    so that ``named_parameters()`` and ``state_dict()`` find them.
+    A layer needs two methods: ``forward(self, x)`` returns the output and keeps what backward
+    needs in attributes (``self._x = x``); ``backward(self, grad_output)`` adds into each
+    parameter's ``.grad`` (``self.weight.accumulate_grad(...)``) and returns dJ/d(input).
+    It may also take the keyword ``input_grad`` (see ``backward`` below). Everything else,
+    train/eval, no_grad, and the checks that keep gradients right, comes from this class.
+
+    Subclasses that have an ``__init__`` call ``super().__init__()`` first, then assign
+    ``Parameter`` and ``Module`` attributes (``self.weight = Parameter(...)``); assignment
+    registers them, as in PyTorch, so that ``named_parameters()`` and ``state_dict()`` find
+    them. ``register_buffer`` keeps arrays that are state but not parameters.
     """
 
-    #: Names of the private attributes in which forward caches what backward needs.
+    #: Names of the attributes in which forward caches what backward needs (optional: only
+    #: ``_clear_cache`` uses them).
     _cache: tuple[str, ...] = ()
     #: Input values where this module's function has no derivative (ReLU: 0); gradcheck
     #: watches for perturbations that cross them.
     kinks_at: tuple[float, ...] = ()
+    #: True for classes whose forward makes its own cached arrays private (handprop's
+    #: layers); for the others, Module does it around their forward (see _contract_forward).
+    _guards_its_arrays = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard = not cls.__dict__.get("_guards_its_arrays", False)
+        forward, backward = cls.__dict__.get("forward"), cls.__dict__.get("backward")
+        if forward is not None and not getattr(forward, "_contract", False):
+            cls.forward = _contract_forward(forward, guard)
+        if backward is not None and not getattr(backward, "_contract", False):
+            cls.backward = _contract_backward(backward)
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_modules", {})
-        self._clear_cache()
+        d = self.__dict__
+        d["_parameters"], d["_modules"], d["_buffers"] = {}, {}, {}
+        d["_non_persistent_buffers"] = set()
+        d["training"] = True
+        d["_state"], d["_stamp"], d["_tape"], d["_busy"] = None, 0, [], False
+        for name in self._cache:
+            d[name] = None
 
     def _clear_cache(self) -> None:
-        """Forget what the last forward kept: backward now raises instead of using stale values."""
-        for name in self._cache:
-            object.__setattr__(self, name, None)
-        for child in self._modules.values():
-            child._clear_cache()
+        """Forget the last forward everywhere in the tree: backward now raises until the next
+        forward (used on copies, whose caches would belong to the original's calls)."""
+        for module in self.modules():
+            d = module.__dict__
+            d["_state"], d["_tape"] = None, []
+            for name in module._cache:
+                d[name] = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self._cache:  # forward caching its values (every step): a plain attribute
             object.__setattr__(self, name, value)
             return
-        parameters = self.__dict__.get("_parameters")
+        d = self.__dict__
+        parameters = d.get("_parameters")
         if parameters is None:
-            raise RuntimeError(
-                f"{type(self).__name__}: call super().__init__() before assigning attributes"
+            raise _no_init_error(self)
+        modules, buffers = d["_modules"], d["_buffers"]
+        if isinstance(value, Parameter):
+            _unregister(self, name)
+            parameters[name] = value
+        elif isinstance(value, Module):
+            _unregister(self, name)
+            modules[name] = value
+        elif name in parameters and value is not None:
+            raise TypeError(
+                f"cannot assign '{_type_name(value)}' as parameter '{name}' "
+                "(handprop.Parameter or None expected); to change the values, write into "
+                f"{name}.data, or assign Parameter(array)"
             )
-        if isinstance(value, (Parameter, Module)) or name in parameters or name in self._modules:
-            # (re)registration
-            parameters.pop(name, None)
-            self._modules.pop(name, None)
-            if isinstance(value, Parameter):
-                parameters[name] = value
-            elif isinstance(value, Module):
-                self._modules[name] = value
+        elif name in modules and value is not None:
+            raise TypeError(
+                f"cannot assign '{_type_name(value)}' as child module '{name}' "
+                "(handprop.Module or None expected)"
+            )
+        elif name in buffers:
+            if value is not None and not isinstance(value, np.ndarray):
+                raise TypeError(
+                    f"cannot assign '{_type_name(value)}' as buffer '{name}' "
+                    "(a NumPy array or None expected)"
+                )
+            buffers[name] = value
+        elif value is None:
+            _unregister(self, name)  # None for a parameter or child: it is gone
         object.__setattr__(self, name, value)
 
     # -- the two passes -------------------------------------------------------------------
@@ -130,25 +378,124 @@ class Module:
         """Add dJ/d(parameters) into ``.grad`` and return dJ/d(input).
 
         With ``input_grad=False`` the caller does not need dJ/d(input) (the first layer of a
-        network: X is data): a module may skip computing it and return None.
+        network: X is data): a module may skip computing it and return None. A backward
+        written without this keyword works too: Module then simply does not pass it.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.forward(x)
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(x, *args, **kwargs)
 
-    # -- parameters -----------------------------------------------------------------------
+    # -- modes ------------------------------------------------------------------------------
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """``(name, parameter)`` pairs, named like PyTorch: ``weight``, ``0.weight``, ``2.bias``."""
-        for name, param in self._parameters.items():
-            yield prefix + name, param
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (``mode=True``) or evaluation mode on this module and every
+        module inside it; returns ``self``. Layers such as Dropout behave differently in each."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
+        for module in self.modules():
+            module.__dict__["training"] = mode
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: ``train(False)``; returns ``self``."""
+        return self.train(False)
+
+    # -- parameters, buffers, children --------------------------------------------------------
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """``(name, module)`` for this module (name ``prefix``) and every module inside it,
+        each once even if it appears twice."""
+        seen: set[int] = set()
+        for name, module in self._walk(prefix):
+            if id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
+
+    def _walk(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Like named_modules, but an object that appears twice is listed twice."""
+        yield prefix, self
         for child_name, child in self._modules.items():
-            yield from child.named_parameters(prefix=f"{prefix}{child_name}.")
+            yield from child._walk(f"{prefix}.{child_name}" if prefix else child_name)
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_parameters(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """``(name, parameter)`` pairs, named like PyTorch: ``weight``, ``0.weight``, ``2.bias``.
+
+        A parameter shared by two layers (weight tying) is listed once, under its first name,
+        as in torch (``remove_duplicate=False`` lists every name).
+        """
+        yield from self._named_members("_parameters", prefix, remove_duplicate)
 
     def parameters(self) -> Iterator[Parameter]:
         for _, param in self.named_parameters():
             yield param
+
+    def register_buffer(self, name: str, tensor: np.ndarray | None, persistent: bool = True):
+        """Keep ``tensor`` as state that is not a parameter (BatchNorm's running mean, say).
+
+        Buffers are reached as attributes (``self.running_mean``), listed by
+        ``named_buffers()``, saved in ``state_dict()`` (unless ``persistent=False``) and
+        loaded by ``load_state_dict``, but they have no gradient and no optimizer sees them.
+        """
+        d = self.__dict__
+        if "_buffers" not in d:
+            raise _no_init_error(self)
+        if not isinstance(name, str):
+            raise TypeError(f"buffer name should be a string, got {type(name).__name__}")
+        if "." in name:
+            raise KeyError('buffer name can\'t contain "."')
+        if name == "":
+            raise KeyError("buffer name can't be empty string \"\"")
+        if name in d and name not in d["_buffers"]:
+            raise KeyError(f"attribute '{name}' already exists")
+        if tensor is not None and not isinstance(tensor, np.ndarray):
+            raise TypeError(
+                f"cannot assign '{_type_name(tensor)}' object to buffer '{name}' "
+                "(a NumPy array or None required)"
+            )
+        d["_buffers"][name] = tensor
+        if persistent:
+            d["_non_persistent_buffers"].discard(name)
+        else:
+            d["_non_persistent_buffers"].add(name)
+        object.__setattr__(self, name, tensor)
+
+    def named_buffers(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """``(name, array)`` for every buffer, named like parameters (``0.running_mean``)."""
+        yield from self._named_members("_buffers", prefix, remove_duplicate)
+
+    def buffers(self) -> Iterator[np.ndarray]:
+        for _, buffer in self.named_buffers():
+            yield buffer
+
+    def _named_members(self, kind: str, prefix: str, remove_duplicate: bool):
+        seen: set[int] = set()
+        for module_name, module in self._walk():
+            for name, value in module.__dict__[kind].items():
+                if value is None or (remove_duplicate and id(value) in seen):
+                    continue
+                seen.add(id(value))
+                yield prefix + (f"{module_name}.{name}" if module_name else name), value
+
+    def _own_arrays(self) -> Iterator[np.ndarray]:
+        """This module's parameter values and buffers (never frozen as outputs)."""
+        for param in self._parameters.values():
+            yield param.data
+        yield from (b for b in self._buffers.values() if b is not None)
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` back to None (torch's default, ``set_to_none=True``)."""
@@ -157,18 +504,33 @@ class Module:
 
     # -- state ----------------------------------------------------------------------------
 
+    def _state_entries(self) -> Iterator[tuple[str, Any]]:
+        """``(key, Parameter or buffer array)`` in torch's state_dict order: each module's
+        parameters, then its persistent buffers, then its children's, depth first."""
+        for module_name, module in self._walk():
+            where = f"{module_name}." if module_name else ""
+            for name, param in module._parameters.items():
+                yield where + name, param
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name not in module._non_persistent_buffers:
+                    yield where + name, buffer
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Parameter values by name, with the same keys as the equivalent torch model.
+        """Parameter values and persistent buffers by name, with the keys of the equivalent
+        torch model.
 
         Unlike torch, whose state_dict shares storage with the model, the arrays are copies:
         a state_dict taken before a training step still holds the old values after it.
         """
-        return {name: param.data.copy() for name, param in self.named_parameters()}
+        return {
+            key: (value.data if isinstance(value, Parameter) else value).copy()
+            for key, value in self._state_entries()
+        }
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
     ) -> _IncompatibleKeys:
-        """Copy values into the parameters (in place, cast to each parameter's dtype).
+        """Copy values into the parameters and buffers (in place, cast to each one's dtype).
 
         Everything is checked before anything is written: with ``strict`` a missing or
         unexpected key raises, and in any mode a wrong shape or a non-numeric value raises,
@@ -179,7 +541,10 @@ class Module:
                 f"{self._short_name()}.load_state_dict: expected a mapping of names to arrays, "
                 f"got {type(state_dict).__name__}"
             )
-        own = dict(self.named_parameters())
+        own = {
+            key: (value.data if isinstance(value, Parameter) else value)
+            for key, value in self._state_entries()
+        }
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         problems = []
@@ -188,15 +553,16 @@ class Module:
         if strict and unexpected:
             problems.append("Unexpected key(s) in state_dict: " + ", ".join(map(repr, unexpected)))
         values = {}
-        for key, param in own.items():
+        for key, target in own.items():
             if key not in state_dict:
                 continue
-            value = as_float_array(state_dict[key], f"{self._short_name()}.load_state_dict", key)
-            if value.shape != param.shape:
+            owner = f"{self._short_name()}.load_state_dict"
+            value = as_float_array(state_dict[key], owner, key, target.dtype)
+            if value.shape != target.shape:
                 problems.append(
                     f"size mismatch for {key}: copying a param with shape "
                     f"{shape_str(value.shape)} from checkpoint, the shape in current model "
-                    f"is {shape_str(param.shape)}"
+                    f"is {shape_str(target.shape)}"
                 )
             values[key] = value
         if problems:
@@ -205,7 +571,7 @@ class Module:
                 + "\n\t".join(problems)
             )
         for key, value in values.items():
-            own[key].data[...] = value
+            own[key][...] = value
         return _IncompatibleKeys(missing, unexpected)
 
     # -- printing and messages --------------------------------------------------------------
@@ -247,10 +613,7 @@ class Module:
     def _saved(self, value: Any) -> Any:
         """A value cached by forward, or the error for calling backward first."""
         if value is None:
-            raise RuntimeError(
-                f"{self._short_name()}: backward() was called before forward(); "
-                "run forward(x) first so there is something to differentiate"
-            )
+            raise _not_ready_error(self, None)
         return value
 
     def _grad_output(self, grad_output: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -263,6 +626,19 @@ class Module:
                 f"got {shape_str(grad.shape)}"
             )
         return grad
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
+def _unregister(module: Module, name: str) -> None:
+    d = module.__dict__
+    d["_parameters"].pop(name, None)
+    d["_modules"].pop(name, None)
+    d["_buffers"].pop(name, None)
+    d["_non_persistent_buffers"].discard(name)
 
 
 class Sequential(Module):
@@ -287,9 +663,11 @@ class Sequential(Module):
         (1, 2)
     """
 
+    _guards_its_arrays = True  # it keeps nothing itself; each module guards its own caches
+
     def __init__(self, *modules: Module) -> None:
         super().__init__()
-        seen: dict[int, int] = {}
+        seen: dict[int, str] = {}
         for index, module in enumerate(modules):
             if not isinstance(module, Module):
                 hint = (
@@ -301,13 +679,15 @@ class Sequential(Module):
                     f"Sequential: argument {index} must be a handprop Module, "
                     f"got {type(module).__name__}{hint}"
                 )
-            if id(module) in seen:
-                raise ValueError(
-                    f"Sequential: argument {index} is the same {type(module).__name__} object as "
-                    f"argument {seen[id(module)]}; a module caches its forward input for "
-                    "backward, so each position needs its own instance"
-                )
-            seen[id(module)] = index
+            for name, inner in module._walk(str(index)):
+                if id(inner) in seen:
+                    raise ValueError(
+                        f"Sequential: the {type(inner).__name__} at {name} is the same object "
+                        f"as the one at {seen[id(inner)]}; a module caches its forward input "
+                        "for backward, so each place needs its own instance (to share "
+                        "weights, give two layers the same Parameter)"
+                    )
+                seen[id(inner)] = name
             self._modules[str(index)] = module
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -315,10 +695,10 @@ class Sequential(Module):
             try:
                 x = module(x)
             except (ValueError, TypeError, RuntimeError) as error:
-                # Modules before this one have cached the new input, those after it the old
-                # one; a backward now would mix the two, so forget them all.
-                self._clear_cache()
-                raise type(error)(f"Sequential[{index}]: {error}") from error
+                located = _located(error, f"Sequential[{index}]")
+                if located is error:
+                    raise
+                raise located from error
         return x
 
     def backward(self, grad_output: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
@@ -349,3 +729,14 @@ class Sequential(Module):
         if not -len(modules) <= index < len(modules):
             raise IndexError(f"Sequential index {index} is out of range for {len(modules)} modules")
         return modules[index]
+
+
+def _located(error: Exception, where: str) -> Exception:
+    """``error`` again, its message prefixed with where it happened ("Sequential[2]: ...");
+    the original itself when its class cannot be rebuilt from a message alone."""
+    if len(error.args) == 1 and isinstance(error.args[0], str):
+        try:
+            return type(error)(f"{where}: {error.args[0]}")
+        except Exception:  # a constructor with other arguments (JSONDecodeError, ...)
+            pass
+    return error

@@ -1,0 +1,79 @@
+"""``no_grad()``: run forward passes that keep nothing for backward, as ``torch.no_grad()``.
+
+Inside ``with handprop.no_grad():`` (or in a function decorated with ``@handprop.no_grad()``)
+a forward pass computes its output but caches nothing: an evaluation pass between a training
+forward and its backward leaves that backward's cached values alone, and a backward whose
+forward ran under ``no_grad`` raises a ``RuntimeError`` saying so.
+
+Examples:
+    >>> import numpy as np
+    >>> import handprop
+    >>> from handprop.layers import Linear
+    >>> layer = Linear(2, 1, rng=0)
+    >>> with handprop.no_grad():
+    ...     y = layer(np.ones((1, 2)))
+    >>> handprop.is_grad_enabled()
+    True
+    >>> layer.backward(np.ones((1, 1)))
+    Traceback (most recent call last):
+    ...
+    RuntimeError: Linear(in_features=2, out_features=1, bias=True): backward() after a forward() run under handprop.no_grad(), which keeps nothing for backward; run forward outside no_grad
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["enable_grad", "is_grad_enabled", "no_grad"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _GradMode(threading.local):
+    """Whether forward passes cache for backward; per thread, like torch's grad mode."""
+
+    enabled = True
+
+
+_mode = _GradMode()
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()``."""
+    return _mode.enabled
+
+
+class _SetGradMode:
+    """A context manager (and decorator) that sets grad mode, restoring it on exit."""
+
+    _value = True
+
+    def __enter__(self) -> None:
+        self._previous = _mode.enabled
+        _mode.enabled = self._value
+
+    def __exit__(self, *exc_info: object) -> None:
+        _mode.enabled = self._previous
+
+    def __call__(self, function: _F) -> _F:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with type(self)():
+                return function(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class no_grad(_SetGradMode):  # noqa: N801 (torch's name)
+    """Forward passes keep nothing for backward (a context manager and a decorator)."""
+
+    _value = False
+
+
+class enable_grad(_SetGradMode):  # noqa: N801 (torch's name)
+    """Turn caching back on inside a ``no_grad`` block (a context manager and a decorator)."""
+
+    _value = True
