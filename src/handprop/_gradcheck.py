@@ -13,9 +13,13 @@ one-sided slopes. The worked example has such a point, Z2[0, 0] = 0 exactly, and
 checkers report a false error there. This one watches every kinked module's input during each
 perturbed forward pass; where a perturbation crosses a kink, the element is judged by the
 one-sided differences ``(J(theta + eps) - J(theta)) / eps`` and
-``(J(theta) - J(theta - eps)) / eps`` (it passes if the analytic gradient matches either: both
-one-sided slopes are valid choices at a kink; torch's ReLU'(0) = 0 is one of them, and torch
-parity, not gradcheck, checks the convention), and the kink is listed in ``.kinks``.
+``(J(theta) - J(theta - eps)) / eps``, and also by their average, the central difference (it
+passes if the analytic gradient matches any of the three: each is a valid choice at a kink;
+torch's ReLU'(0) = 0 is a one-sided slope, its |x|'(0) = 0 the average, and torch parity,
+not gradcheck, checks the convention), and the kink is listed in ``.kinks``.
+
+A layer of your own with kinks declares where they are in the class attribute ``kinks_at``
+(the input values where the function has no derivative, e.g. ``kinks_at = (0.0,)``).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class KinkSite:
     unit: tuple[int, ...]
     at: float  # the input's unperturbed value
     elements: list[tuple[str, tuple[int, ...], bool]] = field(default_factory=list)
-    # (tensor, element index, whether a one-sided difference matched the analytic gradient)
+    # (tensor, element index, whether a one-sided or the central difference matched)
 
     def __str__(self) -> str:
         matched = sum(ok for _, _, ok in self.elements)
@@ -51,7 +55,7 @@ class KinkSite:
         return (
             f"{self.value} = {self.at:g} (input of module {self.module}; sample {self.sample}, "
             f"unit {unit}): crossed by {len(self.elements)} perturbed elements, "
-            f"{matched} matched by a one-sided difference"
+            f"{matched} matched by a one-sided or the central difference"
         )
 
 
@@ -196,7 +200,7 @@ def gradcheck(
             a = analytic[index]
             crossed = _crossings(modules, base_inputs, plus_inputs, minus_inputs)
             if crossed:
-                candidates = [(plus - cost) / eps, (cost - minus) / eps]
+                candidates = [(plus - cost) / eps, (cost - minus) / eps, (plus - minus) / (2 * eps)]
                 numeric = min(candidates, key=lambda n: abs(a - n))
                 one_sided += 1
             else:

@@ -180,7 +180,7 @@ def _forward_without_grad(self: Module, forward: Callable[..., Any], x, args, kw
                 del d[key]
             elif d[key] is not before[key]:
                 d[key] = before[key]
-        if d["_state"] is not _READY:
+        if d["_state"] != _READY:
             d["_state"] = _NO_GRAD
 
 
@@ -210,10 +210,10 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
             if takes_input_grad:
                 return backward(self, grad_output, *args, input_grad=input_grad)
             return backward(self, grad_output, *args)
-        if d["_state"] is not _READY:
+        if d["_state"] != _READY:
             raise _not_ready_error(self, d["_state"])
         for position, (child, stamp) in enumerate(d["_tape"]):
-            if child.__dict__["_stamp"] != stamp or child.__dict__["_state"] is not _READY:
+            if child.__dict__["_stamp"] != stamp or child.__dict__["_state"] != _READY:
                 raise _stale_child_error(self, position, child)
         outermost = not _journals
         if outermost:
@@ -265,7 +265,7 @@ def _not_ready_error(module: Module, state: str | None) -> RuntimeError:
 
 
 def _stale_child_error(module: Module, position: int, child: Module) -> RuntimeError:
-    if child.__dict__["_state"] is _CONSUMED and all(
+    if child.__dict__["_state"] == _CONSUMED and all(
         c is not child for c, _ in module.__dict__["_tape"][position + 1 :]
     ):
         what = "has already been backpropagated through on its own"
@@ -342,10 +342,12 @@ class Module:
             raise _no_init_error(self)
         modules, buffers = d["_modules"], d["_buffers"]
         if isinstance(value, Parameter):
-            _unregister(self, name)
+            if name not in parameters:  # a new name; a replaced one keeps its place in order
+                _unregister(self, name)
             parameters[name] = value
         elif isinstance(value, Module):
-            _unregister(self, name)
+            if name not in modules:
+                _unregister(self, name)
             modules[name] = value
         elif name in parameters and value is not None:
             raise TypeError(
