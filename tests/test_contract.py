@@ -263,7 +263,7 @@ def test_retain_graph_allows_a_second_backward_that_accumulates_like_torch():
 
 def test_backward_after_a_forward_that_failed_halfway_raises():
     model = we.model()
-    X, y = we.data()
+    X, _ = we.data()
     model(X)
     with pytest.raises(ValueError, match=r"Sequential\[0\]"):
         model(np.ones((2, 5)))

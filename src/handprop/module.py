@@ -28,6 +28,7 @@ import numpy as np
 from . import grad_mode
 from ._arrays import FLOAT_DTYPES, as_float_array, is_private, shape_str
 
+
 class Parameter:
     """A trainable array: ``.data`` holds the values, ``.grad`` the accumulated dJ/d(data).
 
@@ -459,7 +460,7 @@ class Module:
         if "." in name:
             raise KeyError('buffer name can\'t contain "."')
         if name == "":
-            raise KeyError("buffer name can't be empty string \"\"")
+            raise KeyError('buffer name can\'t be empty string ""')
         if name in d and name not in d["_buffers"]:
             raise KeyError(f"attribute '{name}' already exists")
         if tensor is not None and not isinstance(tensor, np.ndarray):
