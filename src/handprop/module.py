@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import grad_mode
-from ._arrays import FLOAT_DTYPES, as_float_array, is_private, shape_str
+from ._arrays import FLOAT_DTYPES, as_float_array, freeze, is_private, shape_str
 
 
 class Parameter:
@@ -95,16 +95,20 @@ class _IncompatibleKeys(NamedTuple):
 #
 # Each module remembers the state of its last forward: None (never run), _READY (its cache
 # belongs to that forward and no backward has used it yet), _CONSUMED (backward ran),
-# _FAILED (forward raised halfway) or _NO_GRAD (ran under no_grad, keeping nothing). Each
-# forward that completes gets a new stamp; a module records on its "tape" the stamps of the
-# child forwards it ran, and its backward first checks that every child still holds that
-# forward's cache: if another model, a slice, or a second position in the same model ran
-# the child since, the cache belongs to that call and backward refuses instead of mixing them.
+# _FAILED (forward raised halfway) or _NO_GRAD (ran under no_grad, keeping nothing); while
+# its forward or backward runs, _FORWARD or _BACKWARD (a super().forward call inside then
+# goes straight through). Each forward that completes gets a new stamp; a container records
+# on its "tape" the stamps of the child forwards it ran, and its backward first checks that
+# every child still holds that forward's cache: if another model, a slice, or a second
+# position in the same model ran the child since, the cache belongs to that call and
+# backward refuses instead of mixing them.
 
 _READY, _CONSUMED, _FAILED, _NO_GRAD = "ready", "consumed", "failed", "no_grad"
+_FORWARD, _BACKWARD = "in forward", "in backward"
 _stamps = itertools.count(1)
-_tapes: list[list[tuple[Module, int]]] = []  # the tapes of the forwards now running
+_tapes: list[list[tuple[Module, int]]] = []  # the tapes of the container forwards now running
 _journals: list[_Journal] = []  # what the outermost backward now running has changed
+_grad_mode = grad_mode._mode  # read on every forward: .enabled is False inside no_grad()
 
 
 class _Journal:
@@ -130,50 +134,59 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
     ``guard_arrays``: for classes that do not protect their own caches (a learner's layer),
     the input is made private before their forward sees it and a fresh output is frozen, so
     whatever they cache cannot be changed by the caller between forward and backward.
+    (This wrapper runs on every forward of every module: it is kept to plain dict and list
+    operations, about half a microsecond.)
     """
 
     @functools.wraps(forward)
-    def contract_forward(self: Module, x: Any, *args: Any, **kwargs: Any) -> Any:
+    def contract_forward(self: Module, x: Any) -> Any:
         d = self.__dict__
-        if d.get("_busy", True):  # super().forward(x) inside a forward, or no __init__ yet
+        state = d.get("_state", _FORWARD)
+        if state == _FORWARD:  # super().forward(x) inside a forward, or no __init__ yet
             if "_state" not in d:
                 raise _no_init_error(self)
-            return forward(self, x, *args, **kwargs)
-        if not grad_mode.is_grad_enabled():
-            return _forward_without_grad(self, forward, x, args, kwargs)
+            return forward(self, x)
+        if not _grad_mode.enabled:
+            return _forward_without_grad(self, forward, x)
         if guard_arrays and isinstance(x, np.ndarray) and not is_private(x):
-            x = x.copy()
-            x.flags.writeable = False
-        tape: list[tuple[Module, int]] = []
-        d["_state"], d["_busy"] = _FAILED, True  # _FAILED until forward returns
-        _tapes.append(tape)
+            x = freeze(x.copy())
+        d["_state"] = _FORWARD
         try:
-            y = forward(self, x, *args, **kwargs)
-        finally:
-            _tapes.pop()
-            d["_busy"] = False
-        stamp = next(_stamps)
-        d["_tape"], d["_stamp"], d["_state"] = tape, stamp, _READY
+            if d["_modules"]:  # a container: its tape records its children's forwards
+                tape: list[tuple[Module, int]] = []
+                _tapes.append(tape)
+                try:
+                    y = forward(self, x)
+                finally:
+                    _tapes.pop()
+                d["_tape"] = tape
+            else:  # a leaf (a module it runs itself goes on its parent's tape)
+                y = forward(self, x)
+        except BaseException:
+            d["_state"] = _FAILED
+            raise
+        d["_stamp"] = stamp = next(_stamps)
+        d["_state"] = _READY
         if _tapes:
             _tapes[-1].append((self, stamp))
         if guard_arrays and isinstance(y, np.ndarray) and y is not x and y.flags.owndata:
             if not any(y is a for a in self._own_arrays()):
-                y.flags.writeable = False
+                freeze(y)
         return y
 
     contract_forward._contract = True  # type: ignore[attr-defined]
     return contract_forward
 
 
-def _forward_without_grad(self: Module, forward: Callable[..., Any], x, args, kwargs) -> Any:
+def _forward_without_grad(self: Module, forward: Callable[..., Any], x: Any) -> Any:
     """Forward under no_grad: the output only. Whatever the forward assigned to plain
     attributes (its caches) is put back as it was, so the last training forward's caches,
     and its backward, stay intact."""
     d = self.__dict__
     before = dict(d)
-    d["_busy"] = True
+    d["_state"] = _FORWARD
     try:
-        return forward(self, x, *args, **kwargs)
+        return forward(self, x)
     finally:
         registered = (*d["_parameters"], *d["_modules"], *d["_buffers"])
         for key in [k for k in d if k not in registered]:
@@ -198,45 +211,45 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(backward)
     def contract_backward(
-        self: Module,
-        grad_output: Any,
-        *args: Any,
-        input_grad: bool = True,
-        retain_graph: bool = False,
+        self: Module, grad_output: Any, *, input_grad: bool = True, retain_graph: bool = False
     ) -> Any:
         d = self.__dict__
-        if d.get("_busy", True):  # super().backward(...) inside a backward, or no __init__
+        state = d.get("_state", _BACKWARD)
+        if state != _READY:
+            if state != _BACKWARD:
+                raise _not_ready_error(self, state)
             if "_state" not in d:
                 raise _no_init_error(self)
+            # super().backward(...) inside a backward
             if takes_input_grad:
-                return backward(self, grad_output, *args, input_grad=input_grad)
-            return backward(self, grad_output, *args)
-        if d["_state"] != _READY:
-            raise _not_ready_error(self, d["_state"])
+                return backward(self, grad_output, input_grad=input_grad)
+            return backward(self, grad_output)
         for position, (child, stamp) in enumerate(d["_tape"]):
             if child.__dict__["_stamp"] != stamp or child.__dict__["_state"] != _READY:
                 raise _stale_child_error(self, position, child)
         outermost = not _journals
         if outermost:
-            _journals.append(_Journal(retain=bool(retain_graph)))
-        d["_busy"] = True
+            _journals.append(_Journal(retain_graph))
+        journal = _journals[-1]
+        d["_state"] = _BACKWARD
         try:
             if takes_input_grad:
-                grad_input = backward(self, grad_output, *args, input_grad=input_grad)
+                grad_input = backward(self, grad_output, input_grad=input_grad)
             else:
-                grad_input = backward(self, grad_output, *args)
+                grad_input = backward(self, grad_output)
         except BaseException:
+            d["_state"] = _READY
             if outermost:
-                _journals[-1].undo()
+                journal.undo()
             raise
         finally:
-            d["_busy"] = False
             if outermost:
                 _journals.pop()
-        if not (retain_graph or (_journals and _journals[-1].retain)):
+        if retain_graph or journal.retain:
+            d["_state"] = _READY
+        else:
             d["_state"] = _CONSUMED
-            if _journals:
-                _journals[-1].consumed.append(self)
+            journal.consumed.append(self)
         return grad_input
 
     contract_backward._contract = True  # type: ignore[attr-defined]
@@ -312,6 +325,7 @@ class Module:
         forward, backward = cls.__dict__.get("forward"), cls.__dict__.get("backward")
         if forward is not None and not getattr(forward, "_contract", False):
             cls.forward = _contract_forward(forward, guard)
+            cls.__call__ = cls.forward  # module(x) is forward(x), without a frame between
         if backward is not None and not getattr(backward, "_contract", False):
             cls.backward = _contract_backward(backward)
 
@@ -320,7 +334,7 @@ class Module:
         d["_parameters"], d["_modules"], d["_buffers"] = {}, {}, {}
         d["_non_persistent_buffers"] = set()
         d["training"] = True
-        d["_state"], d["_stamp"], d["_tape"], d["_busy"] = None, 0, [], False
+        d["_state"], d["_stamp"], d["_tape"] = None, 0, ()
         for name in self._cache:
             d[name] = None
 
@@ -329,7 +343,7 @@ class Module:
         forward (used on copies, whose caches would belong to the original's calls)."""
         for module in self.modules():
             d = module.__dict__
-            d["_state"], d["_tape"] = None, []
+            d["_state"], d["_tape"] = None, ()
             for name in module._cache:
                 d[name] = None
 
@@ -386,8 +400,8 @@ class Module:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
-    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(x, *args, **kwargs)
+    def __call__(self, x: Any) -> Any:
+        return self.forward(x)
 
     # -- modes ------------------------------------------------------------------------------
 
