@@ -1,12 +1,19 @@
 """``save(model, path)`` and ``load(path)``: a model in one ``.npz`` file, no pickle.
 
-The file holds each parameter as an array (``param:0.weight``, ...) and the architecture as
-JSON text (``architecture``), e.g.
-``{"format": "handprop", "version": 1, "model": {"type": "Sequential", "modules": [...]}}``.
-Loading reads it with ``allow_pickle=False``, so a file can never run code; anything that is
-not a well-formed handprop model file raises a ``ValueError`` that says what is wrong.
-Saving writes a temporary file next to the target and renames it into place, so a crash
-mid-save leaves the old file (or none), never half a file.
+The file holds each parameter as an array (``param:0.weight``, ...), each persistent buffer
+likewise (``buffer:0.running_mean``), and the architecture as JSON text (``architecture``),
+e.g. ``{"format": "handprop", "version": 1, "model": {"type": "Sequential", "modules": [...]}}``.
+
+Loading trusts nothing in the file. It never unpickles (so a file can never run code), and it
+checks before it reads: the member names against the architecture, each member's ``.npy``
+header (dtype, shape, and the size it declares) against what the architecture needs, and
+only then allocates the model and reads the values; so a small file cannot make it allocate
+memory that the file does not hold. Anything that is not a well-formed handprop model file
+raises a ``ValueError`` that says what is wrong.
+
+Saving writes a temporary file next to the target (named after it) and renames it into
+place, so a crash mid-save leaves the old file (or none), never half a file; the new file
+gets the permissions a plain ``open()`` would give it (or keeps the old file's).
 
 Examples:
     >>> import tempfile, pathlib
@@ -20,20 +27,115 @@ Examples:
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
-from .module import Module, Sequential
+from ._arrays import float_dtype
+from .layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh, _positive_int
+from .module import Module, Parameter, Sequential
 
 __all__ = ["load", "save"]
 
 FORMAT, VERSION = "handprop", 1
-_PARAM = "param:"
+_KINDS = {"param:": "parameter", "buffer:": "buffer"}
+_MAX_DEPTH = 64  # Sequentials nested deeper than this are refused (no real model needs more)
+_MAX_ARCHITECTURE = 1 << 20  # characters of JSON
+
+
+# -- what each layer type looks like in the file ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """How one layer type is written and rebuilt.
+
+    ``fields``: the JSON fields besides "type"; ``describe``: the module's values for them;
+    ``check``: validate the JSON values, return constructor arguments; ``build``: the module;
+    ``state``: the state_dict entries the module will have, ``{name: (shape, dtype, kind)}``,
+    computed from the checked arguments without building anything.
+    """
+
+    cls: type
+    fields: tuple[str, ...]
+    describe: Callable[[Any], dict[str, Any]]
+    check: Callable[[dict[str, Any]], dict[str, Any]]
+    build: Callable[..., Module]
+    state: Callable[..., dict[str, tuple[tuple[int, ...], np.dtype, str]]]
+
+
+def _no_state(**_: Any) -> dict:
+    return {}
+
+
+def _check_linear(a: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(a["bias"], bool):
+        raise ValueError(f"Linear: bias must be true or false, got {a['bias']!r}")
+    return {
+        "in_features": _positive_int(a["in_features"], "Linear", "in_features"),
+        "out_features": _positive_int(a["out_features"], "Linear", "out_features"),
+        "bias": a["bias"],
+        "dtype": float_dtype(a["dtype"], "Linear"),
+    }
+
+
+def _linear_state(in_features, out_features, bias, dtype):
+    state = {"weight": ((out_features, in_features), dtype, "param:")}
+    if bias:
+        state["bias"] = ((out_features,), dtype, "param:")
+    return state
+
+
+def _check_leaky(a: dict[str, Any]) -> dict[str, Any]:
+    LeakyReLU(a["negative_slope"])  # its own checks
+    return {"negative_slope": a["negative_slope"]}
+
+
+def _check_softmax(a: dict[str, Any]) -> dict[str, Any]:
+    Softmax(a["dim"])
+    return {"dim": a["dim"]}
+
+
+_LAYERS: dict[str, _Layer] = {
+    "Linear": _Layer(
+        Linear,
+        ("in_features", "out_features", "bias", "dtype"),
+        lambda m: {
+            "in_features": m.in_features,
+            "out_features": m.out_features,
+            "bias": m.bias is not None,
+            "dtype": m.dtype.name,
+        },
+        _check_linear,
+        lambda in_features, out_features, bias, dtype: Linear(
+            in_features, out_features, bias, dtype=dtype, rng=0
+        ),
+        _linear_state,
+    ),
+    "LeakyReLU": _Layer(
+        LeakyReLU,
+        ("negative_slope",),
+        lambda m: {"negative_slope": m.negative_slope},
+        _check_leaky,
+        LeakyReLU,
+        _no_state,
+    ),
+    "Softmax": _Layer(
+        Softmax, ("dim",), lambda m: {"dim": m.dim}, _check_softmax, Softmax, _no_state
+    ),
+    **{
+        cls.__name__: _Layer(cls, (), lambda m: {}, lambda a: {}, cls, _no_state)
+        for cls in (ReLU, Sigmoid, Tanh)
+    },
+}
 
 
 def _describe(module: Module) -> dict[str, Any]:
@@ -41,27 +143,28 @@ def _describe(module: Module) -> dict[str, Any]:
     kind = type(module)
     if kind is Sequential:
         return {"type": "Sequential", "modules": [_describe(m) for m in module]}
-    if kind is Linear:
-        return {
-            "type": "Linear",
-            "in_features": module.in_features,
-            "out_features": module.out_features,
-            "bias": module.bias is not None,
-            "dtype": module.dtype.name,
-        }
-    if kind is LeakyReLU:
-        return {"type": "LeakyReLU", "negative_slope": module.negative_slope}
-    if kind is Softmax:
-        return {"type": "Softmax", "dim": module.dim}
-    if kind in (ReLU, Sigmoid, Tanh):
-        return {"type": kind.__name__}
-    raise TypeError(
-        f"save: cannot describe {kind.__name__}; supported: Sequential, Linear, ReLU, Sigmoid, "
-        "Tanh, LeakyReLU, Softmax"
-    )
+    layer = _LAYERS.get(kind.__name__)
+    if layer is None or layer.cls is not kind:
+        raise TypeError(
+            f"save: cannot describe {kind.__name__}; supported: Sequential, "
+            f"{', '.join(_LAYERS)} (a layer of your own can be kept with "
+            "model.state_dict() and np.savez, and rebuilt in code)"
+        )
+    return {"type": kind.__name__, **layer.describe(module)}
 
 
-def _build(spec: Any) -> Module:
+@dataclass
+class _Plan:
+    """A checked architecture: how to build it, and the state entries it will have."""
+
+    build: Callable[[], Module]
+    state: dict[str, tuple[tuple[int, ...], np.dtype, str]]
+
+
+def _plan(spec: Any, prefix: str = "", depth: int = 0) -> _Plan:
+    """Check a module description and say what it needs, allocating nothing."""
+    if depth >= _MAX_DEPTH:
+        raise ValueError(f"Sequentials nested more than {_MAX_DEPTH} deep")
     if not isinstance(spec, dict) or "type" not in spec:
         raise ValueError(f"a module description must be an object with a 'type', got {spec!r}")
     kind, args = spec["type"], {k: v for k, v in spec.items() if k != "type"}
@@ -69,40 +172,66 @@ def _build(spec: Any) -> Module:
         modules = args.pop("modules", None)
         if not isinstance(modules, list) or args:
             raise ValueError("Sequential needs exactly a 'modules' list")
-        return Sequential(*(_build(m) for m in modules))
-    builders = {
-        "Linear": lambda a: Linear(
-            a.pop("in_features"), a.pop("out_features"), a.pop("bias"), dtype=a.pop("dtype"), rng=0
-        ),
-        "LeakyReLU": lambda a: LeakyReLU(a.pop("negative_slope")),
-        "Softmax": lambda a: Softmax(a.pop("dim")),
-        "ReLU": lambda a: ReLU(),
-        "Sigmoid": lambda a: Sigmoid(),
-        "Tanh": lambda a: Tanh(),
-    }
-    if kind not in builders:
+        plans = [_plan(m, f"{prefix}{i}.", depth + 1) for i, m in enumerate(modules)]
+        state = {k: v for p in plans for k, v in p.state.items()}
+        return _Plan(lambda: Sequential(*(p.build() for p in plans)), state)
+    layer = _LAYERS.get(kind) if isinstance(kind, str) else None
+    if layer is None:
         raise ValueError(
-            f"unknown layer type {kind!r}; known: {', '.join(['Sequential', *builders])}"
+            f"unknown layer type {kind!r}; known: {', '.join(['Sequential', *_LAYERS])}"
         )
-    try:
-        module = builders[kind](args)
-    except KeyError as missing:
-        raise ValueError(f"{kind} is missing {missing}") from None
-    if args:
-        raise ValueError(f"{kind} has unexpected fields {sorted(args)}")
-    return module
+    missing = [f for f in layer.fields if f not in args]
+    if missing:
+        raise ValueError(f"{kind} is missing {missing[0]!r}")
+    extra = sorted(set(args) - set(layer.fields))
+    if extra:
+        raise ValueError(f"{kind} has unexpected fields {extra}")
+    kwargs = layer.check(args)
+    state = {prefix + name: v for name, v in layer.state(**kwargs).items()}
+    return _Plan(lambda: layer.build(**kwargs), state)
+
+
+# -- saving -------------------------------------------------------------------------------------
 
 
 def save(model: Module, path: str | os.PathLike) -> None:
-    """Write ``model`` (architecture and parameters) to ``path`` atomically."""
+    """Write ``model`` (architecture, parameters and buffers) to ``path`` atomically."""
     if not isinstance(model, Module):
         raise TypeError(f"save: expected a handprop Module, got {type(model).__name__}")
-    description = json.dumps({"format": FORMAT, "version": VERSION, "model": _describe(model)})
-    arrays = {_PARAM + name: p.data for name, p in model.named_parameters()}
-    arrays["architecture"] = np.array(description)  # a unicode array, not an object array
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+    description = _describe(model)
+    expected = _plan(description).state
+    arrays = {}
+    for key, value in model._state_entries():
+        array = value.data if isinstance(value, Parameter) else value
+        shape, dtype, prefix = expected[key]
+        if array.shape != shape or array.dtype != dtype:
+            raise ValueError(
+                f"save: {_KINDS[prefix]} {key!r} is {array.dtype} {array.shape}, but its layer "
+                f"declares {dtype} {shape} (was .data replaced?); load() would refuse the file"
+            )
+        arrays[prefix + key] = array
+    header = {"format": FORMAT, "version": VERSION, "model": description}
+    arrays["architecture"] = np.array(json.dumps(header))  # a unicode array, not an object one
+    _write_atomically(os.fspath(path), arrays)
+
+
+def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` into a temporary file beside ``path``, then rename it into place."""
+    if os.path.islink(path):
+        path = os.path.realpath(path)  # write through a symlink, as open() would
+    folder, name = os.path.split(os.path.abspath(path))
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    except OSError as error:
+        raise type(error)(error.errno, f"save: cannot write {path!r}: {error.strerror}") from None
+    try:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)  # an existing file keeps its mode
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # what open() would give a new file
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -114,46 +243,150 @@ def save(model: Module, path: str | os.PathLike) -> None:
         raise
 
 
+# -- loading ------------------------------------------------------------------------------------
+
+
+class _Unreadable(ValueError):
+    """The file is not a readable model file (its zip or .npy structure is broken)."""
+
+
 def load(path: str | os.PathLike) -> Module:
     """Rebuild the model saved at ``path``: the same layers, names, dtypes and values."""
     path = os.fspath(path)
     where = f"handprop.load: {path!r}"
     try:
-        # open the file ourselves: np.load leaves it open when the zip turns out broken
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise FileNotFoundError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{where} is a directory, not a model file") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{where} is not a readable handprop model file: {error}") from None
-    if not isinstance(arrays, dict) or "architecture" not in arrays:
-        raise ValueError(f"{where} is not a handprop model file: it has no 'architecture'")
-    text = arrays.pop("architecture")
+    except OSError as error:  # a symlink loop, a name too long, ...
+        raise ValueError(f"{where} cannot be read: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"{where} is a directory, not a model file")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{where} is not a regular file (a pipe or a device is never read)")
     try:
-        if text.dtype.kind != "U" or text.ndim != 0:
-            raise ValueError("'architecture' is not a text value")
-        header = json.loads(str(text))
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
-            raise ValueError(f"format {header.get('format')!r} version {header.get('version')!r}")
-        model = _build(header.get("model"))
-    except (ValueError, TypeError, AttributeError) as error:
+        with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
+            return _load(archive, where)
+    except _Unreadable as error:
+        raise ValueError(f"{where} is not a readable handprop model file: {error}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as error:
+        raise ValueError(f"{where} is not a readable handprop model file: {error}") from None
+
+
+def _load(archive: zipfile.ZipFile, where: str) -> Module:
+    members = _members(archive)
+    if "architecture" not in members:
+        raise ValueError(f"{where} is not a handprop model file: it has no 'architecture'")
+    try:
+        plan = _plan(_architecture(archive, members.pop("architecture")))
+    except (ValueError, TypeError, AttributeError, RecursionError) as error:
+        if isinstance(error, _Unreadable):
+            raise
+        if isinstance(error, RecursionError):
+            error = ValueError(f"nested more than {_MAX_DEPTH} deep")
         raise ValueError(f"{where}: invalid architecture: {error}") from None
-    params = dict(model.named_parameters())
-    stored = {k[len(_PARAM) :]: v for k, v in arrays.items() if k.startswith(_PARAM)}
-    strays = sorted(set(arrays) - {_PARAM + k for k in stored})
-    missing, unexpected = sorted(set(params) - set(stored)), sorted(set(stored) - set(params))
-    if missing or unexpected or strays:
+    stored = {}
+    for name in members:
+        prefix = next((p for p in _KINDS if name.startswith(p)), "")
+        stored[name[len(prefix) :] if prefix else name] = prefix
+    expected = {key: prefix for key, (_, _, prefix) in plan.state.items()}
+    missing = sorted(k for k in expected if stored.get(k) != expected[k])
+    unexpected = sorted(
+        (k if prefix == "param:" else prefix + k)
+        for k, prefix in stored.items()
+        if expected.get(k) != prefix
+    )
+    if missing or unexpected:
         raise ValueError(
             f"{where}: the parameters do not fit the architecture (missing {missing}, "
-            f"unexpected {unexpected + strays})"
+            f"unexpected {unexpected})"
         )
-    for name, value in stored.items():
-        if value.dtype != params[name].dtype or value.shape != params[name].shape:
+    headers = {}
+    for key, (shape, dtype, prefix) in plan.state.items():  # every header, before any data
+        info = members[prefix + key]
+        header = _npy_header(archive, info)
+        if header[1] != dtype or header[0] != shape:
             raise ValueError(
-                f"{where}: parameter {name!r} is stored as {value.dtype} {value.shape}, the "
-                f"architecture needs {params[name].dtype} {params[name].shape}"
+                f"{where}: {_KINDS[prefix]} {key!r} is stored as {header[1]} {header[0]}, the "
+                f"architecture needs {dtype} {shape}"
             )
-    model.load_state_dict(stored)
+        headers[key] = header
+    model = plan.build()
+    model.load_state_dict(
+        {
+            key: _npy_data(archive, members[p + key], headers[key])
+            for key, (_, _, p) in plan.state.items()
+        }
+    )
     return model
+
+
+def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The archive's ``.npy`` members by name (without ``.npy``), checked for what a reader
+    could disagree on or cannot read: duplicates, encryption, unknown compression."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if name in members:
+            raise _Unreadable(f"member {info.filename!r} appears twice")
+        if info.flag_bits & 0x1:
+            raise _Unreadable(f"member {info.filename!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _Unreadable(
+                f"member {info.filename!r} uses compression method {info.compress_type}, "
+                "not stored or deflated"
+            )
+        if not info.filename.endswith(".npy"):
+            name = info.filename  # listed as unexpected by the caller, never read
+        members[name] = info
+    return members
+
+
+def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+    """``(shape, dtype, fortran_order, header bytes)`` of a ``.npy`` member, read from its
+    first bytes; its declared size must equal the member's size in the zip directory."""
+    with archive.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        except ValueError as error:
+            raise _Unreadable(f"member {info.filename!r}: {error}") from None
+        offset = f.tell()
+    if dtype.hasobject:
+        raise _Unreadable("Object arrays cannot be loaded when allow_pickle=False")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if offset + nbytes != info.file_size:
+        raise _Unreadable(
+            f"member {info.filename!r} declares {shape} {dtype} ({nbytes} bytes) but holds "
+            f"{info.file_size - offset} bytes"
+        )
+    return shape, dtype, fortran, offset
+
+
+def _npy_data(archive: zipfile.ZipFile, info: zipfile.ZipInfo, header) -> np.ndarray:
+    shape, dtype, fortran, offset = header
+    with archive.open(info) as f:
+        f.read(offset)
+        data = f.read(math.prod(shape) * dtype.itemsize)
+    if len(data) != math.prod(shape) * dtype.itemsize:
+        raise _Unreadable(f"member {info.filename!r} is truncated")
+    array = np.frombuffer(data, dtype=dtype)
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+def _architecture(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
+    """The architecture's model description, checked for format and version."""
+    shape, dtype, fortran, offset = _npy_header(archive, info)
+    if dtype.kind != "U" or shape != ():
+        raise ValueError("'architecture' is not a text value")
+    if dtype.itemsize > 4 * _MAX_ARCHITECTURE:
+        raise ValueError(f"'architecture' is longer than {_MAX_ARCHITECTURE} characters")
+    header = json.loads(str(_npy_data(archive, info, (shape, dtype, fortran, offset))[()]))
+    if not isinstance(header, dict):
+        raise ValueError("the architecture is not a JSON object")
+    if header.get("format") != FORMAT or header.get("version") != VERSION:
+        raise ValueError(f"format {header.get('format')!r} version {header.get('version')!r}")
+    return header.get("model")
