@@ -394,9 +394,10 @@ def test_optimizer_load_state_dict_checks_before_changing():
         match=r"Adam.load_state_dict: the saved optimizer has \[2\] parameters per group, this one \[1\]",
     ):
         opt.load_state_dict({"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]})
+    group = {**opt.state_dict()["param_groups"][0], "lr": 0.1}
     bad = {
         "state": {0: {"step": 1, "exp_avg": np.ones(3), "exp_avg_sq": np.ones(2)}},
-        "param_groups": [{"lr": 0.1, "params": [0]}],
+        "param_groups": [group],
     }
     with pytest.raises(
         ValueError,
@@ -413,6 +414,118 @@ def test_optimizer_load_state_dict_checks_before_changing():
     ):
         opt.load_state_dict({"state": {}, "param_groups": [{"lr": 0.1}]})
     assert opt.param_groups[0]["lr"] == 0.5 and opt.state == {}
+
+
+def test_optimizer_load_state_dict_refuses_another_optimizers_state_and_bad_values():
+    """reliability O6, O7: an SGD state loaded into Adam, malformed hyper-parameters and
+    steps were accepted and failed later with bare errors; now refused, nothing changed."""
+    p = Parameter(np.ones(2))
+    sgd = SGD([p], lr=0.1, momentum=0.9)
+    p.grad = np.ones(2)
+    sgd.step()
+    adam = Adam([p], lr=1e-3)
+    with pytest.raises(
+        ValueError,
+        match="Adam.load_state_dict: the saved group has no 'betas', 'eps', 'amsgrad': it is not the state of a Adam",
+    ):
+        adam.load_state_dict(sgd.state_dict())
+    adam.step()
+    good = adam.state_dict()
+    cases = [
+        ({"lr": "fast"}, "Adam.load_state_dict: Adam: lr must be a number, got 'fast'"),
+        ({"betas": (0.9, 0.99, 0.9)}, r"Adam: betas must be a pair \(beta1, beta2\)"),
+        ({"betas": (1.0, 0.99)}, "Invalid beta parameter at index 0: 1.0"),
+        ({"lr": -1}, "Adam.load_state_dict: Invalid learning rate: -1"),
+    ]
+    for change, message in cases:
+        saved = adam.state_dict()
+        saved["param_groups"][0].update(change)
+        with pytest.raises(ValueError, match=message):
+            adam.load_state_dict(saved)
+    for entry, message in [
+        (
+            {**good["state"][0], "step": -5},
+            "'step' of parameter 0 must be a whole number >= 0, got -5",
+        ),
+        ({**good["state"][0], "step": 1.5}, "'step' of parameter 0 must be a whole number >= 0"),
+        (
+            {**good["state"][0], "momentum_buffer": np.ones(2)},
+            r"has keys \['exp_avg', 'exp_avg_sq', 'momentum_buffer', 'step'\], a Adam keeps",
+        ),
+        (
+            {"step": 1, "exp_avg": np.ones(2)},
+            r"a Adam keeps \['exp_avg', 'exp_avg_sq', 'step'\] \(and optionally \['max_exp_avg_sq'\]\)",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            adam.load_state_dict({**good, "state": {0: entry}})
+    assert adam.state_dict()["param_groups"] == good["param_groups"]
+    np.testing.assert_array_equal(adam.state[0]["exp_avg"], good["state"][0]["exp_avg"])
+    sgd_state = sgd.state_dict()
+    with pytest.raises(
+        ValueError, match=r"has keys \['exp_avg', 'exp_avg_sq', 'step'\], a SGD keeps"
+    ):
+        sgd.load_state_dict({**sgd_state, "state": good["state"]})
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW])
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        (np.ones(5), ValueError, r"the grad of params\[1\] has shape \(5,\), the parameter \(2,\)"),
+        (
+            np.ones(2, np.complex128),
+            TypeError,
+            r"the grad of params\[1\] has dtype complex128, the parameter float64",
+        ),
+        (
+            np.ones(2, np.float32),
+            TypeError,
+            r"the grad of params\[1\] has dtype float32, the parameter float64",
+        ),
+        (np.ones(2, np.int64), TypeError, r"the grad of params\[1\] has dtype int64"),
+        ([1.0, 1.0], TypeError, r"the grad of params\[1\] must be a NumPy array, got list"),
+        ("11", TypeError, r"the grad of params\[1\] must be a NumPy array, got str"),
+    ],
+)
+def test_a_bad_grad_stops_step_before_anything_changes(cls, bad, error, message):
+    """reliability S8-S11: the first parameters used to be updated (and Adam's step counted)
+    before the bad grad of a later one was noticed."""
+    p0, p1 = Parameter(np.ones(3)), Parameter(np.ones(2))
+    kwargs = {"lr": 0.1, "momentum": 0.9} if cls is SGD else {"lr": 0.1}
+    opt = cls([p0, p1], **kwargs)
+    p0.grad, p1.grad = np.ones(3), np.ones(2)
+    opt.step()
+    before = (p0.data.copy(), opt.state_dict())
+    p1.grad = bad
+    with pytest.raises(error, match=f"{cls.__name__}: " + message):
+        opt.step()
+    np.testing.assert_array_equal(p0.data, before[0])
+    after = opt.state_dict()
+    for i, entry in before[1]["state"].items():
+        for key, value in entry.items():
+            np.testing.assert_array_equal(after["state"][i][key], value)
+    p1.grad = np.ones(2)
+    reference = cls([Parameter(np.ones(3)), Parameter(np.ones(2))], **kwargs)
+    for q in reference.params:
+        q.grad = np.ones(q.shape)
+    reference.step()
+    reference.step()
+    opt.step()  # the next good step is the second step, as if the bad one never happened
+    np.testing.assert_array_equal(p0.data, reference.params[0].data)
+
+
+def test_betas_edited_by_a_schedule_stop_the_step_before_anything_changes():
+    """reliability O9: betas=(1, .999) raised ZeroDivisionError after counting the step."""
+    p = Parameter(np.ones(2))
+    opt = Adam([p], lr=0.1)
+    p.grad = np.ones(2)
+    opt.param_groups[0]["betas"] = (1.0, 0.999)
+    with pytest.raises(
+        ValueError, match=r"Adam: invalid betas \(1.0, 0.999\), each must be in \[0, 1\)"
+    ):
+        opt.step()
+    assert opt.state == {} and (p.data == 1).all()
 
 
 # --- cross entropy and softmax -----------------------------------------------------------------

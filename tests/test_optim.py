@@ -225,7 +225,9 @@ def test_amsgrad_switched_on_after_loading_plain_adam_state_keeps_its_maximum():
     opt.step()
     resumed = Parameter(plain.data.copy())
     ams = Adam([resumed], lr=0.1, amsgrad=True)
-    ams.load_state_dict({**opt.state_dict(), "param_groups": [{"params": [0], "amsgrad": True}]})
+    saved = opt.state_dict()
+    saved["param_groups"][0]["amsgrad"] = True
+    ams.load_state_dict(saved)
     t_p = torch.nn.Parameter(torch.from_numpy(plain.data.copy()))
     t_opt = torch.optim.Adam([t_p], lr=0.1, amsgrad=True)
     t_state = {

@@ -81,17 +81,33 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
-    def _grads(self):
-        """``(index, parameter, gradient)`` for every parameter that has a gradient."""
+    def _grads(self) -> list[tuple[int, Parameter, np.ndarray]]:
+        """``(index, parameter, gradient)`` for every parameter that has a gradient.
+
+        Every gradient is checked (an ndarray of the parameter's shape and dtype) before any is
+        returned, so that a bad one stops ``step()`` before it has changed anything.
+        """
+        name, found = type(self).__name__, []
         for i, p in enumerate(self.params):
-            if p.grad is None:
+            g = p.grad
+            if g is None:
                 continue
-            if p.grad.shape != p.shape:
-                raise ValueError(
-                    f"{type(self).__name__}: the grad of params[{i}] has shape "
-                    f"{shape_str(p.grad.shape)}, the parameter {shape_str(p.shape)}"
+            if not isinstance(g, np.ndarray):
+                raise TypeError(
+                    f"{name}: the grad of params[{i}] must be a NumPy array, got {type(g).__name__}"
                 )
-            yield i, p, p.grad
+            if g.dtype != p.dtype:
+                raise TypeError(
+                    f"{name}: the grad of params[{i}] has dtype {g.dtype}, the parameter "
+                    f"{p.dtype} (torch refuses such a grad too); cast it with .astype"
+                )
+            if g.shape != p.shape:
+                raise ValueError(
+                    f"{name}: the grad of params[{i}] has shape "
+                    f"{shape_str(g.shape)}, the parameter {shape_str(p.shape)}"
+                )
+            found.append((i, p, g))
+        return found
 
     # -- saving and restoring --------------------------------------------------------------
 
@@ -106,47 +122,83 @@ class Optimizer:
         }
         return {"state": state, "param_groups": [group]}
 
+    #: The keys of a parameter's state: required, and allowed besides them.
+    _state_keys: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+
+    @classmethod
+    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
+        """The hyper-parameters of ``group``, checked with torch's wording (``ValueError:
+        Invalid learning rate: -1``); a missing one raises KeyError."""
+        raise NotImplementedError
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyper-parameters and state saved by ``state_dict()`` (or by torch's optimizer
-        of the same class: tensors are accepted). Checked before anything is changed."""
+        of the same class: tensors are accepted). Checked before anything is changed: another
+        optimizer's state, a malformed hyper-parameter or state entry raises ``ValueError``."""
         name = type(self).__name__
+        where = f"{name}.load_state_dict"
         try:
             groups, state = state_dict["param_groups"], state_dict["state"]
             sizes = [len(g["params"]) for g in groups]
         except (TypeError, KeyError):
             raise ValueError(
-                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
+                f"{where}: expected a dict with 'state' and 'param_groups' "
                 "(each group with its 'params'), as state_dict() returns"
             ) from None
         if sizes != [len(self.params)]:
             raise ValueError(
-                f"{name}.load_state_dict: the saved optimizer has "
-                f"{sizes} parameters per group, this one "
+                f"{where}: the saved optimizer has {sizes} parameters per group, this one "
                 f"[{len(self.params)}]"
             )
         group = groups[0]
+        current = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        missing = [k for k in current if k not in group]
+        if missing:
+            raise ValueError(
+                f"{where}: the saved group has no {', '.join(map(repr, missing))}: it is not "
+                f"the state of a {name}"
+            )
+        hyper = {k: (tuple(v) if isinstance(v, list) else v) for k, v in group.items()}
+        try:
+            hyper = self._checked_hyper(hyper)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from None
         new_state = {}
         for position, saved_id in enumerate(group["params"]):
-            if saved_id not in state:
-                continue
-            p = self.params[position]
-            entry = {}
-            for key, value in state[saved_id].items():
-                if key == "step":
-                    entry[key] = int(np.asarray(value))
-                    continue
-                array = as_float_array(value, f"{name}.load_state_dict", key, p.dtype)
-                if array.shape != p.shape:
-                    raise ValueError(
-                        f"{name}.load_state_dict: state {key!r} of parameter {position} has "
-                        f"shape {shape_str(array.shape)}, the parameter {shape_str(p.shape)}"
-                    )
-                entry[key] = array.copy()
-            new_state[position] = entry
-        defaults = {k: v for k, v in self.param_groups[0].items() if k != "params"}
-        hyper = {k: (tuple(v) if isinstance(v, list) else v) for k, v in group.items()}
-        self.param_groups[0].update({k: hyper[k] for k in defaults if k in hyper})
+            if saved_id in state:
+                new_state[position] = self._checked_state(position, state[saved_id], where)
+        self.param_groups[0].update(hyper)
         self.state = new_state
+
+    def _checked_state(self, position: int, saved: Any, where: str) -> dict[str, Any]:
+        """One parameter's saved state as fresh arrays, or ValueError saying what is wrong."""
+        required, optional = self._state_keys
+        keys = set(saved) if isinstance(saved, dict) else set()
+        if not isinstance(saved, dict) or not required <= keys <= required | optional:
+            raise ValueError(
+                f"{where}: the state of parameter {position} has keys {sorted(keys)}, a "
+                f"{type(self).__name__} keeps {sorted(required)}"
+                + (f" (and optionally {sorted(optional)})" if optional else "")
+            )
+        p, entry = self.params[position], {}
+        for key, value in saved.items():
+            if key == "step":
+                step = np.asarray(value)
+                if step.shape != () or step.dtype.kind not in "iuf" or step < 0 or step % 1:
+                    raise ValueError(
+                        f"{where}: 'step' of parameter {position} must be a whole number >= 0, "
+                        f"got {value!r}"
+                    )
+                entry[key] = int(step)
+                continue
+            array = as_float_array(value, where, key, p.dtype)
+            if array.shape != p.shape:
+                raise ValueError(
+                    f"{where}: state {key!r} of parameter {position} has "
+                    f"shape {shape_str(array.shape)}, the parameter {shape_str(p.shape)}"
+                )
+            entry[key] = array.copy()
+        return entry
 
     def __repr__(self) -> str:
         group = self.param_groups[0]
@@ -199,26 +251,42 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        lr = _number(lr, "SGD", "lr")
-        momentum = _number(momentum, "SGD", "momentum")
-        dampening = _number(dampening, "SGD", "dampening")
-        weight_decay = _number(weight_decay, "SGD", "weight_decay")
+        defaults = self._checked_hyper(
+            {
+                "lr": lr,
+                "momentum": momentum,
+                "dampening": dampening,
+                "weight_decay": weight_decay,
+                "nesterov": nesterov,
+                "maximize": maximize,
+            }
+        )
+        super().__init__(params, defaults)
+
+    _state_keys = (frozenset(), frozenset({"momentum_buffer"}))
+
+    @classmethod
+    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
+        lr = _number(group["lr"], "SGD", "lr")
+        momentum = _number(group["momentum"], "SGD", "momentum")
+        dampening = _number(group["dampening"], "SGD", "dampening")
+        weight_decay = _number(group["weight_decay"], "SGD", "weight_decay")
         _check(lr >= 0.0, f"Invalid learning rate: {lr}")
         _check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
         _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        nesterov = bool(group["nesterov"])
         _check(
             not nesterov or (momentum > 0 and dampening == 0),
             "Nesterov momentum requires a momentum and zero dampening",
         )
-        defaults = {
+        return {
             "lr": lr,
             "momentum": momentum,
             "dampening": dampening,
             "weight_decay": weight_decay,
-            "nesterov": bool(nesterov),
-            "maximize": bool(maximize),
+            "nesterov": nesterov,
+            "maximize": bool(group["maximize"]),
         }
-        super().__init__(params, defaults)
 
     def step(self) -> None:
         h = self.param_groups[0]
@@ -285,10 +353,28 @@ class Adam(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        name = type(self).__name__
-        lr = _number(lr, name, "lr")
-        eps = _number(eps, name, "eps")
-        weight_decay = _number(weight_decay, name, "weight_decay")
+        defaults = self._checked_hyper(
+            {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "amsgrad": amsgrad,
+                "maximize": maximize,
+            }
+        )
+        super().__init__(params, defaults)
+        self._small_batch: _SmallBatch | None = None
+
+    _state_keys = (frozenset({"step", "exp_avg", "exp_avg_sq"}), frozenset({"max_exp_avg_sq"}))
+
+    @classmethod
+    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
+        name = cls.__name__
+        lr = _number(group["lr"], name, "lr")
+        eps = _number(group["eps"], name, "eps")
+        weight_decay = _number(group["weight_decay"], name, "weight_decay")
+        betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
         betas = (_number(betas[0], name, "betas[0]"), _number(betas[1], name, "betas[1]"))
@@ -297,20 +383,23 @@ class Adam(Optimizer):
         _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
         _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
         _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
-        defaults = {
+        return {
             "lr": lr,
             "betas": betas,
             "eps": eps,
             "weight_decay": weight_decay,
-            "amsgrad": bool(amsgrad),
-            "maximize": bool(maximize),
+            "amsgrad": bool(group["amsgrad"]),
+            "maximize": bool(group["maximize"]),
         }
-        super().__init__(params, defaults)
-        self._small_batch: _SmallBatch | None = None
 
     def step(self) -> None:
         h = self.param_groups[0]
         lr, wd = h["lr"], h["weight_decay"]
+        beta1, beta2 = h["betas"]
+        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):  # e.g. edited by a schedule
+            raise ValueError(
+                f"{type(self).__name__}: invalid betas {h['betas']!r}, each must be in [0, 1)"
+            )
         small = []  # (parameter, gradient, state) of small parameters: updated together below
         for i, p, g in self._grads():
             if h["maximize"]:
