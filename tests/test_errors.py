@@ -543,7 +543,7 @@ CE = r"CrossEntropyLoss\(\)"
             np.array([0]),
             ValueError,
             CE
-            + r": expected input of shape \(N, C\) with N >= 1 \(one row of logits per sample\), got \(3,\)",
+            + r": expected input of shape \(N, C\) with N >= 1 and C >= 1 \(one row of logits per sample\), got \(3,\)",
         ),
         (
             np.ones((0, 3)),

@@ -51,7 +51,20 @@ def as_float_array(value: Any, owner: Any, name: str, dtype: np.dtype | None = N
         value.dtype == dtype or (dtype is None and value.dtype in FLOAT_DTYPES)
     ):
         return value  # the common case, checked first: a float array that needs nothing
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as error:  # ragged lists, some torch tensors
+        hint = ""
+        if "requires grad" in str(error):
+            hint = "; pass tensor.detach() (it is a torch tensor that requires grad)"
+        elif "ScalarType" in str(error):
+            hint = "; convert the tensor first, e.g. tensor.float()"
+        elif "inhomogeneous" in str(error):
+            hint = "; every row must have the same length"
+        kind = ValueError if isinstance(error, ValueError) else TypeError
+        raise kind(
+            f"{owner_name(owner)}: {name} cannot be made into an array ({error}){hint}"
+        ) from None
     if array.dtype.kind not in "biuf":
         what = type(value).__name__ if not isinstance(value, np.ndarray) else "array"
         raise TypeError(

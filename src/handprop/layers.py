@@ -34,10 +34,11 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """``1 / (1 + exp(-x))`` with torch's formula, without NumPy's overflow warning.
 
     For very negative x, ``exp(-x)`` overflows to inf (float32 below about -88.7) and
-    ``1 / (1 + inf)`` is exactly 0, which is also torch's value: the overflow is expected, so
-    its warning is silenced here and only here.
+    ``1 / (1 + inf)`` is exactly 0, which is also torch's value; for very positive x it
+    underflows to 0. Both are expected, so their warnings are silenced here (also under a
+    user's ``np.seterr(all="raise")``).
     """
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):  # under: exp(-1000) is 0, as expected
         return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -47,8 +48,10 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     Subtracting the maximum changes nothing mathematically and keeps every ``exp`` at most 1,
     so logits of any size neither overflow nor lose the largest term.
     """
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    # (silenced: exp underflowing to 0 is expected; a row of all -inf gives NaN, as in torch)
+    with np.errstate(under="ignore", invalid="ignore"):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 class Linear(Module):
@@ -275,7 +278,8 @@ class Tanh(Module):
         g = self._grad_output(grad_output, y.shape, y.dtype)
         if not input_grad:  # no parameters: nothing else to do
             return None
-        return g * ((1 - y) * (1 + y))
+        with np.errstate(invalid="ignore"):  # an infinite g at y = +-1: NaN, as in torch
+            return g * ((1 - y) * (1 + y))
 
 
 class LeakyReLU(Module):
@@ -313,7 +317,8 @@ class LeakyReLU(Module):
     def forward(self, input: Any) -> np.ndarray:
         x = as_float_array(input, self, "input")
         self._x = private(x, input)
-        return freeze(np.where(x > 0, x, x * self.negative_slope))
+        with np.errstate(invalid="ignore"):  # +-inf times a slope of 0: NaN, as in torch
+            return freeze(np.where(x > 0, x, x * self.negative_slope))
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = g`` where ``x > 0``, else ``g * negative_slope``."""
@@ -321,7 +326,8 @@ class LeakyReLU(Module):
         g = self._grad_output(grad_output, x.shape, x.dtype)
         if not input_grad:  # no parameters: nothing else to do
             return None
-        return np.where(x > 0, g, g * self.negative_slope)
+        with np.errstate(invalid="ignore"):
+            return np.where(x > 0, g, g * self.negative_slope)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -364,8 +370,14 @@ class Softmax(Module):
             raise ValueError(
                 f"{self!r}: dim {self.dim} is out of range for input of shape {shape_str(x.shape)}"
             )
-        e = np.exp(x - x.max(axis=self.dim, keepdims=True))
-        self._y = freeze(e / e.sum(axis=self.dim, keepdims=True))
+        if x.size == 0:  # nothing to normalise (torch returns the empty tensor too)
+            self._y = freeze(x.copy())
+            return self._y
+        # (silenced: exp underflowing to 0 is expected; +inf or a row of all -inf gives NaN,
+        # as in torch)
+        with np.errstate(under="ignore", invalid="ignore"):
+            e = np.exp(x - x.max(axis=self.dim, keepdims=True))
+            self._y = freeze(e / e.sum(axis=self.dim, keepdims=True))
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -378,7 +390,8 @@ class Softmax(Module):
         g = self._grad_output(grad_output, y.shape, y.dtype)
         if not input_grad:  # no parameters: nothing else to do
             return None
-        return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
+        with np.errstate(invalid="ignore"):  # an infinite g: NaN where torch has NaN
+            return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -61,7 +61,8 @@ class _Loss:
         elif self._input is None:
             self._no_grad_forward = True
         if self.reduction == "mean":
-            return float(losses.sum() / self._mean_divisor(x, t))
+            divisor = self._mean_divisor(x, t)
+            return float(losses.sum() / divisor) if divisor else float("nan")  # torch: NaN
         if self.reduction == "sum":
             return float(losses.sum())
         return losses
@@ -92,6 +93,9 @@ class _Loss:
                 f"{shape_str(expected)}, got shape {shape_str(g.shape)}"
             )
         n = self._mean_divisor(input, target) if self.reduction == "mean" else 1
+        if not n:  # a mean over a total weight of 0: NaN, as torch gives, without warnings
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return self._grad(input, target, g, n)
         return self._grad(input, target, g, n)
 
     def _mean_divisor(self, input: np.ndarray, target: np.ndarray) -> float:
@@ -246,10 +250,13 @@ class BCEWithLogitsLoss(_Loss):
     def _losses(self, z: np.ndarray, t: np.ndarray) -> np.ndarray:
         w = self._broadcast_weight(self.weight, "weight", z)
         pw = self._broadcast_weight(self.pos_weight, "pos_weight", z)
-        log_sigmoid = np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z)))
-        if pw is not None:
-            log_sigmoid = log_sigmoid * ((pw - 1) * t + 1)
-        losses = (1 - t) * z - log_sigmoid
+        # (silenced: exp(-|z|) underflows for large |z|, as expected; z = +-inf gives NaN,
+        # as in torch)
+        with np.errstate(under="ignore", invalid="ignore"):
+            log_sigmoid = np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z)))
+            if pw is not None:
+                log_sigmoid = log_sigmoid * ((pw - 1) * t + 1)
+            losses = (1 - t) * z - log_sigmoid
         return losses if w is None else losses * w
 
     def _grad(self, z: np.ndarray, t: np.ndarray, g: np.ndarray, n: int) -> np.ndarray:
@@ -287,13 +294,15 @@ class MSELoss(_Loss):
     """
 
     def _losses(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-        diff = x - t
-        return diff * diff
+        with np.errstate(over="ignore", invalid="ignore"):  # inf / NaN as torch, silently
+            diff = x - t
+            return diff * diff
 
     def _grad(self, x: np.ndarray, t: np.ndarray, g: np.ndarray, n: int) -> np.ndarray:
         """``dL/dx = 2 (x - t)``; for the mean, torch folds 1/n into the 2, and so do we."""
         norm = x.dtype.type(2.0 / n)
-        return norm * (x - t) * g
+        with np.errstate(over="ignore", invalid="ignore"):
+            return norm * (x - t) * g
 
 
 class CrossEntropyLoss(_Loss):
@@ -345,10 +354,10 @@ class CrossEntropyLoss(_Loss):
 
     def _check(self, input: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
         x = as_float_array(input, self, "input")
-        if x.ndim != 2 or x.shape[0] == 0:
+        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(
-                f"{self!r}: expected input of shape (N, C) with N >= 1 (one row of logits per "
-                f"sample), got {shape_str(x.shape)}"
+                f"{self!r}: expected input of shape (N, C) with N >= 1 and C >= 1 (one row of "
+                f"logits per sample), got {shape_str(x.shape)}"
             )
         n, c = x.shape
         t = np.asarray(target)
@@ -402,7 +411,12 @@ class CrossEntropyLoss(_Loss):
         return a
 
     def _losses(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return -(self._coefficients(x, target) * log_softmax(x)).sum(axis=1)
+        """``-sum_c a[n, c] log p[n, c]``, summing only the classes with ``a != 0``: a masked
+        logit of -inf has log p = -inf, and ``0 * -inf`` would turn the loss into NaN where
+        torch (which gathers the target's entry) gives the finite loss."""
+        a = self._coefficients(x, target)
+        terms = np.multiply(a, log_softmax(x), out=np.zeros_like(a), where=a != 0)
+        return -terms.sum(axis=1)
 
     def _mean_divisor(self, x: np.ndarray, target: np.ndarray) -> float:
         if target.dtype.kind in "iu":
@@ -416,7 +430,8 @@ class CrossEntropyLoss(_Loss):
         one-hot target with unit weight this is the familiar ``softmax(x) - onehot(y)``.
         """
         a = self._coefficients(x, target)
-        p = np.exp(log_softmax(x))
+        with np.errstate(under="ignore"):  # exp of a very negative log-probability: 0
+            p = np.exp(log_softmax(x))
         grad = p * a.sum(axis=1, keepdims=True) - a
         grad = grad * (g[:, None] if g.ndim else g)
         return grad / x.dtype.type(n)
