@@ -137,8 +137,26 @@ def test_gradcheck_arguments():
     X, y = we.data()
     with pytest.raises(ValueError, match="gradcheck: eps must be positive, got 0"):
         gradcheck(we.model(), we.loss_fn(), X, y, eps=0)
-    with pytest.raises(ValueError, match="gradcheck: atol must be a non-negative number, got -1"):
+    with pytest.raises(
+        ValueError, match="gradcheck: atol must be a finite non-negative number, got -1"
+    ):
         gradcheck(we.model(), we.loss_fn(), X, y, atol=-1)
+    for bad in (float("nan"), float("inf")):  # reliability G9: these used to run and fail
+        with pytest.raises(ValueError, match="gradcheck: eps must be a finite non-negative number"):
+            gradcheck(we.model(), we.loss_fn(), X, y, eps=bad)
+    report = gradcheck(we.model(), we.loss_fn(), X, y, eps=np.float32(1e-6))  # NumPy scalars
+    assert report.passed
+
+
+@pytest.mark.parametrize("first", [ReLU(), LeakyReLU(0.1)], ids=["ReLU", "LeakyReLU"])
+def test_a_kink_of_x_itself_is_found_when_the_kinked_layer_comes_first(first):
+    """reliability G7: X is perturbed in place, so the kinked module's recorded input (X
+    itself) changed along with it and the crossing was never seen: a false failure."""
+    report = gradcheck(
+        Sequential(first, Linear(2, 1, rng=0)), MSELoss(), np.array([[0.0, 1.0]]), np.zeros((1, 1))
+    )
+    assert report.passed, report
+    assert [k.value for k in report.kinks] == ["X[0, 0]"]
 
 
 def test_exported_at_the_top_level():

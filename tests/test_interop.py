@@ -69,7 +69,15 @@ def test_from_torch_reads_a_torch_built_model_and_nested_sequentials():
             r"from_torch: unsupported module at '1': Dropout\(p=0.5, inplace=False\); supported: Sequential, Linear",
         ),
         (nn.Sequential(nn.Sequential(nn.Conv1d(1, 1, 3))), r"unsupported module at '0.0': Conv1d"),
-        (nn.ReLU(inplace=True), r"unsupported module at '\(root\)': ReLU\(inplace=True\)"),
+        (
+            type("MyLinear", (nn.Linear,), {})(2, 2),
+            r"unsupported module at '\(root\)': MyLinear\(.*\) \(a subclass of Linear: its forward may differ",
+        ),
+        (
+            nn.Sequential(nn.ReLU(), nn.Linear(2, 2, device="meta")),
+            r"from_torch: Linear at '1' is on the meta device and has no values to copy",
+        ),
+        (nn.ModuleList([nn.ReLU()]), r"unsupported module at '\(root\)': ModuleList"),
         (nn.Softmax(dim=None), r"unsupported module at '\(root\)': Softmax\(dim=None\)"),
         (
             nn.Linear(2, 2, dtype=torch.float16),
@@ -204,3 +212,32 @@ def test_interop_without_torch_says_what_to_install():
         "handprop.interop needs PyTorch, which is not installed: pip install 'handprop[torch]'"
         in out.stdout
     )
+
+
+def test_from_torch_converts_relu_inplace_like_leaky_relu_inplace():
+    """reliability G1: nn.ReLU(inplace=True) was refused, nn.LeakyReLU(inplace=True) not."""
+    assert isinstance(from_torch(nn.ReLU(inplace=True)), ReLU)
+    assert isinstance(from_torch(nn.LeakyReLU(0.1, inplace=True)), LeakyReLU)
+
+
+def test_parity_report_on_mixed_dtypes_names_the_cause():
+    """reliability G5: torch's 'mat1 and mat2 must have the same dtype' came out instead."""
+    model = Sequential(Linear(2, 2, rng=0), Linear(2, 1, dtype=np.float64, rng=1))
+    X, y = np.ones((1, 2)), np.ones((1, 1))
+    with pytest.raises(
+        ValueError, match="parity_report: the model mixes float32 and float64 parameters"
+    ):
+        parity_report(model, MSELoss(), X, y)
+
+
+def test_to_torch_and_from_torch_carry_buffers():
+    """Buffers travel with parameters by their state_dict names (a torch BatchNorm's running
+    statistics, say, once handprop has such a layer): checked on a Linear given a buffer."""
+    layer = Linear(2, 2, rng=0)
+    twin = to_torch(layer)
+    twin.register_buffer("running_mean", torch.tensor([1.0, 2.0]))
+    layer.register_buffer("running_mean", np.array([5.0, 6.0], np.float32))
+    from handprop.interop import _copy_state_to_torch
+
+    _copy_state_to_torch(layer, twin)
+    np.testing.assert_array_equal(twin.running_mean.numpy(), [5.0, 6.0])

@@ -25,6 +25,7 @@ A layer of your own with kinks declares where they are in the class attribute ``
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,10 +159,14 @@ def gradcheck(
         (True, ['Z2[0, 0]'])
     """
     for name, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"gradcheck: {name} must be a non-negative number, got {value!r}")
+        real = isinstance(value, (int, float, np.integer, np.floating))
+        if not real or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise ValueError(
+                f"gradcheck: {name} must be a finite non-negative number, got {value!r}"
+            )
     if eps == 0:
         raise ValueError("gradcheck: eps must be positive, got 0")
+    eps, atol, rtol = float(eps), float(atol), float(rtol)
     net = _float64_copy(model)
     loss = copy.deepcopy(loss_fn)
     modules = list(net) if isinstance(net, Sequential) else [net]

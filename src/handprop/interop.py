@@ -50,7 +50,7 @@ def _torch():
     except ImportError as error:  # pragma: no cover - exercised in a torch-free environment
         raise ImportError(
             "handprop.interop needs PyTorch, which is not installed: "
-            "pip install 'handprop[torch]' (on this project's machines: torch==2.13.0)"
+            "pip install 'handprop[torch]' (or pip install torch)"
         ) from error
     return torch
 
@@ -73,10 +73,7 @@ def _layer_to_torch(module: Module):
             bias=module.bias is not None,
             dtype=_torch_dtype(module.dtype),
         )
-        with torch.no_grad():
-            twin.weight.copy_(torch.from_numpy(module.weight.data))
-            if module.bias is not None:
-                twin.bias.copy_(torch.from_numpy(module.bias.data))
+        _copy_state_to_torch(module, twin)
         return twin
     if isinstance(module, LeakyReLU):
         return nn.LeakyReLU(module.negative_slope)
@@ -88,6 +85,12 @@ def _layer_to_torch(module: Module):
     if isinstance(module, Sequential):
         return nn.Sequential(*(_layer_to_torch(m) for m in module))
     raise TypeError(f"to_torch: no torch equivalent for {type(module).__name__}")
+
+
+def _copy_state_to_torch(module: Module, twin) -> None:
+    """Parameters and buffers, by their shared state_dict names (copied, not shared)."""
+    torch = _torch()
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in module.state_dict().items()})
 
 
 def to_torch(model: Module):
@@ -111,6 +114,13 @@ def _layer_from_torch(module, where: str) -> Module:
         return Sequential(
             *(_layer_from_torch(m, f"{where}{name}.") for name, m in module.named_children())
         )
+    place = where.rstrip(".") or "(root)"
+    if any(t.is_meta for t in module.state_dict().values()):
+        raise TypeError(
+            f"from_torch: {type(module).__name__} at '{place}' is on the meta device and has no "
+            "values to copy; materialise it first (module.to_empty(device='cpu') and "
+            "initialise it)"
+        )
     if type(module) is nn.Linear:
         dtype = module.weight.dtype
         if dtype not in (torch.float32, torch.float64):
@@ -132,18 +142,32 @@ def _layer_from_torch(module, where: str) -> Module:
     if type(module) is nn.Softmax and module.dim is not None:
         return Softmax(module.dim)
     simple = {nn.ReLU: ReLU, nn.Sigmoid: Sigmoid, nn.Tanh: Tanh}
-    if type(module) in simple and not getattr(module, "inplace", False):
+    if type(module) in simple:  # ReLU(inplace=True) too: the numbers are the same
         return simple[type(module)]()
+    subclass = next((base for base in _SUPPORTED if isinstance(module, getattr(nn, base))), None)
+    hint = (
+        f" (a subclass of {subclass}: its forward may differ, so it is not converted)"
+        if subclass
+        else ""
+    )
     raise TypeError(
-        f"from_torch: unsupported module at '{where.rstrip('.') or '(root)'}': {module!r}; "
-        "supported: Sequential, Linear (float32/float64), ReLU, Sigmoid, Tanh, LeakyReLU, "
+        f"from_torch: unsupported module at '{place}': {module!r}{hint}; supported: "
+        "Sequential, Linear (float32/float64), ReLU, Sigmoid, Tanh, LeakyReLU, "
         "Softmax(dim=int)"
     )
 
 
+_SUPPORTED = ("Sequential", "Linear", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "Softmax")
+
+
 def from_torch(module) -> Module:
     """A handprop model equivalent to a torch ``Sequential`` (or single layer) of supported
-    layers; an unsupported one raises a ``TypeError`` naming it and where it sits."""
+    layers; an unsupported one raises a ``TypeError`` naming it and where it sits.
+
+    handprop's ``Sequential`` numbers its modules, so a torch Sequential with named children
+    (``OrderedDict(fc1=..., act=..., fc2=...)``) comes back numbered ``0, 1, 2``, and so do the
+    keys of its ``state_dict`` (``0.weight`` for ``fc1.weight``). Values are copied, never
+    shared, and buffers come along with parameters."""
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
@@ -312,6 +336,13 @@ def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
     if not params:
         raise ValueError("parity_report: the model has no parameters to compare")
     dtype = params[0].dtype
+    dtypes = sorted({p.dtype.name for p in params})
+    if len(dtypes) > 1:
+        raise ValueError(
+            f"parity_report: the model mixes {' and '.join(dtypes)} parameters; handprop runs "
+            "it (each Linear casts its input), but its torch twin needs one dtype: make every "
+            "layer the same dtype to compare"
+        )
     tdt = _torch_dtype(dtype)
     names = output_names(modules)
 
