@@ -556,3 +556,33 @@ def test_copies_of_a_model_keep_working():
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         clone.backward(loss.backward())  # the copy's caches belong to the copy
     model.backward(loss.backward())
+
+
+def test_a_read_only_grad_set_by_the_user_is_added_to_not_written_into():
+    """reliability S17: backward used to fail with NumPy's 'output array is read-only'."""
+    layer = Linear(2, 1, rng=0)
+    mine = np.ones((1, 2), np.float32)
+    mine.setflags(write=False)
+    layer.weight.grad = mine
+    layer(np.array([[1.0, 2.0]], np.float32))
+    layer.backward(np.ones((1, 1), np.float32))
+    np.testing.assert_array_equal(layer.weight.grad, [[2.0, 3.0]])
+    np.testing.assert_array_equal(mine, [[1.0, 1.0]])  # the user's array is unchanged
+
+
+def test_an_error_whose_class_needs_several_arguments_keeps_its_class_and_message():
+    """reliability S18: Sequential's 'Sequential[i]: ...' re-wrapping built the same class from
+    one message, which raised a TypeError for JSONDecodeError and UnicodeDecodeError."""
+    import json
+
+    class Parses(Module):
+        def forward(self, x):
+            return json.loads("{not json")
+
+        def backward(self, grad_output):
+            return grad_output
+
+    with pytest.raises(json.JSONDecodeError, match="Expecting property name"):
+        Sequential(ReLU(), Parses())(np.ones(2))
+    with pytest.raises(ValueError, match=r"^Sequential\[1\]: Linear"):
+        Sequential(ReLU(), Linear(3, 1))(np.ones((1, 2)))
