@@ -85,8 +85,9 @@ def losses(draw, loss_kind, out_shape, dtype):
 
 
 def targets(loss_kind, shape, dtype):
-    if loss_kind == "ce":
-        return arrays(np.int64, shape[:1], elements=st.integers(0, shape[1] - 1))
+    if loss_kind == "ce":  # class indices, and now and then torch's ignore_index -100
+        classes = st.integers(0, shape[1] - 1)
+        return arrays(np.int64, shape[:1], elements=st.one_of(classes, classes, st.just(-100)))
     if loss_kind == "ce_probs":
         return arrays(dtype, shape, elements=st.floats(0, 1, width=32)).map(_normalise_rows)
     if loss_kind == "mse":

@@ -174,3 +174,44 @@ def test_ragged_lists_and_unconvertible_tensors_are_refused_naming_the_module():
     ):
         Sigmoid()(torch.ones(2, dtype=torch.bfloat16))
     assert layer(torch.ones(1, 2, dtype=torch.float16)).dtype == np.float32  # CPU tensors work
+
+
+@DTYPES
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_ignore_index_matches_torch(dtype, reduction, smoothing, weighted):
+    """N23: torch's default ignore_index=-100 used to be refused as an out-of-range class."""
+    torch = needs_torch()
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(5, 3)).astype(dtype)
+    t = np.array([0, -100, 2, 1, -100])
+    w = np.array([0.5, 2.0, 1.0], dtype) if weighted else None
+    ce = CrossEntropyLoss(weight=w, reduction=reduction, label_smoothing=smoothing)
+    tx = torch.tensor(x, requires_grad=True)
+    t_loss = torch.nn.functional.cross_entropy(
+        tx, torch.tensor(t), weight=None if w is None else torch.tensor(w),
+        reduction=reduction, label_smoothing=smoothing,
+    )  # fmt: skip
+    g = np.linspace(0.5, 1.5, 5).astype(dtype) if reduction == "none" else 1.0
+    t_loss.backward(torch.tensor(g) if reduction == "none" else None)
+    same(ce(x, t), t_loss.detach().numpy())
+    grad = ce.backward(g)
+    same(grad, tx.grad.numpy())
+    assert (grad[[1, 4]] == 0).all()
+
+
+def test_cross_entropy_with_every_sample_ignored_is_nan_like_torch():
+    torch = needs_torch()
+    x, t = np.ones((2, 3)), np.array([-100, -100])
+    tx = torch.tensor(x, requires_grad=True)
+    t_loss = torch.nn.functional.cross_entropy(tx, torch.tensor(t))
+    t_loss.backward()
+    ce = CrossEntropyLoss()
+    assert np.isnan(ce(x, t)) and np.isnan(t_loss.item())
+    same(ce.backward(), tx.grad.numpy())
+    custom = CrossEntropyLoss(ignore_index=1)
+    custom(x, np.array([1, 0]))
+    assert (custom.backward()[0] == 0).all()
+    with pytest.raises(TypeError, match="CrossEntropyLoss: ignore_index must be an int, got 0.5"):
+        CrossEntropyLoss(ignore_index=0.5)

@@ -194,6 +194,7 @@ def to_torch_loss(loss, dtype: Any = np.float32):
             weight=tensor(loss.weight),
             reduction=loss.reduction,
             label_smoothing=loss.label_smoothing,
+            ignore_index=loss.ignore_index,
         )
     if isinstance(loss, MSELoss):
         return nn.MSELoss(reduction=loss.reduction)

@@ -315,16 +315,20 @@ class CrossEntropyLoss(_Loss):
     - class indices ``y`` (ints, shape (N,)):  ``a[n, c] = w[c] ((1 - s) [c == y_n] + s / C)``;
     - class probabilities ``t`` (N, C):        ``a[n, c] = w[c] ((1 - s) t[n, c] + s / C)``;
 
-    with ``w`` the class weights (default 1) and ``s`` the label smoothing. As in torch,
-    ``reduction="mean"`` divides by ``sum_n w[y_n]`` for class indices (a weighted mean) and by
-    N for probabilities.
+    with ``w`` the class weights (default 1) and ``s`` the label smoothing. A sample whose class
+    index is ``ignore_index`` counts for nothing: all its ``a[n, c]`` are 0. As in torch,
+    ``reduction="mean"`` divides by ``sum_n w[y_n]`` over the samples that count (a weighted
+    mean) for class indices, and by N for probabilities.
 
     Args:
         weight: optional per-class weight, shape (C,).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (one loss per sample).
         label_smoothing: ``s`` in [0, 1] (default 0).
+        ignore_index: a class-index target value whose samples are left out (default -100,
+            torch's: padding positions are usually marked so).
 
-    Shape: input ``(N, C)``; target ``(N,)`` integers in [0, C), or ``(N, C)`` floats.
+    Shape: input ``(N, C)``; target ``(N,)`` integers in [0, C) or ``ignore_index``, or
+    ``(N, C)`` floats.
 
     Examples:
         >>> ce = CrossEntropyLoss()
@@ -335,10 +339,18 @@ class CrossEntropyLoss(_Loss):
     """
 
     def __init__(
-        self, weight: Any = None, reduction: str = "mean", label_smoothing: float = 0.0
+        self,
+        weight: Any = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        *,
+        ignore_index: int = -100,
     ) -> None:
         super().__init__(reduction)
         self.weight = _optional_weight(weight, "CrossEntropyLoss", "weight")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+            raise TypeError(f"CrossEntropyLoss: ignore_index must be an int, got {ignore_index!r}")
+        self.ignore_index = int(ignore_index)
         if isinstance(label_smoothing, bool) or not isinstance(
             label_smoothing, (int, float, np.integer, np.floating)
         ):
@@ -367,11 +379,12 @@ class CrossEntropyLoss(_Loss):
                     f"{self!r}: class-index target must have shape ({n},) for input "
                     f"{shape_str(x.shape)}, got {shape_str(t.shape)}"
                 )
-            bad = (t < 0) | (t >= c)
+            bad = ((t < 0) | (t >= c)) & (t != self.ignore_index)
             if bad.any():
                 raise ValueError(
-                    f"{self!r}: class-index target must be in [0, {c - 1}] for {c} classes, "
-                    f"got {t[bad][0]} at index {int(np.argmax(bad))}"
+                    f"{self!r}: class-index target must be in [0, {c - 1}] for {c} classes "
+                    f"(or ignore_index={self.ignore_index}), got {t[bad][0]} at index "
+                    f"{int(np.argmax(bad))}"
                 )
         elif t.dtype.kind == "f":
             if t.shape != x.shape:
@@ -401,13 +414,18 @@ class CrossEntropyLoss(_Loss):
         """``a[n, c]``: how much ``-log p[n, c]`` counts in sample n's loss."""
         n, c = x.shape
         w, s = self._class_weight(x), self.label_smoothing
+        counted = None
         if target.dtype.kind in "iu":
+            counted = target != self.ignore_index
+            target = np.where(counted, target, 0)  # any class: the row is zeroed below
             a = np.zeros_like(x)
             a[np.arange(n), target] = (1 - s) * w[target]
         else:
             a = (1 - s) * target * w
         if s:
             a = a + (s / c) * w
+        if counted is not None and not counted.all():
+            a[~counted] = 0  # ignored samples count for nothing
         return a
 
     def _losses(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -419,8 +437,9 @@ class CrossEntropyLoss(_Loss):
         return -terms.sum(axis=1)
 
     def _mean_divisor(self, x: np.ndarray, target: np.ndarray) -> float:
-        if target.dtype.kind in "iu":
-            return self._class_weight(x)[target].sum()
+        if target.dtype.kind in "iu":  # the weights of the samples that count
+            counted = target[target != self.ignore_index]
+            return self._class_weight(x)[counted].sum()
         return x.shape[0]
 
     def _grad(self, x: np.ndarray, target: np.ndarray, g: np.ndarray, n: float) -> np.ndarray:
@@ -434,4 +453,9 @@ class CrossEntropyLoss(_Loss):
             p = np.exp(log_softmax(x))
         grad = p * a.sum(axis=1, keepdims=True) - a
         grad = grad * (g[:, None] if g.ndim else g)
-        return grad / x.dtype.type(n)
+        grad = grad / x.dtype.type(n)
+        if target.dtype.kind in "iu":
+            ignored = target == self.ignore_index
+            if ignored.any():  # exactly 0, also when every sample is ignored (n = 0), as torch
+                grad[ignored] = 0
+        return grad
