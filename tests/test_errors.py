@@ -555,13 +555,15 @@ CE = r"CrossEntropyLoss\(\)"
             np.ones((2, 3)),
             np.array([0, 3]),
             ValueError,
-            CE + r": class-index target must be in \[0, 2\] for 3 classes \(or ignore_index=-100\), got 3 at index 1",
+            CE
+            + r": class-index target must be in \[0, 2\] for 3 classes \(or ignore_index=-100\), got 3 at index 1",
         ),
         (
             np.ones((2, 3)),
             np.array([-1, 0]),
             ValueError,
-            CE + r": class-index target must be in \[0, 2\] for 3 classes \(or ignore_index=-100\), got -1 at index 0",
+            CE
+            + r": class-index target must be in \[0, 2\] for 3 classes \(or ignore_index=-100\), got -1 at index 0",
         ),
         (
             np.ones((2, 3)),
