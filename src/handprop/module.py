@@ -127,9 +127,6 @@ class _Journal:
         self.consumed: list[Module] = []  # modules whose state became _CONSUMED
         self.retain = False  # retain_graph=True: the forward's caches stay usable
 
-    def start(self, retain: bool) -> None:
-        self.active, self.retain = True, retain
-
     def finish(self, failed: bool) -> None:
         """Put every grad and state back if the backward failed; then forget it all."""
         if failed:
@@ -245,14 +242,15 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
                 return backward(self, grad_output, input_grad=input_grad)
             return backward(self, grad_output)
         tape = d["_tape"]
-        for i in range(0, len(tape), 2):
-            child = tape[i].__dict__
-            if child["_stamp"] != tape[i + 1] or child["_state"] != _READY:
-                raise _stale_child_error(self, i // 2, tape[i])
+        if tape:  # a container: are its children's caches still from its last forward?
+            for i in range(0, len(tape), 2):
+                child = tape[i].__dict__
+                if child["_stamp"] != tape[i + 1] or child["_state"] != _READY:
+                    raise _stale_child_error(self, i // 2, tape[i])
         journal = _journal
         outermost = not journal.active
         if outermost:
-            journal.start(retain_graph)
+            journal.active, journal.retain = True, retain_graph
         d["_state"] = _BACKWARD
         try:
             if takes_input_grad:
@@ -264,7 +262,7 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
             if outermost:
                 journal.finish(failed=True)
             raise
-        if retain_graph or journal.retain:
+        if journal.retain:  # retain_graph=True on the outermost backward
             d["_state"] = _READY
         else:
             d["_state"] = _CONSUMED
