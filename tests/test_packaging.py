@@ -35,8 +35,11 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     example_cmd, test_cmd = blocks
     assert "examples/worked_example.py" in example_cmd
     assert "pytest" in test_cmd
-    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert test_cmd in ci_lines
+    ci_text = (ROOT / ".ci" / "run").read_text()
+    assert test_cmd in ci_text.splitlines()
+    assert f'(cd "$fresh" && {example_cmd} > /dev/null)' in ci_text  # in a fresh clone
+    for cmd in (example_cmd, test_cmd):  # PEP 668: never pip into the system Python
+        assert cmd.startswith("python3 -m venv .venv && .venv/bin/python -m pip install")
 
 
 def test_readme_python_example_runs_and_prints_what_it_says():

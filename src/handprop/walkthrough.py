@@ -104,6 +104,7 @@ def walkthrough(
     m = Y.size  # samples (one output each): the document's per-sample gradients are m dJ
 
     p.line("handprop walkthrough: the worked example, forward and backward by hand")
+    p.line(f'Source: "{we.SOURCE[0]}", {we.SOURCE[1]}')
     p.line(
         "Values: handprop's own computation; 'document': the number the source prints; 'torch': "
         + ("autograd's value, with a match mark." if report else "(torch is not installed).")

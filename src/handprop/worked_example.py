@@ -1,4 +1,5 @@
-"""The source document's worked example: a 2-3-2-1 network, two samples, BCE.
+"""The worked example of "Neural Networks - Backpropagation" on pooya.io (``SOURCE``): a 2-3-2-1
+network, two samples, BCE.
 
 ``Linear(2, 3) -> ReLU -> Linear(3, 2) -> ReLU -> Linear(2, 1) -> Sigmoid``, with the
 document's hand-picked weights (``PARAMETERS``, keyed like the torch ``state_dict`` of the same
@@ -21,6 +22,12 @@ import numpy as np
 from .layers import Linear, ReLU, Sigmoid
 from .losses import BCELoss
 from .module import Sequential
+
+#: The document handprop's worked example comes from, and compares against: its title and address.
+SOURCE = (
+    "Neural Networks - Backpropagation",
+    "https://pooya.io/ai/neural-networks-backpropagation/",
+)
 
 X = [[1.0, 2.0], [3.0, 4.0]]
 Y = [[0.0], [1.0]]
