@@ -37,7 +37,7 @@ CONFIGS = [  # (name, layer widths, batch size)
     ("784-2048-2048-1", [784, 2048, 2048, 1], 512),
 ]
 
-#: The goals (issue 6), per network: (largest handprop/torch, largest handprop/limit or None).
+#: handprop's speed goals, per network: (largest handprop/torch, largest handprop/limit or None).
 TARGETS = {
     "worked example 2-3-2-1": (0.30, None),
     "64-128-64-1": (0.50, None),
@@ -47,14 +47,14 @@ TARGETS = {
 
 
 def verdict(row: dict) -> str:
-    """The row's targets and whether this run met them: "<= 1.00x torch, <= 1.15x limit: met"."""
+    """The row's goals and whether this run met them: "<= 1.00x torch, <= 1.15x limit: met"."""
     torch_max, limit_max = TARGETS[row["network"]]
     goals = [f"<= {torch_max:.2f}x torch"]
     met = row["vs_torch"] <= torch_max
     if limit_max is not None:
         goals.append(f"<= {limit_max:.2f}x limit")
         met = met and row["vs_limit"] <= limit_max
-    return f"{', '.join(goals)}: {'met' if met else 'NOT met'}"
+    return f"{', '.join(goals)}: {'met' if met else 'missed'}"
 
 
 def build(widths: list[int]) -> Sequential:
@@ -187,7 +187,7 @@ def main() -> None:
     if args.markdown:
         print(
             "| network | batch | optimizer | handprop (µs) | torch (µs) | matmul limit (µs) "
-            "| handprop / torch | handprop / limit | peak step memory (MiB) | target |"
+            "| handprop / torch | handprop / limit | peak step memory (MiB) | goal |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:

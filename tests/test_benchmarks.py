@@ -18,12 +18,12 @@ def test_bench_step_runs_on_the_worked_example_shape(optimizer):
     assert row["handprop_us"] > 0 and row["torch_us"] > 0 and row["peak_mib"] >= 0
 
 
-def test_bench_step_verdict_reads_the_issue_targets():
+def test_bench_step_verdict_reads_the_goals():
     row = {"network": "784-512-256-10", "vs_torch": 0.5, "vs_limit": 1.2}
-    assert bench_step.verdict(row) == "<= 1.00x torch, <= 1.15x limit: NOT met"
+    assert bench_step.verdict(row) == "<= 1.00x torch, <= 1.15x limit: missed"
     assert bench_step.verdict({**row, "vs_limit": 1.1}).endswith(": met")
     assert bench_step.verdict({"network": "64-128-64-1", "vs_torch": 0.51, "vs_limit": 9}) == (
-        "<= 0.50x torch: NOT met"
+        "<= 0.50x torch: missed"
     )
     assert set(bench_step.TARGETS) == {name for name, _, _ in bench_step.CONFIGS}
 
