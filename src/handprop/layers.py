@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, freeze, private, shape_str
+from ._fast import keep_where_active
 from .module import Module, Parameter
 
 __all__ = ["LeakyReLU", "Linear", "ReLU", "Sigmoid", "Softmax", "Tanh"]
@@ -195,17 +196,7 @@ class ReLU(Module):
         g = self._grad_output(grad_output, y.shape, y.dtype)
         if not input_grad:  # no parameters: nothing else to do
             return None
-        # The formula is np.where(y > 0, g, 0). NumPy runs that selection several times
-        # slower than arithmetic (it branches on every element), and g * (y > 0) would turn
-        # an infinite g at an inactive unit into NaN (inf * 0) with a warning. So the same
-        # selection is done on g's bit pattern, read as an unsigned integer: times 1 it is
-        # kept exactly, times 0 it becomes 0, the bits of +0.0, whatever g was, like torch.
-        # (On a 512 x 2048 batch: 0.7 ms, against 5 ms for np.where.) The mask is written
-        # ~(y <= 0), torch's test: the same as y > 0 except at a NaN activation, where torch
-        # passes the gradient on.
-        word = np.uint32 if g.dtype == np.float32 else np.uint64
-        active = ~(y <= 0)
-        return np.multiply(g.view(word), active).view(g.dtype)
+        return keep_where_active(g, y)  # np.where(y > 0, g, 0), faster: see _fast.py
 
 
 class Sigmoid(Module):
