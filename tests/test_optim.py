@@ -179,14 +179,14 @@ def test_torch_adam_state_dict_loads_and_continues_like_torch():
 def test_adam_blocked_update_equals_whole_array_update_and_torch(monkeypatch, amsgrad):
     """Large layers are updated block by block (a cache-friendly fast path): the result must be
     bit for bit that of whole-array operations, and match torch."""
-    import handprop.optim as optim
+    from handprop import _foreach
 
     rng = np.random.default_rng(0)
     data = rng.standard_normal((300, 400)).astype(np.float32)  # 120000 > one block
     grads = [rng.standard_normal((300, 400)).astype(np.float32) for _ in range(3)]
 
     def run(block):
-        monkeypatch.setattr(optim, "_BLOCK", block)
+        monkeypatch.setattr(_foreach, "_BLOCK", block)
         p = Parameter(data.copy())
         opt = Adam([p], lr=0.01, amsgrad=amsgrad)
         for g in grads:
@@ -247,7 +247,7 @@ def test_amsgrad_switched_on_after_loading_plain_adam_state_keeps_its_maximum():
 
 def _adam_runs(shapes, grad_schedule, *, amsgrad_from=None, seed=4, dtype=np.float32):
     """Run Adam on parameters of ``shapes`` two ways: one optimizer for all of them (small ones
-    batched, see optim._SmallBatch) and one optimizer per parameter (nothing to batch).
+    batched, see _foreach._SmallBatch) and one optimizer per parameter (nothing to batch).
     ``grad_schedule[k]`` lists which parameters get a gradient at step k; from step
     ``amsgrad_from`` on, amsgrad is switched on. Returns both runs' parameters and states."""
     rng = np.random.default_rng(seed)
@@ -377,3 +377,91 @@ def test_adam_copied_mid_training_continues_like_the_original(clone):
         np.testing.assert_array_equal(q.data, p.data, err_msg=f"parameter {i}")
         for key, value in opt.state[i].items():
             np.testing.assert_array_equal(twin.state[i][key], value, err_msg=f"{i} {key}")
+
+
+OPTION_GRID = {
+    SGD: [
+        dict(
+            zip(
+                ("momentum", "dampening", "nesterov", "weight_decay", "maximize"),
+                combo,
+                strict=True,
+            )
+        )
+        for combo in itertools.product(
+            (0.0, 0.9), (0.0, 0.3), (False, True), (0.0, 0.1), (False, True)
+        )
+        if not combo[2] or (combo[0] > 0 and combo[1] == 0)
+    ],
+    Adam: [
+        dict(zip(("weight_decay", "amsgrad", "maximize"), combo, strict=True))
+        for combo in itertools.product((0.0, 0.1), (False, True), (False, True))
+    ],
+}
+OPTION_GRID[AdamW] = OPTION_GRID[Adam]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW])
+def test_plain_and_fast_updates_agree_bit_for_bit_for_every_option(monkeypatch, cls, dtype):
+    """optim's plain per-parameter functions (foreach=False) against the fast paths of
+    _foreach (blocks, Adam's batch of small parameters), for every option combination: equal
+    parameters and state, bit for bit, over 6 steps with a grad skipped now and then."""
+    from handprop import _foreach
+
+    monkeypatch.setattr(_foreach, "_BLOCK", 64)  # so the 20 x 10 parameter is blocked
+    rng = np.random.default_rng(5)
+    shapes = [(20, 10), (3, 4), (5,), ()]
+    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(6)]
+    for options in OPTION_GRID[cls]:
+        runs = []
+        for foreach in (False, True):
+            params = [Parameter(a.copy()) for a in start]
+            opt = cls(params, lr=0.05, foreach=foreach, **options)
+            for step, step_grads in enumerate(grads):
+                for k, (p, g) in enumerate(zip(params, step_grads, strict=True)):
+                    p.grad = None if (step + k) % 5 == 4 else g.copy()
+                opt.step()
+            runs.append((params, opt.state_dict()["state"]))
+        (plain, plain_state), (fast, fast_state) = runs
+        for k, (p, q) in enumerate(zip(plain, fast, strict=True)):
+            assert p.data.tobytes() == q.data.tobytes(), (options, k)
+        assert plain_state.keys() == fast_state.keys()
+        for k, entry in plain_state.items():
+            for key, value in entry.items():
+                assert np.asarray(value).tobytes() == np.asarray(fast_state[k][key]).tobytes(), (
+                    options,
+                    k,
+                    key,
+                )
+
+
+def test_the_bit_for_bit_comparison_can_fail(monkeypatch):
+    """One ulp of difference in the plain update is caught by the comparison above."""
+    from handprop import optim
+
+    original = optim.adam_update
+
+    def off_by_rounding(p, g, states, i, h, decoupled=False):
+        original(p, g, states, i, h, decoupled)
+        p[...] = np.nextafter(p, np.inf)
+
+    monkeypatch.setattr(optim, "adam_update", off_by_rounding)
+    with pytest.raises(AssertionError):
+        test_plain_and_fast_updates_agree_bit_for_bit_for_every_option(
+            monkeypatch, Adam, np.float32
+        )
+
+
+def test_foreach_is_a_flag_and_survives_state_dict():
+    p = Parameter(np.ones(2))
+    with pytest.raises(TypeError, match="SGD: foreach must be None, True or False, got 'yes'"):
+        SGD([p], foreach="yes")
+    opt = Adam([p], foreach=False)
+    saved = opt.state_dict()
+    assert saved["param_groups"][0]["foreach"] is False
+    del saved["param_groups"][0]["foreach"]  # a state saved before foreach existed loads too
+    fresh = Adam([p], foreach=True)
+    fresh.load_state_dict(saved)
+    assert fresh.param_groups[0]["foreach"] is True

@@ -8,6 +8,13 @@ Hyper-parameters live in ``param_groups[0]`` (a dict, as in torch), so that a sc
 change ``optimizer.param_groups[0]["lr"]`` between steps. Per-parameter state (momentum
 buffers, Adam's moments) lives in ``state[i]`` for the i-th parameter.
 
+Each update is written once here as a plain function of one parameter that reads like its
+equations (``sgd_update``, ``adam_update``), as torch's ``_single_tensor_adam``. The fast
+paths (``_foreach.py``: large arrays in cache-sized blocks, Adam's small parameters all at
+once) do the same operations in the same order; ``foreach=False`` makes ``step()`` use the
+plain functions, ``foreach=None`` (the default) or ``True`` the fast path, and a test checks
+that the two agree bit for bit.
+
 Examples:
     >>> import numpy as np
     >>> from handprop import Parameter
@@ -22,21 +29,27 @@ Examples:
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from . import _foreach
 from ._arrays import as_float_array, shape_str
 from .module import Parameter
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "adam_update", "sgd_update"]
 
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
+
+
+def _foreach_flag(value: Any, owner: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{owner}: foreach must be None, True or False, got {value!r}")
+    return value
 
 
 def _number(value: Any, owner: str, name: str) -> float:
@@ -152,13 +165,14 @@ class Optimizer:
             )
         group = groups[0]
         current = {k: v for k, v in self.param_groups[0].items() if k != "params"}
-        missing = [k for k in current if k not in group]
+        missing = [k for k in current if k not in group and k != "foreach"]
         if missing:
             raise ValueError(
                 f"{where}: the saved group has no {', '.join(map(repr, missing))}: it is not "
                 f"the state of a {name}"
             )
         hyper = {k: (tuple(v) if isinstance(v, list) else v) for k, v in group.items()}
+        hyper.setdefault("foreach", current["foreach"])  # a state saved without it keeps ours
         try:
             hyper = self._checked_hyper(hyper)
         except (TypeError, ValueError) as error:
@@ -227,6 +241,8 @@ class SGD(Optimizer):
         weight_decay: L2 penalty lambda added to the gradient (default 0).
         nesterov: use Nesterov momentum (needs momentum > 0 and dampening 0).
         maximize: climb the objective instead of descending it.
+        foreach: None or True for the fast path, False for the plain ``sgd_update`` loop
+            (the same numbers; see the module docstring).
 
     Examples:
         >>> import numpy as np
@@ -250,6 +266,7 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         defaults = self._checked_hyper(
             {
@@ -259,6 +276,7 @@ class SGD(Optimizer):
                 "weight_decay": weight_decay,
                 "nesterov": nesterov,
                 "maximize": maximize,
+                "foreach": foreach,
             }
         )
         super().__init__(params, defaults)
@@ -286,26 +304,44 @@ class SGD(Optimizer):
             "weight_decay": weight_decay,
             "nesterov": nesterov,
             "maximize": bool(group["maximize"]),
+            "foreach": _foreach_flag(group["foreach"], "SGD"),
         }
 
     def step(self) -> None:
+        """One update of every parameter that has a gradient (see ``sgd_update``)."""
         h = self.param_groups[0]
-        lr, mu, damp, wd = h["lr"], h["momentum"], h["dampening"], h["weight_decay"]
-        for i, p, g in self._grads():
-            if h["maximize"]:
-                g = -g
-            if wd != 0:
-                g = g + wd * p.data
-            if mu != 0:
-                state = self.state.setdefault(i, {})
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = g.copy()  # a copy: never alias .grad
-                else:
-                    buf *= mu
-                    buf += (1 - damp) * g
-                g = g + mu * buf if h["nesterov"] else buf
-            _subtract_scaled(p.data, g, lr)  # p = p - lr * g
+        grads = self._grads()  # all checked before any parameter changes
+        if h["foreach"] is False:
+            for i, p, g in grads:
+                sgd_update(p.data, g, self.state, i, h)
+        else:
+            _foreach.sgd_step(grads, self.state, h, sgd_direction)
+
+
+def sgd_direction(p: np.ndarray, g: np.ndarray, states: dict, i: int, h: dict) -> np.ndarray:
+    """The step direction d of SGD for parameter ``i`` (``p = p - lr * d``), momentum kept in
+    ``states[i]["momentum_buffer"]``; ``h`` holds the hyper-parameters."""
+    mu = h["momentum"]
+    if h["maximize"]:
+        g = -g
+    if h["weight_decay"] != 0:
+        g = g + h["weight_decay"] * p
+    if mu != 0:
+        state = states.setdefault(i, {})
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = g.copy()  # a copy: never alias .grad
+        else:
+            buf *= mu  # buf = mu * buf + (1 - dampening) * g
+            buf += (1 - h["dampening"]) * g
+        g = g + mu * buf if h["nesterov"] else buf
+    return g
+
+
+def sgd_update(p: np.ndarray, g: np.ndarray, states: dict, i: int, h: dict) -> None:
+    """SGD on one parameter array ``p`` (in place), as the SGD docstring's equations read."""
+    d = sgd_direction(p, g, states, i, h)
+    p -= h["lr"] * d
 
 
 class Adam(Optimizer):
@@ -329,6 +365,8 @@ class Adam(Optimizer):
         weight_decay: L2 penalty added to the gradient (default 0; see AdamW).
         amsgrad: use the largest second moment so far (default False).
         maximize: climb the objective instead of descending it.
+        foreach: None or True for the fast path, False for the plain ``adam_update`` loop
+            (the same numbers; see the module docstring).
 
     Examples:
         >>> import numpy as np
@@ -352,6 +390,7 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         defaults = self._checked_hyper(
             {
@@ -361,10 +400,11 @@ class Adam(Optimizer):
                 "weight_decay": weight_decay,
                 "amsgrad": amsgrad,
                 "maximize": maximize,
+                "foreach": foreach,
             }
         )
         super().__init__(params, defaults)
-        self._small_batch: _SmallBatch | None = None
+        self._small_batch: _foreach._SmallBatch | None = None  # the fast path's batch
 
     _state_keys = (frozenset({"step", "exp_avg", "exp_avg_sq"}), frozenset({"max_exp_avg_sq"}))
 
@@ -390,221 +430,62 @@ class Adam(Optimizer):
             "weight_decay": weight_decay,
             "amsgrad": bool(group["amsgrad"]),
             "maximize": bool(group["maximize"]),
+            "foreach": _foreach_flag(group["foreach"], name),
         }
 
     def step(self) -> None:
+        """One update of every parameter that has a gradient (see ``adam_update``)."""
         h = self.param_groups[0]
-        lr, wd = h["lr"], h["weight_decay"]
         beta1, beta2 = h["betas"]
         if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):  # e.g. edited by a schedule
             raise ValueError(
                 f"{type(self).__name__}: invalid betas {h['betas']!r}, each must be in [0, 1)"
             )
-        small = []  # (parameter, gradient, state) of small parameters: updated together below
-        for i, p, g in self._grads():
-            if h["maximize"]:
-                g = -g
-            if wd != 0:
-                if self._decoupled:
-                    p.data *= 1 - lr * wd  # AdamW: shrink the weights, apart from the gradient
-                else:
-                    g = g + wd * p.data
-            state = self.state.get(i)
-            if state is None:
-                state = self.state[i] = {
-                    "step": 0,
-                    "exp_avg": np.zeros_like(p.data),
-                    "exp_avg_sq": np.zeros_like(p.data),
-                }
-            # amsgrad's running maximum, created when first needed (also after loading the
-            # state of an optimizer that ran without amsgrad)
-            if h["amsgrad"]:
-                state.setdefault("max_exp_avg_sq", np.zeros_like(p.data))
-            state["step"] += 1
-            if p.data.size <= _BLOCK:
-                small.append((p, g, state))
-            else:
-                self._update([p.data], [g], [state])
-        if not small:
-            return
-        params, grads, states = zip(*small, strict=True)
-        same_step = len({s["step"] for s in states}) == 1
-        if len(small) > 1 and same_step and len({p.dtype for p in params}) == 1:
-            # One update over all small parameters at once: see _SmallBatch.
-            arrays = [p.data for p in params]
-            batch = self._small_batch
-            if batch is None or not batch.holds(arrays, states):
-                batch = self._small_batch = _SmallBatch(arrays, states)
-            batch.gather(arrays, grads)
-            flat_state = {**batch.state, "step": states[0]["step"]}
-            self._update([batch.param], [batch.grad], [flat_state])
-            batch.scatter(arrays)
+        grads = self._grads()  # all checked before any parameter changes
+        if h["foreach"] is False:
+            for i, p, g in grads:
+                adam_update(p.data, g, self.state, i, h, self._decoupled)
         else:
-            self._update([p.data for p in params], grads, states)
-
-    def _update(self, params, grads, states) -> None:
-        """The Adam update of each ``(parameter array, gradient, state)``, in place."""
-        h = self.param_groups[0]
-        beta1, beta2 = h["betas"]
-        for p, g, state in zip(params, grads, states, strict=True):
-            t = state["step"]
-            _adam_update(
-                p,
-                g,
-                state["exp_avg"],
-                state["exp_avg_sq"],
-                state["max_exp_avg_sq"] if h["amsgrad"] else None,
-                beta1=beta1,
-                beta2=beta2,
-                eps=h["eps"],
-                step_size=h["lr"] / (1 - beta1**t),
-                bias_correction2_sqrt=math.sqrt(1 - beta2**t),
-            )
+            _foreach.adam_step(self, grads, adam_prepare)
 
 
-class _SmallBatch:
-    """Small parameters' Adam state kept in one flat array per moment, so that one update runs
-    over all of them: 13 NumPy operations in all instead of 13 per parameter.
-
-    Why: on a small network each operation costs far more in per-call overhead (about half a
-    microsecond) than in arithmetic, so the worked example's 6 parameters spent most of their
-    update in overhead. torch's ``foreach`` optimizers batch their tensors for the same reason.
-    Each parameter's ``state["exp_avg"]`` (and ``exp_avg_sq``, ``max_exp_avg_sq``) becomes a
-    view into the flat array, so the state looks as before; the parameters and gradients are
-    copied into flat arrays for the update (``gather``) and the parameters copied back
-    (``scatter``). Element by element, the arithmetic is that of the per-parameter update.
-    """
-
-    def __init__(self, params: list[np.ndarray], states: list[dict[str, Any]]) -> None:
-        self.offsets = np.cumsum([0] + [p.size for p in params]).tolist()
-        self.shapes = [p.shape for p in params]
-        self.param = np.empty(self.offsets[-1], params[0].dtype)
-        self.grad = np.empty_like(self.param)
-        self.param_pieces = self.split(self.param)
-        self.state: dict[str, np.ndarray] = {}
-        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-            if all(key in s for s in states):
-                # the current values, gathered; each parameter's state becomes a view of them
-                self.state[key] = np.concatenate([s[key].reshape(-1) for s in states])
-                for s, view in zip(states, self.split(self.state[key]), strict=True):
-                    s[key] = view
-        self.views = [s[key] for s in states for key in self.state]
-        self.flats = [self.state[key] for s in states for key in self.state]  # their bases
-
-    def holds(self, params: list[np.ndarray], states: list[dict[str, Any]]) -> bool:
-        """Whether ``states`` hold exactly this batch's views, and nothing else but "step",
-        for parameters of its dtype and shapes. Not after load_state_dict, which puts fresh
-        arrays in; not for other parameters; not after amsgrad was switched on, which adds a
-        state array; not in a copy of the optimizer (copy.deepcopy, pickle), where the views
-        have become separate arrays."""
-        views = [s.get(key) for s in states for key in self.state]
-        return (
-            len(views) == len(self.views)
-            and all(map(operator.is_, views, self.views))
-            and all(view.base is flat for view, flat in zip(views, self.flats, strict=True))
-            and all(len(s) == len(self.state) + 1 for s in states)
-            and params[0].dtype == self.param.dtype
-            and [p.shape for p in params] == self.shapes
-        )
-
-    def split(self, flat: np.ndarray) -> list[np.ndarray]:
-        """Views of ``flat``, one per parameter, in the parameters' shapes."""
-        bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
-        return [flat[start:stop].reshape(shape) for start, stop, shape in bounds]
-
-    def gather(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        """Copy the parameters and gradients into ``self.param`` and ``self.grad``."""
-        np.concatenate([p.reshape(-1) for p in params], out=self.param)
-        np.concatenate([g.reshape(-1) for g in grads], out=self.grad)
-
-    def scatter(self, params: list[np.ndarray]) -> None:
-        """Copy the updated ``self.param`` back into the parameters."""
-        for p, piece in zip(params, self.param_pieces, strict=True):
-            p[...] = piece
+def adam_prepare(p, g, states: dict, i: int, h: dict, decoupled: bool):
+    """The first lines of Adam for parameter ``i``: maximize, weight decay (AdamW's shrinking
+    of ``p`` itself when ``decoupled``), the state created at step 0, and the step counted.
+    Returns the gradient to use and the state."""
+    if h["maximize"]:
+        g = -g
+    wd = h["weight_decay"]
+    if wd != 0:
+        if decoupled:
+            p *= 1 - h["lr"] * wd  # AdamW: shrink the weights, apart from the gradient
+        else:
+            g = g + wd * p
+    state = states.get(i)
+    if state is None:
+        state = states[i] = {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
+    # amsgrad's running maximum, created when first needed (also after loading the state of
+    # an optimizer that ran without amsgrad)
+    if h["amsgrad"]:
+        state.setdefault("max_exp_avg_sq", np.zeros_like(p))
+    state["step"] += 1
+    return g, state
 
 
-#: Elements per block in the fast paths below: a block's arrays (about 1 MiB) stay in the
-#: CPU cache while every operation of the update runs over them.
-_BLOCK = 1 << 15
-
-
-def _blocks(written: list[np.ndarray], read: list[np.ndarray]):
-    """Matching blocks (views) of same-shaped arrays: ``(written blocks, read blocks)``.
-
-    Why: each operation of an update is a pass over memory, and on a large layer memory is the
-    bottleneck. Walking the arrays in cache-sized blocks, and writing intermediate results into
-    small scratch arrays (``out=``) instead of new full-size ones, does the same arithmetic
-    with a fraction of the memory traffic. Arrays that are not C-contiguous (an unusual
-    layout) come back whole, as a single block.
-    """
-    if not all(a.flags.c_contiguous for a in written):
-        yield written, read
-        return
-    written = [a.reshape(-1) for a in written]  # views: writes reach the real arrays
-    read = [a.reshape(-1) for a in read]
-    for start in range(0, written[0].size, _BLOCK):
-        block = slice(start, start + _BLOCK)
-        yield [a[block] for a in written], [a[block] for a in read]
-
-
-def _scratch(buffer: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """A scratch array shaped like ``like``: ``buffer`` itself, or a slice of it when it fits."""
-    if buffer.shape == like.shape:
-        return buffer
-    if like.ndim == 1 and like.size <= buffer.size:
-        return buffer[: like.size]
-    return np.empty_like(like)
-
-
-def _subtract_scaled(p: np.ndarray, g: np.ndarray, scale: float) -> None:
-    """``p -= scale * g`` in place, block by block for large arrays (see _blocks)."""
-    if p.size <= _BLOCK:  # small: the plain expression is cheapest
-        p -= scale * g
-        return
-    buffer = np.empty(_BLOCK, p.dtype)
-    for (pb,), (gb,) in _blocks([p], [g]):
-        t = _scratch(buffer, pb)
-        np.multiply(gb, scale, out=t)
-        pb -= t
-
-
-def _adam_update(p, g, m, v, v_max, *, beta1, beta2, eps, step_size, bias_correction2_sqrt):
-    """One Adam update, in place, in torch's order of operations::
-
-        m = m + (1 - beta1) * (g - m)
-        v = beta2 * v + ((1 - beta2) * g) * g
-        v_max = max(v_max, v); v = v_max          (amsgrad only)
-        denom = sqrt(v) / bias_correction2_sqrt + eps
-        p = p - (step_size * m) / denom
-
-    computed block by block (see _blocks) with the same operations in the same order. Measured
-    on a 5.8M-parameter network: 44 ms per update as whole-array operations, 23 ms in blocks.
-    """
-    written = [p, m, v] + ([v_max] if v_max is not None else [])
-    if p.size <= _BLOCK:  # small: one block, without the blocking machinery
-        blocks = [(written, [g])]
-        buffers = np.empty_like(p), np.empty_like(p)
-    else:
-        blocks = _blocks(written, [g])
-        buffers = np.empty(_BLOCK, p.dtype), np.empty(_BLOCK, p.dtype)
-    for (pb, mb, vb, *vmb), (gb,) in blocks:
-        t, d = _scratch(buffers[0], pb), _scratch(buffers[1], pb)
-        np.subtract(gb, mb, out=t)  # m = m + (1 - beta1) * (g - m)
-        t *= 1 - beta1
-        mb += t
-        vb *= beta2  # v = beta2 * v + ((1 - beta2) * g) * g
-        np.multiply(gb, 1 - beta2, out=t)
-        t *= gb
-        vb += t
-        if vmb:  # amsgrad: the largest v so far
-            np.maximum(vmb[0], vb, out=vmb[0])
-            vb = vmb[0]
-        np.sqrt(vb, out=d)  # denom = sqrt(v) / sqrt(1 - beta2**t) + eps
-        d /= bias_correction2_sqrt
-        d += eps
-        np.multiply(mb, step_size, out=t)  # p = p - (step_size * m) / denom
-        t /= d
-        pb -= t
+def adam_update(p, g, states: dict, i: int, h: dict, decoupled: bool = False) -> None:
+    """Adam on one parameter array ``p`` (in place), as the Adam docstring's equations read,
+    in torch's order of operations (so that float32 results match torch's)."""
+    g, state = adam_prepare(p, g, states, i, h, decoupled)
+    beta1, beta2 = h["betas"]
+    t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+    m += (1 - beta1) * (g - m)  # first moment: the mean of g
+    v *= beta2  # second moment: the mean of g^2
+    v += ((1 - beta2) * g) * g
+    if h["amsgrad"]:  # the largest second moment so far
+        np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        v = state["max_exp_avg_sq"]
+    denom = np.sqrt(v) / math.sqrt(1 - beta2**t) + h["eps"]  # eps after the corrected sqrt
+    p -= (h["lr"] / (1 - beta1**t) * m) / denom
 
 
 class AdamW(Adam):
@@ -636,5 +517,8 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach
+        )

@@ -1,0 +1,228 @@
+"""The optimizers' fast paths: the same updates as ``optim.py``'s plain functions, faster.
+
+``optim.py`` writes each update once, per parameter, as its equations read (``sgd_update``,
+``adam_update``); that is the version to read. With ``foreach=True`` (the default,
+``foreach=None``, picks it) ``step()`` comes here instead, where the same operations, in the
+same order, run
+
+* in cache-sized blocks with small scratch arrays (``_blocks``) on large parameters, so each
+  of an update's passes over memory stays in the CPU cache, and
+* for Adam, over all small parameters at once (``_SmallBatch``): 13 NumPy operations in all,
+  not 13 per parameter, as torch's ``foreach`` optimizers batch their tensors.
+
+Element by element the arithmetic is the plain functions', so results are equal bit for bit;
+``tests/test_optim.py`` checks that for every option combination.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+import numpy as np
+
+
+class _SmallBatch:
+    """Small parameters' Adam state kept in one flat array per moment, so that one update runs
+    over all of them: 13 NumPy operations in all instead of 13 per parameter.
+
+    Why: on a small network each operation costs far more in per-call overhead (about half a
+    microsecond) than in arithmetic, so the worked example's 6 parameters spent most of their
+    update in overhead. torch's ``foreach`` optimizers batch their tensors for the same reason.
+    Each parameter's ``state["exp_avg"]`` (and ``exp_avg_sq``, ``max_exp_avg_sq``) becomes a
+    view into the flat array, so the state looks as before; the parameters and gradients are
+    copied into flat arrays for the update (``gather``) and the parameters copied back
+    (``scatter``). Element by element, the arithmetic is that of the per-parameter update.
+    """
+
+    def __init__(self, params: list[np.ndarray], states: list[dict[str, Any]]) -> None:
+        self.offsets = np.cumsum([0] + [p.size for p in params]).tolist()
+        self.shapes = [p.shape for p in params]
+        self.param = np.empty(self.offsets[-1], params[0].dtype)
+        self.grad = np.empty_like(self.param)
+        self.param_pieces = self.split(self.param)
+        self.state: dict[str, np.ndarray] = {}
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            if all(key in s for s in states):
+                # the current values, gathered; each parameter's state becomes a view of them
+                self.state[key] = np.concatenate([s[key].reshape(-1) for s in states])
+                for s, view in zip(states, self.split(self.state[key]), strict=True):
+                    s[key] = view
+        self.views = [s[key] for s in states for key in self.state]
+        self.flats = [self.state[key] for s in states for key in self.state]  # their bases
+
+    def holds(self, params: list[np.ndarray], states: list[dict[str, Any]]) -> bool:
+        """Whether ``states`` hold exactly this batch's views, and nothing else but "step",
+        for parameters of its dtype and shapes. Not after load_state_dict, which puts fresh
+        arrays in; not for other parameters; not after amsgrad was switched on, which adds a
+        state array; not in a copy of the optimizer (copy.deepcopy, pickle), where the views
+        have become separate arrays."""
+        views = [s.get(key) for s in states for key in self.state]
+        return (
+            len(views) == len(self.views)
+            and all(map(operator.is_, views, self.views))
+            and all(view.base is flat for view, flat in zip(views, self.flats, strict=True))
+            and all(len(s) == len(self.state) + 1 for s in states)
+            and params[0].dtype == self.param.dtype
+            and [p.shape for p in params] == self.shapes
+        )
+
+    def split(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Views of ``flat``, one per parameter, in the parameters' shapes."""
+        bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
+        return [flat[start:stop].reshape(shape) for start, stop, shape in bounds]
+
+    def gather(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """Copy the parameters and gradients into ``self.param`` and ``self.grad``."""
+        np.concatenate([p.reshape(-1) for p in params], out=self.param)
+        np.concatenate([g.reshape(-1) for g in grads], out=self.grad)
+
+    def scatter(self, params: list[np.ndarray]) -> None:
+        """Copy the updated ``self.param`` back into the parameters."""
+        for p, piece in zip(params, self.param_pieces, strict=True):
+            p[...] = piece
+
+
+#: Elements per block in the fast paths below: a block's arrays (about 1 MiB) stay in the
+#: CPU cache while every operation of the update runs over them.
+_BLOCK = 1 << 15
+
+
+def _blocks(written: list[np.ndarray], read: list[np.ndarray]):
+    """Matching blocks (views) of same-shaped arrays: ``(written blocks, read blocks)``.
+
+    Why: each operation of an update is a pass over memory, and on a large layer memory is the
+    bottleneck. Walking the arrays in cache-sized blocks, and writing intermediate results into
+    small scratch arrays (``out=``) instead of new full-size ones, does the same arithmetic
+    with a fraction of the memory traffic. Arrays that are not C-contiguous (an unusual
+    layout) come back whole, as a single block.
+    """
+    if not all(a.flags.c_contiguous for a in written):
+        yield written, read
+        return
+    written = [a.reshape(-1) for a in written]  # views: writes reach the real arrays
+    read = [a.reshape(-1) for a in read]
+    for start in range(0, written[0].size, _BLOCK):
+        block = slice(start, start + _BLOCK)
+        yield [a[block] for a in written], [a[block] for a in read]
+
+
+def _scratch(buffer: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A scratch array shaped like ``like``: ``buffer`` itself, or a slice of it when it fits."""
+    if buffer.shape == like.shape:
+        return buffer
+    if like.ndim == 1 and like.size <= buffer.size:
+        return buffer[: like.size]
+    return np.empty_like(like)
+
+
+def _subtract_scaled(p: np.ndarray, g: np.ndarray, scale: float) -> None:
+    """``p -= scale * g`` in place, block by block for large arrays (see _blocks)."""
+    if p.size <= _BLOCK:  # small: the plain expression is cheapest
+        p -= scale * g
+        return
+    buffer = np.empty(_BLOCK, p.dtype)
+    for (pb,), (gb,) in _blocks([p], [g]):
+        t = _scratch(buffer, pb)
+        np.multiply(gb, scale, out=t)
+        pb -= t
+
+
+def _adam_update(p, g, m, v, v_max, *, beta1, beta2, eps, step_size, bias_correction2_sqrt):
+    """One Adam update, in place, in torch's order of operations::
+
+        m = m + (1 - beta1) * (g - m)
+        v = beta2 * v + ((1 - beta2) * g) * g
+        v_max = max(v_max, v); v = v_max          (amsgrad only)
+        denom = sqrt(v) / bias_correction2_sqrt + eps
+        p = p - (step_size * m) / denom
+
+    computed block by block (see _blocks) with the same operations in the same order. Measured
+    on a 5.8M-parameter network: 44 ms per update as whole-array operations, 23 ms in blocks.
+    """
+    written = [p, m, v] + ([v_max] if v_max is not None else [])
+    if p.size <= _BLOCK:  # small: one block, without the blocking machinery
+        blocks = [(written, [g])]
+        buffers = np.empty_like(p), np.empty_like(p)
+    else:
+        blocks = _blocks(written, [g])
+        buffers = np.empty(_BLOCK, p.dtype), np.empty(_BLOCK, p.dtype)
+    for (pb, mb, vb, *vmb), (gb,) in blocks:
+        t, d = _scratch(buffers[0], pb), _scratch(buffers[1], pb)
+        np.subtract(gb, mb, out=t)  # m = m + (1 - beta1) * (g - m)
+        t *= 1 - beta1
+        mb += t
+        vb *= beta2  # v = beta2 * v + ((1 - beta2) * g) * g
+        np.multiply(gb, 1 - beta2, out=t)
+        t *= gb
+        vb += t
+        if vmb:  # amsgrad: the largest v so far
+            np.maximum(vmb[0], vb, out=vmb[0])
+            vb = vmb[0]
+        np.sqrt(vb, out=d)  # denom = sqrt(v) / sqrt(1 - beta2**t) + eps
+        d /= bias_correction2_sqrt
+        d += eps
+        np.multiply(mb, step_size, out=t)  # p = p - (step_size * m) / denom
+        t /= d
+        pb -= t
+
+
+# -- the steps ---------------------------------------------------------------------------------
+
+
+def sgd_step(grads, states: dict[int, dict[str, Any]], h: dict[str, Any], direction) -> None:
+    """SGD over ``grads`` (``(index, parameter, gradient)``): ``direction`` is optim's own
+    ``sgd_direction`` (shared: it is the update's short part); the subtraction, the long
+    part on a large parameter, runs in blocks."""
+    for i, p, g in grads:
+        d = direction(p.data, g, states, i, h)
+        _subtract_scaled(p.data, d, h["lr"])  # p = p - lr * d
+
+
+def adam_step(optimizer, grads, prepare) -> None:
+    """Adam over ``grads``: ``prepare`` is optim's own ``adam_prepare`` (maximize, weight
+    decay, the state and its step count); the moments and the update run in blocks, and the
+    small parameters all at once."""
+    h = optimizer.param_groups[0]
+    small = []  # (parameter, gradient, state) of small parameters: updated together below
+    for i, p, g in grads:
+        g, state = prepare(p.data, g, optimizer.state, i, h, optimizer._decoupled)
+        if p.data.size <= _BLOCK:
+            small.append((p, g, state))
+        else:
+            _adam_arrays(h, [p.data], [g], [state])
+    if not small:
+        return
+    params, grads_, states = zip(*small, strict=True)
+    same_step = len({s["step"] for s in states}) == 1
+    if len(small) > 1 and same_step and len({p.dtype for p in params}) == 1:
+        arrays = [p.data for p in params]
+        batch = optimizer._small_batch
+        if batch is None or not batch.holds(arrays, states):
+            batch = optimizer._small_batch = _SmallBatch(arrays, states)
+        batch.gather(arrays, grads_)
+        flat_state = {**batch.state, "step": states[0]["step"]}
+        _adam_arrays(h, [batch.param], [batch.grad], [flat_state])
+        batch.scatter(arrays)
+    else:
+        _adam_arrays(h, [p.data for p in params], grads_, states)
+
+
+def _adam_arrays(h: dict[str, Any], params, grads, states) -> None:
+    """The Adam update of each ``(parameter array, gradient, state)``, in place."""
+    beta1, beta2 = h["betas"]
+    for p, g, state in zip(params, grads, states, strict=True):
+        t = state["step"]
+        _adam_update(
+            p,
+            g,
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            state["max_exp_avg_sq"] if h["amsgrad"] else None,
+            beta1=beta1,
+            beta2=beta2,
+            eps=h["eps"],
+            step_size=h["lr"] / (1 - beta1**t),
+            bias_correction2_sqrt=math.sqrt(1 - beta2**t),
+        )
