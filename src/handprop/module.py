@@ -163,8 +163,8 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
             return forward(self, x)
         if not _grad_mode.enabled:
             return _forward_without_grad(self, forward, x)
-        if guard_arrays and isinstance(x, np.ndarray) and not is_private(x):
-            x = freeze(x.copy())
+        if guard_arrays:
+            x = _private_input(x)
         d["_state"] = _FORWARD
         try:
             if d["_modules"]:  # a container: its tape records its children's forwards
@@ -186,13 +186,27 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
             parent_tape = _tapes[-1]
             parent_tape.append(self)
             parent_tape.append(stamp)
-        if guard_arrays and isinstance(y, np.ndarray) and y is not x and y.flags.owndata:
-            if not any(y is a for a in self._own_arrays()):
-                freeze(y)
+        if guard_arrays:
+            _freeze_fresh_output(self, x, y)
         return y
 
     contract_forward._contract = True  # type: ignore[attr-defined]
     return contract_forward
+
+
+def _private_input(x: Any) -> Any:
+    """A learner's layer gets an input nobody else can change: the caller's array is copied."""
+    if isinstance(x, np.ndarray) and not is_private(x):
+        return freeze(x.copy())
+    return x
+
+
+def _freeze_fresh_output(module: Module, x: Any, y: Any) -> None:
+    """Make a learner's layer's output read-only if it is a fresh array of its own (not its
+    input, a view, or one of its parameters or buffers, which must stay writable)."""
+    if isinstance(y, np.ndarray) and y is not x and y.flags.owndata:
+        if not any(y is a for a in module._own_arrays()):
+            freeze(y)
 
 
 def _forward_without_grad(self: Module, forward: Callable[..., Any], x: Any) -> Any:
@@ -221,42 +235,25 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
 
     ``retain_graph=True`` (torch's name) keeps the forward usable for another backward, whose
     gradients then add to these."""
-    parameters = inspect.signature(backward).parameters
-    takes_input_grad = "input_grad" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+    raw = backward if _takes_input_grad(backward) else _ignoring_input_grad(backward)
 
     @functools.wraps(backward)
     def contract_backward(
         self: Module, grad_output: Any, *, input_grad: bool = True, retain_graph: bool = False
     ) -> Any:
         d = self.__dict__
-        state = d.get("_state", _BACKWARD)
-        if state != _READY:
-            if state != _BACKWARD:
-                raise _not_ready_error(self, state)
-            if "_state" not in d:
-                raise _no_init_error(self)
-            # super().backward(...) inside a backward
-            if takes_input_grad:
-                return backward(self, grad_output, input_grad=input_grad)
-            return backward(self, grad_output)
-        tape = d["_tape"]
-        if tape:  # a container: are its children's caches still from its last forward?
-            for i in range(0, len(tape), 2):
-                child = tape[i].__dict__
-                if child["_stamp"] != tape[i + 1] or child["_state"] != _READY:
-                    raise _stale_child_error(self, i // 2, tape[i])
+        if d.get("_state", _BACKWARD) != _READY:
+            _check_reentrant(self)  # raises unless this is super().backward inside a backward
+            return raw(self, grad_output, input_grad=input_grad)
+        if d["_tape"]:  # a container: are its children's caches still from its last forward?
+            _check_tape(self)
         journal = _journal
         outermost = not journal.active
         if outermost:
             journal.active, journal.retain = True, retain_graph
         d["_state"] = _BACKWARD
         try:
-            if takes_input_grad:
-                grad_input = backward(self, grad_output, input_grad=input_grad)
-            else:
-                grad_input = backward(self, grad_output)
+            grad_input = raw(self, grad_output, input_grad=input_grad)
         except BaseException:
             d["_state"] = _READY
             if outermost:
@@ -273,6 +270,41 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
 
     contract_backward._contract = True  # type: ignore[attr-defined]
     return contract_backward
+
+
+def _takes_input_grad(backward: Callable[..., Any]) -> bool:
+    parameters = inspect.signature(backward).parameters
+    return "input_grad" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def _ignoring_input_grad(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """A learner's ``backward(self, grad_output)``, callable with ``input_grad=`` like ours."""
+
+    def call(self: Module, grad_output: Any, *, input_grad: bool = True) -> Any:
+        return backward(self, grad_output)
+
+    return call
+
+
+def _check_reentrant(module: Module) -> None:
+    """Backward of a module that is not ready: fine only inside its own backward (a subclass
+    calling super().backward); otherwise the error that says why."""
+    d = module.__dict__
+    if "_state" not in d:
+        raise _no_init_error(module)
+    if d["_state"] != _BACKWARD:
+        raise _not_ready_error(module, d["_state"])
+
+
+def _check_tape(module: Module) -> None:
+    """Every child on the container's tape still holds the cache of the forward it recorded."""
+    tape = module.__dict__["_tape"]
+    for i in range(0, len(tape), 2):
+        child = tape[i].__dict__
+        if child["_stamp"] != tape[i + 1] or child["_state"] != _READY:
+            raise _stale_child_error(module, i // 2, tape[i])
 
 
 def _no_init_error(module: Module) -> RuntimeError:
@@ -371,39 +403,9 @@ class Module:
         if name in self._cache:  # forward caching its values (every step): a plain attribute
             object.__setattr__(self, name, value)
             return
-        d = self.__dict__
-        parameters = d.get("_parameters")
-        if parameters is None:
+        if "_parameters" not in self.__dict__:
             raise _no_init_error(self)
-        modules, buffers = d["_modules"], d["_buffers"]
-        if isinstance(value, Parameter):
-            if name not in parameters:  # a new name; a replaced one keeps its place in order
-                _unregister(self, name)
-            parameters[name] = value
-        elif isinstance(value, Module):
-            if name not in modules:
-                _unregister(self, name)
-            modules[name] = value
-        elif name in parameters and value is not None:
-            raise TypeError(
-                f"cannot assign '{_type_name(value)}' as parameter '{name}' "
-                "(handprop.Parameter or None expected); to change the values, write into "
-                f"{name}.data, or assign Parameter(array)"
-            )
-        elif name in modules and value is not None:
-            raise TypeError(
-                f"cannot assign '{_type_name(value)}' as child module '{name}' "
-                "(handprop.Module or None expected)"
-            )
-        elif name in buffers:
-            if value is not None and not isinstance(value, np.ndarray):
-                raise TypeError(
-                    f"cannot assign '{_type_name(value)}' as buffer '{name}' "
-                    "(a NumPy array or None expected)"
-                )
-            buffers[name] = value
-        elif value is None:
-            _unregister(self, name)  # None for a parameter or child: it is gone
+        _register(self, name, value)
         object.__setattr__(self, name, value)
 
     # -- the two passes -------------------------------------------------------------------
@@ -668,6 +670,42 @@ class Module:
 def _type_name(value: Any) -> str:
     kind = type(value)
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
+def _register(module: Module, name: str, value: Any) -> None:
+    """``module.name = value``'s bookkeeping, as torch's: a Parameter or Module is registered
+    (a replaced one keeps its place), a registered name refuses a value of another kind, a
+    buffer takes an array, and None removes a parameter or child."""
+    d = module.__dict__
+    parameters, modules, buffers = d["_parameters"], d["_modules"], d["_buffers"]
+    if isinstance(value, Parameter):
+        if name not in parameters:  # a new name; a replaced one keeps its place in order
+            _unregister(module, name)
+        parameters[name] = value
+    elif isinstance(value, Module):
+        if name not in modules:
+            _unregister(module, name)
+        modules[name] = value
+    elif name in parameters and value is not None:
+        raise TypeError(
+            f"cannot assign '{_type_name(value)}' as parameter '{name}' "
+            "(handprop.Parameter or None expected); to change the values, write into "
+            f"{name}.data, or assign Parameter(array)"
+        )
+    elif name in modules and value is not None:
+        raise TypeError(
+            f"cannot assign '{_type_name(value)}' as child module '{name}' "
+            "(handprop.Module or None expected)"
+        )
+    elif name in buffers:
+        if value is not None and not isinstance(value, np.ndarray):
+            raise TypeError(
+                f"cannot assign '{_type_name(value)}' as buffer '{name}' "
+                "(a NumPy array or None expected)"
+            )
+        buffers[name] = value
+    elif value is None:
+        _unregister(module, name)  # None for a parameter or child: it is gone
 
 
 def _unregister(module: Module, name: str) -> None:
