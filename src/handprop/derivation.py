@@ -137,29 +137,42 @@ def _loss_lines(loss: Any, last: str, t: Any) -> tuple[list[str], str]:
 
 
 def to_markdown(t: Any, jacobian_limit: int = 16) -> str:
-    """The derivation of trace ``t`` (see the module docstring)."""
-    layers, loss = t.layers, t.loss_fn
-    last = layers[-1].number
+    """The derivation of trace ``t`` (see the module docstring): one section after another."""
+    last = t.layers[-1].number
+    loss_lines, loss_grad = _loss_lines(t.loss_fn, f"A^{{[{last}]}}", t)
+    out = _network_section(t) + _forward_section(t)
+    out += ["## Loss and cost", "", *loss_lines]
+    out += [f"$$L = {latex(t['L'])} \\qquad J = {latex(t['J'])}$$", ""]
+    out += _Backward(t, jacobian_limit).section(loss_grad)
+    return "\n".join(out)
+
+
+def _network_section(t: Any) -> list[str]:
+    """The network, the data and the parameters."""
     arrow = " → ".join(repr(m) for m in t.model)
     out = [
         "# Backpropagation, step by step",
         "",
-        f"Network: {arrow}; loss: `{loss!r}`; dtype {t['X'].dtype}. Samples are rows.",
+        f"Network: {arrow}; loss: `{t.loss_fn!r}`; dtype {t['X'].dtype}. Samples are rows.",
         "",
         f"$$X = {latex(t['X'])} \\qquad Y = {latex(t['Y'])}$$",
         "",
         "## Parameters",
         "",
     ]
-    for layer in layers:
+    for layer in t.layers:
         n = layer.number
         line = f"$$W^{{[{n}]}} = {latex(t[f'W{n}'])}"
         if f"b{n}" in t:
             line += f" \\qquad \\vec b^{{[{n}]}} = {latex(t[f'b{n}'])}"
         out += [line + "$$", ""]
+    return out
 
-    out += ["## Forward", ""]
-    for layer in layers:
+
+def _forward_section(t: Any) -> list[str]:
+    """Each layer's Z = A W^T + b with its shapes, its activation, and any kink hit exactly."""
+    out = ["## Forward", ""]
+    for layer in t.layers:
         n, prev = layer.number, ("X" if layer.number == 1 else f"A^{{[{layer.number - 1}]}}")
         prev_value = t["X"] if n == 1 else t[f"A{n - 1}"]
         bias = f" + \\vec b^{{[{n}]}}" if f"b{n}" in t else ""
@@ -174,88 +187,115 @@ def to_markdown(t: Any, jacobian_limit: int = 16) -> str:
             "",
         ]
         if layer.activation is not None:
-            forward, _ = ACTIVATION[type(layer.activation)]
-            forward = forward.replace("[l]", f"[{n}]")
-            out += [f"$$A^{{[{n}]}} = {forward} = {latex(t[f'A{n}'])}$$", ""]
-            kinks = np.argwhere(t[f"Z{n}"] == 0) if layer.activation.kinks_at else []
-            for cell in kinks:
-                where = ", ".join(map(str, cell))
-                out += [
-                    f"Note: $Z^{{[{n}]}}_{{{where}}} = 0$ exactly, where {layer.activation!r} has "
-                    "a kink and no derivative. handprop, like torch, takes the derivative there "
-                    "to be 0 (the left one); a finite-difference check straddling it sees the "
-                    "average of the two slopes.",
-                    "",
-                ]
+            out += _activation_forward(t, layer)
+    return out
 
-    out += ["## Loss and cost", ""]
-    loss_lines, loss_grad = _loss_lines(loss, f"A^{{[{last}]}}", t)
-    out += loss_lines
-    out += [f"$$L = {latex(t['L'])} \\qquad J = {latex(t['J'])}$$", ""]
 
-    out += [
-        "## Backward",
-        "",
-        "Gradients of the cost $J$, what torch stores in `.grad`. The source differentiates "
-        "each sample's loss instead; those values, $\\partial L / \\partial \\cdot$ (gradients "
-        "of $\\sum L$), are shown next to them where they differ.",
-        "",
-    ]
-    step = 0
+def _activation_forward(t: Any, layer: Any) -> list[str]:
+    n = layer.number
+    forward, _ = ACTIVATION[type(layer.activation)]
+    forward = forward.replace("[l]", f"[{n}]")
+    out = [f"$$A^{{[{n}]}} = {forward} = {latex(t[f'A{n}'])}$$", ""]
+    kinks = np.argwhere(t[f"Z{n}"] == 0) if layer.activation.kinks_at else []
+    for cell in kinks:
+        where = ", ".join(map(str, cell))
+        out += [
+            f"Note: $Z^{{[{n}]}}_{{{where}}} = 0$ exactly, where {layer.activation!r} has "
+            "a kink and no derivative. handprop, like torch, takes the derivative there "
+            "to be 0 (the left one); a finite-difference check straddling it sees the "
+            "average of the two slopes.",
+            "",
+        ]
+    return out
 
-    def add_step(title: str, formula: str, shape_text: str, name: str) -> None:
-        nonlocal step
-        step += 1
-        out.extend([f"### {step}. {title}", "", f"$${formula}$$", "", shape_text, ""])
+
+class _Backward:
+    """The backward section, built step by step from the last layer to the input; ``step``
+    numbers the steps as they are written."""
+
+    def __init__(self, t: Any, jacobian_limit: int) -> None:
+        self.t, self.limit = t, jacobian_limit
+        self.out: list[str] = []
+        self.step = 0
+
+    def section(self, loss_grad: str) -> list[str]:
+        self.out += [
+            "## Backward",
+            "",
+            "Gradients of the cost $J$, what torch stores in `.grad`. The source differentiates "
+            "each sample's loss instead; those values, $\\partial L / \\partial \\cdot$ "
+            "(gradients of $\\sum L$), are shown next to them where they differ.",
+            "",
+        ]
+        layers = self.t.layers
+        for layer in reversed(layers):
+            n = layer.number
+            if n == layers[-1].number:
+                self.from_the_loss(n, loss_grad)
+            if layer.activation is not None:
+                self.through_the_activation(layer)
+            self.weight_and_bias(layer)
+            if n > 1:
+                self.back_through_the_layer(n)
+        self.to_the_input()
+        return self.out
+
+    def add_step(self, title: str, formula: str, shape_text: str, name: str) -> None:
+        """A numbered step: its formula, its shapes, dJ/d(name) and, where it differs, the
+        source's per-sample dL/d(name)."""
+        t = self.t
+        self.step += 1
+        self.out += [f"### {self.step}. {title}", "", f"$${formula}$$", "", shape_text, ""]
         value = f"$$\\frac{{\\partial J}}{{\\partial {_tex(name)}}} = {latex(t['dJ/d' + name])}$$"
-        out.extend([value, ""])
+        self.out += [value, ""]
         per_sample = f"dL/d{name}"
         if per_sample in t and not np.array_equal(t[per_sample], t["dJ/d" + name]):
-            out.extend(
-                [
-                    f"Per sample (the source's $\\partial L / \\partial {_tex(name)}$): "
-                    f"${latex(t[per_sample])}$",
-                    "",
-                ]
+            self.out += [
+                f"Per sample (the source's $\\partial L / \\partial {_tex(name)}$): "
+                f"${latex(t[per_sample])}$",
+                "",
+            ]
+
+    def from_the_loss(self, n: int, loss_grad: str) -> None:
+        self.add_step(
+            f"$\\partial J / \\partial A^{{[{n}]}}$, from the loss",
+            f"\\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} = {loss_grad}",
+            f"Shape {_shape(self.t[f'A{n}'])}, the shape of $A^{{[{n}]}}$.",
+            f"A{n}",
+        )
+
+    def through_the_activation(self, layer: Any) -> None:
+        t, n = self.t, layer.number
+        _, derivative = ACTIVATION[type(layer.activation)]
+        derivative = derivative.replace("[l]", f"[{n}]")
+        self.add_step(
+            f"$\\partial J / \\partial Z^{{[{n}]}}$, through {layer.activation!r}",
+            f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}} = \\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} "
+            f"\\odot {derivative}",
+            f"Elementwise, shape {_shape(t[f'Z{n}'])}."
+            if not isinstance(layer.activation, Softmax)
+            else f"Row by row: $G \\mapsto A \\odot (G - \\sum_j G \\odot A)$, shape {_shape(t[f'Z{n}'])}.",
+            f"Z{n}",
+        )
+        if t[f"Z{n}"].size <= self.limit:
+            jac = _activation_jacobian(layer.activation, t[f"Z{n}"], t[f"A{n}"])
+            self.out += _jacobian_block(
+                f"$\\partial \\operatorname{{vec}} A^{{[{n}]}} / \\partial \\operatorname{{vec}} Z^{{[{n}]}}$",
+                jac,
+                t[f"dJ/dA{n}"],
+                t[f"dJ/dZ{n}"],
+                f"\\partial J / \\partial Z^{{[{n}]}}",
             )
 
-    for layer in reversed(layers):
-        n = layer.number
-        if n == last:
-            add_step(
-                f"$\\partial J / \\partial A^{{[{n}]}}$, from the loss",
-                f"\\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} = {loss_grad}",
-                f"Shape {_shape(t[f'A{n}'])}, the shape of $A^{{[{n}]}}$.",
-                f"A{n}",
-            )
-        if layer.activation is not None:
-            _, derivative = ACTIVATION[type(layer.activation)]
-            derivative = derivative.replace("[l]", f"[{n}]")
-            add_step(
-                f"$\\partial J / \\partial Z^{{[{n}]}}$, through {layer.activation!r}",
-                f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}} = \\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} "
-                f"\\odot {derivative}",
-                f"Elementwise, shape {_shape(t[f'Z{n}'])}."
-                if not isinstance(layer.activation, Softmax)
-                else f"Row by row: $G \\mapsto A \\odot (G - \\sum_j G \\odot A)$, shape {_shape(t[f'Z{n}'])}.",
-                f"Z{n}",
-            )
-            if t[f"Z{n}"].size <= jacobian_limit:
-                jac = _activation_jacobian(layer.activation, t[f"Z{n}"], t[f"A{n}"])
-                out += _jacobian_block(
-                    f"$\\partial \\operatorname{{vec}} A^{{[{n}]}} / \\partial \\operatorname{{vec}} Z^{{[{n}]}}$",
-                    jac,
-                    t[f"dJ/dA{n}"],
-                    t[f"dJ/dZ{n}"],
-                    f"\\partial J / \\partial Z^{{[{n}]}}",
-                )
+    def weight_and_bias(self, layer: Any) -> None:
+        t, n = self.t, layer.number
         prev = "X" if n == 1 else f"A{n - 1}"
         prev_tex = "X" if n == 1 else f"A^{{[{n - 1}]}}"
         dz = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}}"
-        step += 1
+        self.step += 1
         w_formula = f"\\frac{{\\partial J}}{{\\partial W^{{[{n}]}}}} = {dz}^\\top {prev_tex} = {latex(t[f'dJ/dW{n}'])}"
-        out += [
-            f"### {step}. $\\partial J / \\partial W^{{[{n}]}}$ and $\\partial J / \\partial \\vec b^{{[{n}]}}$",
+        self.out += [
+            f"### {self.step}. $\\partial J / \\partial W^{{[{n}]}}$ and $\\partial J / \\partial \\vec b^{{[{n}]}}$",
             "",
             f"$${w_formula}$$",
             "",
@@ -265,52 +305,56 @@ def to_markdown(t: Any, jacobian_limit: int = 16) -> str:
             "",
         ]
         if f"b{n}" in t:
-            out += [
+            self.out += [
                 f"$$\\frac{{\\partial J}}{{\\partial \\vec b^{{[{n}]}}}} = \\sum_{{\\text{{rows}}}} {dz} "
                 f"= {latex(t[f'dJ/db{n}'])}$$",
                 "",
             ]
-        if t[f"Z{n}"].size * t[f"W{n}"].size <= jacobian_limit**2:
+        if t[f"Z{n}"].size * t[f"W{n}"].size <= self.limit**2:
             z, a_prev, w = t[f"Z{n}"], t[prev], t[f"W{n}"]
             jac = np.zeros((z.size, w.size))
             for i in range(z.shape[0]):
                 for o in range(z.shape[1]):
                     jac[i * z.shape[1] + o, o * w.shape[1] : (o + 1) * w.shape[1]] = a_prev[i]
-            out += _jacobian_block(
+            self.out += _jacobian_block(
                 f"$\\partial \\operatorname{{vec}} Z^{{[{n}]}} / \\partial \\operatorname{{vec}} W^{{[{n}]}}$",
                 jac,
                 t[f"dJ/dZ{n}"],
                 t[f"dJ/dW{n}"],
                 f"\\partial J / \\partial W^{{[{n}]}}",
             )
-        if n > 1:
-            add_step(
-                f"$\\partial J / \\partial A^{{[{n - 1}]}}$, back through layer {n}",
-                f"\\frac{{\\partial J}}{{\\partial A^{{[{n - 1}]}}}} = {dz} \\, W^{{[{n}]}}",
-                f"A matrix product: {_shape(t[f'dJ/dZ{n}'])} times {_shape(t[f'W{n}'])} gives "
-                f"{_shape(t[f'A{n - 1}'])}, the shape of $A^{{[{n - 1}]}}$ (an elementwise "
-                f"product with $W^{{[{n}]\\top}}$ would give the wrong shape and values).",
-                f"A{n - 1}",
+
+    def back_through_the_layer(self, n: int) -> None:
+        t = self.t
+        dz = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}}"
+        self.add_step(
+            f"$\\partial J / \\partial A^{{[{n - 1}]}}$, back through layer {n}",
+            f"\\frac{{\\partial J}}{{\\partial A^{{[{n - 1}]}}}} = {dz} \\, W^{{[{n}]}}",
+            f"A matrix product: {_shape(t[f'dJ/dZ{n}'])} times {_shape(t[f'W{n}'])} gives "
+            f"{_shape(t[f'A{n - 1}'])}, the shape of $A^{{[{n - 1}]}}$ (an elementwise "
+            f"product with $W^{{[{n}]\\top}}$ would give the wrong shape and values).",
+            f"A{n - 1}",
+        )
+        if t[f"Z{n}"].size * t[f"A{n - 1}"].size <= self.limit**2:
+            jac = np.kron(np.eye(t[f"Z{n}"].shape[0]), t[f"W{n}"].astype(np.float64))
+            self.out += _jacobian_block(
+                f"$\\partial \\operatorname{{vec}} Z^{{[{n}]}} / \\partial \\operatorname{{vec}} A^{{[{n - 1}]}} = I_N \\otimes W^{{[{n}]}}$",
+                jac,
+                t[f"dJ/dZ{n}"],
+                t[f"dJ/dA{n - 1}"],
+                f"\\partial J / \\partial A^{{[{n - 1}]}}",
             )
-            if t[f"Z{n}"].size * t[f"A{n - 1}"].size <= jacobian_limit**2:
-                jac = np.kron(np.eye(t[f"Z{n}"].shape[0]), t[f"W{n}"].astype(np.float64))
-                out += _jacobian_block(
-                    f"$\\partial \\operatorname{{vec}} Z^{{[{n}]}} / \\partial \\operatorname{{vec}} A^{{[{n - 1}]}} = I_N \\otimes W^{{[{n}]}}$",
-                    jac,
-                    t[f"dJ/dZ{n}"],
-                    t[f"dJ/dA{n - 1}"],
-                    f"\\partial J / \\partial A^{{[{n - 1}]}}",
-                )
-    out += [
-        f"### {step + 1}. $\\partial J / \\partial X$",
-        "",
-        f"$$\\frac{{\\partial J}}{{\\partial X}} = \\frac{{\\partial J}}{{\\partial Z^{{[1]}}}} W^{{[1]}} = {latex(t['dJ/dX'])}$$",
-        "",
-        "Not needed to train (X is data, not a parameter), but it is what the chain rule "
-        "gives at the input, and what torch computes for an input with `requires_grad=True`.",
-        "",
-    ]
-    return "\n".join(out)
+
+    def to_the_input(self) -> None:
+        self.out += [
+            f"### {self.step + 1}. $\\partial J / \\partial X$",
+            "",
+            f"$$\\frac{{\\partial J}}{{\\partial X}} = \\frac{{\\partial J}}{{\\partial Z^{{[1]}}}} W^{{[1]}} = {latex(self.t['dJ/dX'])}$$",
+            "",
+            "Not needed to train (X is data, not a parameter), but it is what the chain rule "
+            "gives at the input, and what torch computes for an input with `requires_grad=True`.",
+            "",
+        ]
 
 
 def _tex(name: str) -> str:
