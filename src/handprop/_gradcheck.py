@@ -158,15 +158,7 @@ def gradcheck(
         >>> report.passed, [k.value for k in report.kinks]
         (True, ['Z2[0, 0]'])
     """
-    for name, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):
-        real = isinstance(value, (int, float, np.integer, np.floating))
-        if not real or isinstance(value, bool) or not 0 <= value < math.inf:
-            raise ValueError(
-                f"gradcheck: {name} must be a finite non-negative number, got {value!r}"
-            )
-    if eps == 0:
-        raise ValueError("gradcheck: eps must be positive, got 0")
-    eps, atol, rtol = float(eps), float(atol), float(rtol)
+    eps, atol, rtol = _checked_tolerances(eps, atol, rtol)
     net = _float64_copy(model)
     loss = copy.deepcopy(loss_fn)
     modules = list(net) if isinstance(net, Sequential) else [net]
@@ -239,6 +231,18 @@ def gradcheck(
         )
     report.kinks = list(sites.values())
     return report
+
+
+def _checked_tolerances(eps: Any, atol: Any, rtol: Any) -> tuple[float, float, float]:
+    for name, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):
+        real = isinstance(value, (int, float, np.integer, np.floating))
+        if not real or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise ValueError(
+                f"gradcheck: {name} must be a finite non-negative number, got {value!r}"
+            )
+    if eps == 0:
+        raise ValueError("gradcheck: eps must be positive, got 0")
+    return float(eps), float(atol), float(rtol)
 
 
 def _crossings(modules, base, plus, minus) -> list[tuple[int, tuple[int, ...]]]:

@@ -44,8 +44,9 @@ def _node(t: Any, name: str, grad: str | None) -> dict[str, Any]:
     return {"name": name, "lines": lines, "height": PAD * 2 + LINE * len(lines)}
 
 
-def to_svg(t: Any) -> str:
-    """SVG text of trace ``t``'s computational graph."""
+def _nodes_and_edges(t: Any) -> tuple[list[dict], dict[int, list[dict]], list[tuple[str, str]]]:
+    """The main row (X, Z1, A1, ..., L, J), the boxes above its columns (W, b; Y) and the
+    edges between them."""
     main: list[dict] = [_node(t, "X", "dJ/dX")]
     above: dict[int, list[dict]] = {}
     edges: list[tuple[str, str]] = []
@@ -74,7 +75,12 @@ def to_svg(t: Any) -> str:
     edges += [(previous, "L"), ("Y", "L")]
     main.append(_node(t, "J", None))
     edges.append(("L", "J"))
+    return main, above, edges
 
+
+def to_svg(t: Any) -> str:
+    """SVG text of trace ``t``'s computational graph."""
+    main, above, edges = _nodes_and_edges(t)
     top_height = max(sum(p["height"] + GAP_Y for p in ps) for ps in above.values())
     main_y = PAD + top_height
     boxes: dict[str, tuple[float, float, float]] = {}  # name -> (x, y, height)

@@ -317,6 +317,21 @@ class ParityReport:
         return "\n".join(lines)
 
 
+def _one_dtype(model: Module) -> np.dtype:
+    """The dtype of every parameter, or the error saying why there is none."""
+    params = list(model.parameters())
+    if not params:
+        raise ValueError("parity_report: the model has no parameters to compare")
+    dtypes = sorted({p.dtype.name for p in params})
+    if len(dtypes) > 1:
+        raise ValueError(
+            f"parity_report: the model mixes {' and '.join(dtypes)} parameters; handprop runs "
+            "it (each Linear casts its input), but its torch twin needs one dtype: make every "
+            "layer the same dtype to compare"
+        )
+    return params[0].dtype
+
+
 def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
     """Run ``model`` and ``loss_fn`` forward and backward in handprop and in torch, compare.
 
@@ -333,17 +348,7 @@ def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
     """
     torch = _torch()
     modules = list(model) if isinstance(model, Sequential) else [model]
-    params = list(model.parameters())
-    if not params:
-        raise ValueError("parity_report: the model has no parameters to compare")
-    dtype = params[0].dtype
-    dtypes = sorted({p.dtype.name for p in params})
-    if len(dtypes) > 1:
-        raise ValueError(
-            f"parity_report: the model mixes {' and '.join(dtypes)} parameters; handprop runs "
-            "it (each Linear casts its input), but its torch twin needs one dtype: make every "
-            "layer the same dtype to compare"
-        )
+    dtype = _one_dtype(model)
     tdt = _torch_dtype(dtype)
     names = output_names(modules)
 
