@@ -207,10 +207,25 @@ def test_walkthrough_runs_without_torch_and_as_a_module():
 
 
 def test_a_jacobian_view_that_disagrees_with_the_code_prints_the_difference():
-    from handprop.derivation import _jacobian_block
+    from handprop.explain.derivation import _jacobian_block
 
     jac, upstream = np.eye(2), np.array([[1.0, 2.0]])
     agrees = " ".join(_jacobian_block("J", jac, upstream, np.array([[1.0, 2.0]]), "X"))
     assert "(up to float64 rounding)" in agrees
     wrong = " ".join(_jacobian_block("J", jac, upstream, np.array([[1.0, 2.5]]), "X"))
     assert "(max difference 5.0e-01)" in wrong
+
+
+def test_the_teaching_tools_live_in_handprop_explain():
+    """handprop.trace and handprop.Trace stay the function and the class; the modules behind
+    them are handprop.explain.* (so importing the module no longer collides with the
+    function of the same name)."""
+    import importlib
+    import types
+
+    for name in ("trace", "derivation", "graph", "walkthrough", "naming"):
+        module = importlib.import_module(f"handprop.explain.{name}")
+        assert isinstance(module, types.ModuleType)
+    assert handprop.trace is importlib.import_module("handprop.explain.trace").trace
+    assert handprop.Trace.__module__ == "handprop.explain.trace"
+    assert callable(handprop.trace) and not isinstance(handprop.trace, types.ModuleType)

@@ -14,10 +14,10 @@
 
 from . import data, layers, losses, optim
 from ._gradcheck import GradcheckReport, gradcheck
+from .explain.trace import Trace, trace
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .module import Module, Parameter, Sequential
 from .serialization import load, save
-from .trace import Trace, trace
 
 __version__ = "0.1.0"
 

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     walk.add_argument("--no-torch", action="store_true", help="do not compare with torch")
     args = parser.parse_args(argv)
 
-    from .walkthrough import walkthrough
+    from .explain.walkthrough import walkthrough
 
     t = walkthrough(sys.stdout, dtype=np.dtype(args.dtype), use_torch=not args.no_torch)
     if args.svg:

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from .explain.naming import output_names
 from .layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Sequential
-from .naming import output_names
 
 __all__ = [
     "TOLERANCES",

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .layers import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .losses import BCELoss, BCEWithLogitsLoss, MSELoss
+from ..layers import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..losses import BCELoss, BCEWithLogitsLoss, MSELoss
 
 __all__ = ["fmt", "to_markdown"]
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .layers import Linear
-from .module import Module, Sequential
+from ..layers import Linear
+from ..module import Module, Sequential
 
 __all__ = ["Trace", "trace"]
 
@@ -96,7 +96,7 @@ class Trace:
         return "\n".join(lines)
 
     def to_markdown(self, jacobian_limit: int = 16) -> str:
-        """The derivation as Markdown with LaTeX (see ``handprop.derivation``)."""
+        """The derivation as Markdown with LaTeX (see ``handprop.explain.derivation``)."""
         from .derivation import to_markdown
 
         return to_markdown(self, jacobian_limit=jacobian_limit)

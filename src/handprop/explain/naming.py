@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .layers import Linear
-from .module import Module
+from ..layers import Linear
+from ..module import Module
 
 
 def output_names(modules: Sequence[Module]) -> list[str]:

@@ -16,8 +16,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from . import worked_example as we
-from .optim import Adam
+from .. import worked_example as we
+from ..optim import Adam
 from .trace import Trace, trace
 
 __all__ = ["walkthrough"]
@@ -82,7 +82,7 @@ class _Printer:
 
 def _torch_report(model, loss_fn, X, Y):
     try:
-        from .interop import parity_report
+        from ..interop import parity_report
 
         return parity_report(copy.deepcopy(model), loss_fn, X, Y)
     except ImportError:
@@ -247,7 +247,7 @@ def walkthrough(
         p.line(f"  {name:<9} {show(param.data)}")
         p.line(f"            moved {show(moved)}   (gradient sign {show(np.sign(grads[name]))})")
         if torch_after is not None:
-            from .interop import compare
+            from ..interop import compare
 
             _, _, ok = compare(param.data, torch_after[name], dtype)
             p.line(f"            torch {show(torch_after[name])}   {CHECK if ok else CROSS}")
@@ -259,7 +259,7 @@ def _torch_adam_step(model, X, Y) -> dict[str, np.ndarray]:
     """torch's parameters after the same Adam step (torch is known to be installed)."""
     import torch
 
-    from .interop import to_torch
+    from ..interop import to_torch
 
     twin = to_torch(model)
     optimizer = torch.optim.Adam(twin.parameters(), lr=0.01)

@@ -1,0 +1,9 @@
+"""The teaching tools, apart from the core (layers, losses, module, optim).
+
+- ``trace``: one forward and backward pass with every value kept under the worked example's
+  names (``handprop.trace(...)`` and ``handprop.Trace`` are the same objects);
+- ``derivation``: the LaTeX derivation of a trace (``Trace.to_markdown``);
+- ``graph``: the computational graph as SVG (``Trace.to_svg``);
+- ``walkthrough``: the worked example step by step (``handprop walkthrough``);
+- ``naming``: the names ``Z1``, ``A1``, ... of a network's values.
+"""
