@@ -4,8 +4,8 @@ Where torch is missing they are not collected (the torch-free tests still run); 
 torch, and there any skip fails the run (tests/conftest.py).
 """
 
-import importlib.util
-
 collect_ignore = []
-if importlib.util.find_spec("torch") is None:
+try:
+    import torch  # noqa: F401
+except ImportError:
     collect_ignore.append("src/handprop/interop.py")

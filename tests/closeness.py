@@ -2,7 +2,7 @@
 (``handprop.interop.TOLERANCES``, measured: see there and benchmarks/measure_tolerances.py).
 
 Torch-free, so the golden-data tests run without torch. The verdict is
-``handprop.interop.compare``'s; tests/test_closeness.py checks that it can fail.
+``handprop.interop.compare``'s; tests/test_helpers.py checks that it can fail.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ def test_the_notebook_is_stored_without_outputs():
             assert cell["outputs"] == [] and cell["execution_count"] is None
 
 
+@pytest.mark.torch  # the notebook shows handprop's parity report against torch
 def test_the_notebook_runs_and_shows_the_worked_example():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbclient.NotebookClient(

@@ -81,3 +81,16 @@ def test_training_examples_run_and_plot(tmp_path):
         losses = [float(line.split("loss")[1].split()[0]) for line in lines]
         assert losses[-1] < losses[0]  # the loss falls
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_interop_without_torch_says_what_to_install():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import handprop.interop as i\n"
+        "try:\n    i.to_torch(None)\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (
+        "handprop.interop needs PyTorch, which is not installed: pip install 'handprop[torch]'"
+        in out.stdout
+    )

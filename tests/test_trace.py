@@ -12,19 +12,21 @@ import pytest
 from closeness import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import generic_problems
 
 import handprop
 from handprop import Sequential, trace
 from handprop import worked_example as we
 from handprop.cli import MARKDOWN_HEADER
+from handprop.interop import to_torch_loss
 from handprop.layers import Linear, ReLU, Sigmoid
 from handprop.losses import MSELoss
 
-torch = pytest.importorskip("torch")
-from parity import _torch_target, to_torch_model  # noqa: E402
-from strategies import generic_problems  # noqa: E402
-
-from handprop.interop import to_torch_loss  # noqa: E402
+try:  # the tests marked torch need it (and skip without it); the others run anyway
+    import torch
+    from parity import _torch_target, to_torch_model
+except ImportError:
+    torch = None
 
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -78,6 +80,7 @@ def check_trace(model, loss, X, y):
     return t, expected
 
 
+@pytest.mark.torch
 @DTYPES
 def test_worked_example_trace_matches_torch(dtype):
     X, y = we.data(dtype)
@@ -90,6 +93,7 @@ def test_worked_example_trace_matches_torch(dtype):
     np.testing.assert_allclose(t["dL/dA3"].ravel(), [1.1003, -1.3430], atol=5e-5)
 
 
+@pytest.mark.torch
 @DTYPES
 @given(data=st.data())
 def test_random_network_traces_match_torch(dtype, data):
@@ -179,6 +183,7 @@ def run_cli(*args, block_torch=False):
     ).stdout
 
 
+@pytest.mark.torch  # it checks torch's column of match marks too
 def test_walkthrough_prints_the_correct_values_and_explains_every_difference(tmp_path):
     out = run_cli("walkthrough", "--svg", str(tmp_path / "g.svg"))
     assert "handprop  dL/dA2 = [[0.04556147, -0.02733689], [-0.1277016, 0.07662095]]" in out

@@ -1,0 +1,78 @@
+"""The test helpers can fail: handprop.interop.compare, tests/closeness.assert_close and the
+parity helper tests/parity.py each reject a wrong value (a helper that always passes would
+make every test built on it worthless)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from closeness import assert_close
+
+from handprop import Sequential
+from handprop.interop import compare
+from handprop.layers import Linear, Tanh
+from handprop.losses import MSELoss
+
+
+@pytest.mark.parametrize(
+    ("actual", "expected", "passes"),
+    [
+        ([1.0, 2.0], [1.0, 2.0], True),
+        ([1.0, 2.0 + 1e-6], [1.0, 2.0], True),  # within 1e-5 * 2 (float32 bound)
+        ([1.0, 2.001], [1.0, 2.0], False),
+        ([1.0, 2.0], [1.0, 2.0, 3.0], False),
+        ([np.nan, 2.0], [1.0, 2.0], False),
+        ([1.0, np.inf], [1.0, 2.0], False),
+        ([np.inf, 2.0], [-np.inf, 2.0], False),
+        ([np.nan, np.inf], [np.nan, np.inf], True),
+    ],
+)
+def test_compare_can_fail(actual, expected, passes):
+    assert compare(np.array(actual), np.array(expected), np.float32)[2] is passes
+
+
+@pytest.mark.parametrize(
+    ("actual", "expected", "dtype", "message"),
+    [
+        (np.float32([1.0, 2.001]), [1.0, 2.0], np.float32, "exceeds"),
+        (np.float64([1.0, 2.0]), [1.0, 2.0], np.float32, "dtype float64, expected float32"),
+        (np.float32([1.0]), [1.0, 2.0], np.float32, "shape"),
+        (np.float32([np.nan, 2.0]), [1.0, 2.0], np.float32, "exceeds"),
+        (
+            np.float32([1.0, 2.0]),
+            [np.inf, 2.0],
+            np.float32,
+            "NaN or infinity at different places|exceeds",
+        ),
+        (np.float64([1.0, 2.0 + 1e-9]), [1.0, 2.0], np.float64, "exceeds"),
+    ],
+)
+def test_assert_close_can_fail(actual, expected, dtype, message):
+    with pytest.raises(AssertionError, match=message):
+        assert_close("value", actual, np.array(expected), dtype)
+    assert_close("value", np.asarray(expected, dtype), np.array(expected), dtype)  # and pass
+
+
+class _WrongTanh(Tanh):
+    """tanh with the derivative 1 - y instead of 1 - y^2: a classic slip."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        return grad_output * (1 - self._y)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("check", ["check_network", "check_modules"])
+def test_the_parity_helper_can_fail(check):
+    import parity
+
+    X = np.array([[0.5, -1.0], [2.0, 0.25]], np.float64)
+    y = np.array([[1.0], [0.0]], np.float64)
+
+    def model(tanh):
+        return Sequential(
+            Linear(2, 3, dtype=np.float64, rng=0), tanh, Linear(3, 1, dtype=np.float64, rng=1)
+        )
+
+    getattr(parity, check)(model(Tanh()), MSELoss(), X, y)  # the right one passes
+    with pytest.raises(AssertionError):
+        getattr(parity, check)(model(_WrongTanh()), MSELoss(), X, y)
