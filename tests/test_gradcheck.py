@@ -159,5 +159,19 @@ def test_a_kink_of_x_itself_is_found_when_the_kinked_layer_comes_first(first):
     assert [k.value for k in report.kinks] == ["X[0, 0]"]
 
 
-def test_exported_at_the_top_level():
+def test_the_report_lists_every_parameter_and_x_with_its_verdict():
+    """Exported at the top level; the report names each tensor in order, and its text says
+    which failed (a Sigmoid whose backward drops the factor (1 - y))."""
     assert handprop.gradcheck is gradcheck
+
+    class WrongSigmoid(Sigmoid):
+        def backward(self, grad_output, *, input_grad=True):
+            return grad_output * self._y
+
+    X, y = np.array([[0.5, -1.0]]), np.array([[1.0]])
+    model = Sequential(Linear(2, 2, rng=0), WrongSigmoid(), Linear(2, 1, rng=1))
+    report = gradcheck(model, MSELoss(), X, y)
+    assert [t.name for t in report.tensors] == ["0.weight", "0.bias", "2.weight", "2.bias", "X"]
+    assert [t.passed for t in report.tensors] == [False, False, True, True, False]
+    text = str(report)
+    assert text.startswith("gradcheck: FAILED") and text.count("FAIL") == 4  # 3 rows + title
