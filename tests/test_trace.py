@@ -234,3 +234,34 @@ def test_the_teaching_tools_live_in_handprop_explain():
     assert handprop.trace is importlib.import_module("handprop.explain.trace").trace
     assert handprop.Trace.__module__ == "handprop.explain.trace"
     assert callable(handprop.trace) and not isinstance(handprop.trace, types.ModuleType)
+
+
+def test_the_walkthroughs_explanations_are_computed_and_checked():
+    """The numbers the walkthrough's explanations cite come from the values: the dJ/db2 it
+    quotes for ReLU'(0) = 1 equals a backward with that choice, and a truncation it claims is
+    checked (a printed value that is no truncation of the real one is an error)."""
+    import io
+    import re
+
+    from handprop.explain.walkthrough import _truncations, walkthrough
+
+    class ReLUOneAtZero(ReLU):
+        def backward(self, grad_output, *, input_grad=True):
+            return grad_output * (self._y >= 0)
+
+    model = we.model(np.float64)
+    model._modules["1"] = ReLUOneAtZero()  # (the first ReLU has no input at 0)
+    model._modules["3"] = ReLUOneAtZero()
+    X, y = we.data(np.float64)
+    loss = we.loss_fn()
+    loss(model(X), y)
+    model.backward(loss.backward())
+    out = io.StringIO()
+    walkthrough(out, dtype=np.float64, use_torch=False)
+    quoted = re.search(r"with the other choice, 1, dJ/db2 would be \[(.*?)\]", out.getvalue())
+    np.testing.assert_allclose(
+        [float(v) for v in quoted.group(1).split(", ")], model[2].bias.grad, atol=5e-5
+    )
+    assert "cuts 0.1901723 to 0.1901 instead of rounding (0.1902)" in out.getvalue()
+    with pytest.raises(AssertionError, match="no truncation explains the difference"):
+        _truncations([0.19017], [0.1903])

@@ -12,6 +12,7 @@ document's ``Adam(lr=0.01)`` step. NumPy is all it needs.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
@@ -92,35 +93,76 @@ def _torch_report(model, loss_fn, X, Y):
 def walkthrough(
     out: TextIO | None = None, dtype: Any = np.float32, use_torch: bool = True
 ) -> Trace:
-    """Print the walkthrough to ``out`` (default stdout); returns the trace it is built on."""
+    """Print the walkthrough to ``out`` (default stdout); returns the trace it is built on.
+
+    One function per part of the story, in order; every number an explanation cites is
+    computed from handprop's values or the document's, never typed in.
+    """
     import sys
 
-    out = out or sys.stdout
     model, (X, Y), loss_fn = we.model(dtype), we.data(dtype), we.loss_fn()
     t = trace(model, loss_fn, X, Y)
     report = _torch_report(model, loss_fn, X, Y) if use_torch else None
-    p = _Printer(t, out, report)
-    doc = we.DOCUMENT
-    m = Y.size  # samples (one output each): the document's per-sample gradients are m dJ
+    w = _Walk(_Printer(t, out or sys.stdout, report), t, model, X, Y, loss_fn, np.dtype(dtype))
+    for part in (
+        _introduction,
+        _network_and_parameters,
+        _forward,
+        _loss_and_cost,
+        _step_1_from_the_cost,
+        _step_2_through_the_sigmoid,
+        _step_3_last_layer_parameters,
+        _step_4_back_to_a2,
+        _step_5_through_the_relu,
+        _step_6_on,
+        _adam_step,
+    ):
+        part(w)
+    return t
 
-    p.line("handprop walkthrough: the worked example, forward and backward by hand")
-    p.line(f'Source: "{we.SOURCE[0]}", {we.SOURCE[1]}')
-    p.line(
+
+@dataclass
+class _Walk:
+    """What every part of the walkthrough reads: the printer, the trace and the example."""
+
+    p: _Printer
+    t: Trace
+    model: Any
+    X: np.ndarray
+    Y: np.ndarray
+    loss_fn: Any
+    dtype: np.dtype
+    doc: dict = field(default_factory=lambda: we.DOCUMENT)
+
+    @property
+    def m(self) -> int:
+        """Samples (one output each): the document's per-sample gradients are m times dJ."""
+        return self.Y.size
+
+
+def _introduction(w: _Walk) -> None:
+    w.p.line("handprop walkthrough: the worked example, forward and backward by hand")
+    w.p.line(f'Source: "{we.SOURCE[0]}", {we.SOURCE[1]}')
+    w.p.line(
         "Values: handprop's own computation; 'document': the number the source prints; 'torch': "
-        + ("autograd's value, with a match mark." if report else "(torch is not installed).")
+        + ("autograd's value, with a match mark." if w.p.report else "(torch is not installed).")
     )
 
+
+def _network_and_parameters(w: _Walk) -> None:
+    p = w.p
     p.heading("1. The network")
-    p.line(str(model))
+    p.line(str(w.model))
     p.line(
-        f"dtype {np.dtype(dtype)}; loss {loss_fn!r}; X = {show(X)}, y = {show(Y)} "
-        "(samples are rows)"
+        f"dtype {w.dtype}; loss {w.loss_fn!r}; X = {show(w.X)}, y = {show(w.Y)} (samples are rows)"
     )
-
     p.heading("2. Parameters, set by hand as in the source (.grad is None until a backward)")
-    for name, param in model.named_parameters():
+    for name, param in w.model.named_parameters():
         p.line(f"  {name:<9} shape {param.shape!s:<7} {show(param.data)}   grad {param.grad}")
 
+
+def _forward(w: _Walk) -> None:
+    p, t = w.p, w.t
     p.heading("3. Forward: Z = A_prev @ W.T + b, then A = activation(Z)")
     for layer in t.layers:
         n = layer.number
@@ -130,98 +172,121 @@ def walkthrough(
             f"  Z{n} = {prev} @ W{n}.T + b{n}     {t[prev].shape} @ {t[f'W{n}'].T.shape} "
             f"+ {t[f'b{n}'].shape} -> {z.shape}"
         )
-        p.value(f"Z{n}", z, doc[f"Z{n}"], f"Z{n}")
-        name = type(layer.activation).__name__
-        p.line(f"  A{n} = {name}(Z{n})")
-        p.value(f"A{n}", t[f"A{n}"], doc[f"A{n}"], f"A{n}")
+        p.value(f"Z{n}", z, w.doc[f"Z{n}"], f"Z{n}")
+        p.line(f"  A{n} = {type(layer.activation).__name__}(Z{n})")
+        p.value(f"A{n}", t[f"A{n}"], w.doc[f"A{n}"], f"A{n}")
+    kinks = np.argwhere(t["Z2"] == 0).tolist()
+    assert kinks == [[0, 0]], kinks  # the example's kink, which step 5 explains
     p.line(
         "  Note: Z2[0, 0] is exactly 0, the point where ReLU bends (its 'kink'); it matters in "
         "step 5."
     )
 
+
+def _loss_and_cost(w: _Walk) -> None:
+    p, t = w.p, w.t
     p.heading("4. Loss and cost")
     p.line("  L = -(y log A3 + (1 - y) log(1 - A3)), one loss per sample; J = mean(L), the cost")
-    p.value("L", t["L"], doc["L"])
-    p.value("J", t["J"], doc["J"], "J")
-
+    p.value("L", t["L"], w.doc["L"])
+    p.value("J", t["J"], w.doc["J"], "J")
     p.heading("5. Backpropagation, from the cost back to the parameters")
     p.line(
         "  torch's .grad holds gradients of the cost J = mean(L). The source differentiates each\n"
         f"  sample's loss L instead and averages only at the parameters: its dL values are\n"
-        f"  m = {m} times torch's dJ values. Both are shown: dL for the source's steps,\n"
+        f"  m = {w.m} times torch's dJ values. Both are shown: dL for the source's steps,\n"
         "  dJ for .grad."
     )
 
-    p.line("\n  Step 1. dL/dA3 = -y / A3 + (1 - y) / (1 - A3)        shape (2, 1), like A3")
-    p.value("dL/dA3", t["dL/dA3"], doc["dL/dA3"], "dJ/dA3", torch_scale=m)
-    p.line(f"    (dJ/dA3 = dL/dA3 / {m} = {show(t['dJ/dA3'])})")
 
+def _step_1_from_the_cost(w: _Walk) -> None:
+    p, t = w.p, w.t
+    p.line("\n  Step 1. dL/dA3 = -y / A3 + (1 - y) / (1 - A3)        shape (2, 1), like A3")
+    p.value("dL/dA3", t["dL/dA3"], w.doc["dL/dA3"], "dJ/dA3", torch_scale=w.m)
+    p.line(f"    (dJ/dA3 = dL/dA3 / {w.m} = {show(t['dJ/dA3'])})")
+
+
+def _step_2_through_the_sigmoid(w: _Walk) -> None:
+    p, t = w.p, w.t
     p.line("\n  Step 2. dL/dZ3 = dL/dA3 * A3 * (1 - A3)   (sigmoid' = A3 (1 - A3))   shape (2, 1)")
     a3 = t["A3"].astype(np.float64)
-    p.value(
-        "dA3/dZ3",
-        a3 * (1 - a3),
-        doc["dA3/dZ3"],
-        why="truncation: the document cuts 0.19017236 to 0.1901 instead of rounding to 0.1902",
-    )
-    p.value("dL/dZ3", t["dL/dZ3"], doc["dL/dZ3"], "dJ/dZ3", torch_scale=m)
+    slope = a3 * (1 - a3)
+    p.value("dA3/dZ3", slope, w.doc["dA3/dZ3"], why=_truncations(slope, w.doc["dA3/dZ3"]))
+    p.value("dL/dZ3", t["dL/dZ3"], w.doc["dL/dZ3"], "dJ/dZ3", torch_scale=w.m)
 
+
+def _step_3_last_layer_parameters(w: _Walk) -> None:
+    p, t, doc = w.p, w.t, w.doc
     p.line("\n  Step 3. dJ/db3 = mean over samples of dL/dZ3; dJ/dW3 = dJ/dZ3.T @ A2")
+    first, second = np.ravel(doc["dL/dZ3"])
+    hand_mean = (first + second) / 2  # the document's own rounded values, averaged
     p.value(
         "dJ/db3",
         t["dJ/db3"],
         doc["dJ/db3"],
         "4.bias.grad",
-        why="rounding: the document averages its rounded values, (0.0911 - 0.2554) / 2 = "
-        "-0.08215, and rounds again; the exact mean is -0.08214 (its own torch printout says "
-        "-0.0821)",
+        why=f"rounding: the document averages its rounded values, ({first:.4f} - {-second:.4f})"
+        f" / 2 = {hand_mean:.5f}, and rounds again; the exact mean is "
+        f"{float(t['dJ/db3'][0]):.5f} (its own torch printout says "
+        f"{doc['dJ/db3 printed by torch'][0]:.4f})",
     )
     per_sample_w3 = t["dL/dZ3"] * t["A2"]  # row n: sample n's dL/dW3
+    printed = doc["dL/dW3 per sample"]
     p.value(
         "dL/dW3 per sample (rows)",
         per_sample_w3,
-        doc["dL/dW3 per sample"],
-        why="truncation: the document cuts 0.7289836 to 0.7289 and -2.5795712 to -2.5795 "
-        "instead of rounding (0.7290, -2.5796)",
+        printed,
+        why=_truncations(per_sample_w3, printed),
     )
     p.value("dJ/dW3", t["dJ/dW3"], doc["dJ/dW3"], "4.weight.grad")
 
-    p.line("\n  Step 4. dL/dA2 = dL/dZ3 @ W3        (2, 1) @ (1, 2) -> (2, 2), like A2")
-    p.value(
+
+def _step_4_back_to_a2(w: _Walk) -> None:
+    w.p.line("\n  Step 4. dL/dA2 = dL/dZ3 @ W3        (2, 1) @ (1, 2) -> (2, 2), like A2")
+    w.p.value(
         "dL/dA2",
-        t["dL/dA2"],
-        doc["dL/dA2"],
+        w.t["dL/dA2"],
+        w.doc["dL/dA2"],
         "dJ/dA2",
-        torch_scale=m,
+        torch_scale=w.m,
         why="the document multiplies elementwise, dL_dZ3 * W3.T, which broadcasts (2, 1) * (2, 1) "
         "to shape (2, 1): sample 1 gets W3[0, 0] and sample 2 gets W3[0, 1]. Z3 = A2 @ W3.T "
         "makes every A2[n, j] reach Z3[n] through W3[0, j], so the chain rule is the matrix "
         "product dL/dZ3 @ W3, shape (2, 2), as torch computes",
     )
 
+
+def _step_5_through_the_relu(w: _Walk) -> None:
+    p, t = w.p, w.t
     p.line("\n  Step 5. dL/dZ2 = dL/dA2 * (Z2 > 0)    ReLU' is 1 where Z2 > 0 and 0 where Z2 < 0")
+    # the other choice at the kink, ReLU'(0) = 1: the mask Z2 >= 0
+    db2_other = (t["dJ/dA2"].astype(np.float64) * (t["Z2"] >= 0)).sum(axis=0)
     p.line(
         "    At Z2[0, 0] = 0 exactly ReLU has no derivative. handprop, like torch, takes 0 there\n"
         "    (the mask is Z2 > 0, not Z2 >= 0), so no gradient reaches Z2[0, 0] although\n"
         f"    dL/dA2[0, 0] = {show(t['dL/dA2'][0, 0])}; with the other choice, 1, dJ/db2 would be "
-        f"[-0.0411, 0.0246]."
+        f"[{', '.join(f'{v:.4f}' for v in db2_other)}]."
     )
+    mask = (t["Z2"] > 0).astype(int).tolist()
     p.value(
         "dL/dZ2",
         t["dL/dZ2"],
-        doc["dL/dZ2"],
+        w.doc["dL/dZ2"],
         "dJ/dZ2",
-        torch_scale=m,
-        why="the document carries on its step-4 values; the mask (Z2 > 0) = [[0, 1], [1, 1]] is "
-        "right",
+        torch_scale=w.m,
+        why=f"the document carries on its step-4 values; the mask (Z2 > 0) = {mask} is right",
     )
 
+
+def _step_6_on(w: _Walk) -> None:
+    p, t, doc = w.p, w.t, w.doc
     p.line("\n  Step 6 on (the document stops here, but prints torch's .grad for every parameter):")
     p.line("  dJ/dW2 = dJ/dZ2.T @ A1, dJ/db2 = sum over samples of dJ/dZ2")
     p.value("dJ/dW2", t["dJ/dW2"], doc["dJ/dW2"], "2.weight.grad")
     p.value("dJ/db2", t["dJ/db2"], doc["dJ/db2"], "2.bias.grad")
     p.line("  dJ/dA1 = dJ/dZ2 @ W2     (2, 2) @ (2, 3) -> (2, 3)")
     p.value("dJ/dA1", t["dJ/dA1"], None, "dJ/dA1")
+    off = [j for j in range(t["Z1"].shape[1]) if (t["Z1"][:, j] <= 0).all()]
+    assert off == [2], off  # the unit the next line speaks of
     p.line("  dJ/dZ1 = dJ/dA1 * (Z1 > 0)   (the third unit is off for both samples: no gradient)")
     p.value("dJ/dZ1", t["dJ/dZ1"], None, "dJ/dZ1")
     p.line("  dJ/dW1 = dJ/dZ1.T @ X, dJ/db1 = sum over samples of dJ/dZ1")
@@ -230,10 +295,13 @@ def walkthrough(
     p.line("  dJ/dX = dJ/dZ1 @ W1 (not needed to train, X is data)")
     p.value("dJ/dX", t["dJ/dX"], None, "dJ/dX")
 
+
+def _adam_step(w: _Walk) -> None:
+    p, model = w.p, w.model
     p.heading("6. One Adam step, optimizer = Adam(model.parameters(), lr=0.01)")
     model.zero_grad()
-    loss_fn(model(X), Y)
-    model.backward(loss_fn.backward())
+    w.loss_fn(model(w.X), w.Y)
+    model.backward(w.loss_fn.backward())
     grads = {name: param.grad.copy() for name, param in model.named_parameters()}
     before = model.state_dict()
     Adam(model.parameters(), lr=0.01).step()
@@ -241,7 +309,7 @@ def walkthrough(
         "  On the first step Adam moves every parameter by lr = 0.01 against the sign of its\n"
         "  gradient (m / sqrt(v) = g / |g|); parameters whose gradient is 0 do not move."
     )
-    torch_after = _torch_adam_step(we.model(dtype), X, Y) if report is not None else None
+    torch_after = _torch_adam_step(we.model(w.dtype), w.X, w.Y) if p.report is not None else None
     for name, param in model.named_parameters():
         moved = param.data - before[name]
         p.line(f"  {name:<9} {show(param.data)}")
@@ -249,10 +317,25 @@ def walkthrough(
         if torch_after is not None:
             from ..interop import compare
 
-            _, _, ok = compare(param.data, torch_after[name], dtype)
+            _, _, ok = compare(param.data, torch_after[name], w.dtype)
             p.line(f"            torch {show(torch_after[name])}   {CHECK if ok else CROSS}")
-    p.line(f"  cost after the step: {show(loss_fn(model(X), Y))} (before: {show(t['J'])})")
-    return t
+    p.line(f"  cost after the step: {show(w.loss_fn(model(w.X), w.Y))} (before: {show(w.t['J'])})")
+
+
+def _truncations(values: Any, printed: Any) -> str:
+    """Why the document's 4-decimal ``printed`` values differ from ``values``: each one it cut
+    instead of rounding, with the value it cut and the rounded one."""
+    values = np.asarray(values, np.float64).ravel()
+    printed = np.asarray(printed, np.float64).ravel()
+    cuts = [
+        (v, d)
+        for v, d in zip(values, printed, strict=True)
+        if abs(round(v, 4) - d) > 5e-9 and abs(np.trunc(v * 1e4) / 1e4 - d) < 5e-9
+    ]
+    assert cuts, "no truncation explains the difference"  # the walkthrough's claim, checked
+    cut = " and ".join(f"{_num(v)} to {d:.4f}" for v, d in cuts)
+    rounded = ", ".join(f"{round(v, 4):.4f}" for v, _ in cuts)
+    return f"truncation: the document cuts {cut} instead of rounding ({rounded})"
 
 
 def _torch_adam_step(model, X, Y) -> dict[str, np.ndarray]:
