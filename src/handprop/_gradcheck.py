@@ -159,78 +159,99 @@ def gradcheck(
         (True, ['Z2[0, 0]'])
     """
     eps, atol, rtol = _checked_tolerances(eps, atol, rtol)
-    net = _float64_copy(model)
-    loss = copy.deepcopy(loss_fn)
-    modules = list(net) if isinstance(net, Sequential) else [net]
-    names = output_names(modules)
-    x = np.array(X, dtype=np.float64)
-    y = np.asarray(y)
-    y = y if y.dtype.kind in "iu" else y.astype(np.float64)
+    checker = _Checker(model, loss_fn, X, y, eps, atol, rtol)
+    report = GradcheckReport(eps, atol, rtol)
+    report.tensors = [checker.check(*tensor) for tensor in checker.analytic_gradients()]
+    report.kinks = list(checker.sites.values())
+    return report
+
+
+class _Checker:
+    """gradcheck's work on a float64 copy of the model: the analytic gradients from backward,
+    then each element's finite difference (one-sided where it crosses a kink)."""
+
+    def __init__(self, model, loss_fn, X, y, eps: float, atol: float, rtol: float) -> None:
+        self.net = _float64_copy(model)
+        self.loss = copy.deepcopy(loss_fn)
+        self.modules = list(self.net) if isinstance(self.net, Sequential) else [self.net]
+        self.names = output_names(self.modules)
+        self.x = np.array(X, dtype=np.float64)
+        y = np.asarray(y)
+        self.y = y if y.dtype.kind in "iu" else y.astype(np.float64)
+        self.eps, self.atol, self.rtol = eps, atol, rtol
+        self.sites: dict[tuple[int, tuple[int, ...]], KinkSite] = {}
+        self.cost, self.base_inputs = self.evaluate()
 
     @no_grad()
-    def evaluate() -> tuple[float, list[np.ndarray | None]]:
+    def evaluate(self) -> tuple[float, list[np.ndarray | None]]:
         """The cost, and the input of every kinked module (copies: x changes in place)."""
-        h, kinked_inputs = x, []
-        for module in modules:
+        h, kinked_inputs = self.x, []
+        for module in self.modules:
             kinked_inputs.append(np.array(h, copy=True) if module.kinks_at else None)
             h = module(h)
-        return float(np.sum(loss(h, y))), kinked_inputs
+        return float(np.sum(self.loss(h, self.y))), kinked_inputs
 
-    # analytic gradients, from backward
-    cost, base_inputs = evaluate()
-    out = loss(net(x), y)
-    out_grad = 1.0 if loss.reduction != "none" else np.ones(np.shape(out))
-    grad_x = net.backward(loss.backward(out_grad))
-    tensors = [(n, p.data, p.grad) for n, p in net.named_parameters()] + [("X", x, grad_x)]
+    def analytic_gradients(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(name, array, gradient)`` for every parameter and for X, from one backward."""
+        out = self.loss(self.net(self.x), self.y)
+        out_grad = 1.0 if self.loss.reduction != "none" else np.ones(np.shape(out))
+        grad_x = self.net.backward(self.loss.backward(out_grad))
+        params = [(n, p.data, p.grad) for n, p in self.net.named_parameters()]
+        return [*params, ("X", self.x, grad_x)]
 
-    report = GradcheckReport(eps, atol, rtol)
-    sites: dict[tuple[int, tuple[int, ...]], KinkSite] = {}
-    for name, array, analytic in tensors:
+    def check(self, name: str, array: np.ndarray, analytic: np.ndarray) -> TensorResult:
+        """Every element of one tensor against its finite difference."""
         errors, rel_errors, ok, one_sided = [], [], True, 0
         for index in np.ndindex(array.shape):
-            original = array[index]
-            array[index] = original + eps
-            plus, plus_inputs = evaluate()
-            array[index] = original - eps
-            minus, minus_inputs = evaluate()
-            array[index] = original
             a = analytic[index]
-            crossed = _crossings(modules, base_inputs, plus_inputs, minus_inputs)
-            if crossed:
-                candidates = [(plus - cost) / eps, (cost - minus) / eps, (plus - minus) / (2 * eps)]
-                numeric = min(candidates, key=lambda n: abs(a - n))
-                one_sided += 1
-            else:
-                numeric = (plus - minus) / (2 * eps)
-            good = abs(a - numeric) <= atol + rtol * abs(numeric)
+            numeric, crossed = self.numeric(array, index, a)
+            one_sided += bool(crossed)
+            good = abs(a - numeric) <= self.atol + self.rtol * abs(numeric)
             ok &= good
-            for position, cell in crossed:
-                key = (position, cell)
-                if key not in sites:
-                    value_name = names[position - 1] if position else "X"
-                    sites[key] = KinkSite(
-                        value=f"{value_name}[{', '.join(map(str, cell))}]",
-                        module=f"{position} ({modules[position]!r})",
-                        sample=cell[0],
-                        unit=cell[1:],
-                        at=float(base_inputs[position][cell]),
-                    )
-                sites[key].elements.append((name, index, bool(good)))
+            self.record_kinks(crossed, name, index, good)
             errors.append(abs(a - numeric))
             scale = max(abs(a), abs(numeric))
             rel_errors.append(abs(a - numeric) / scale if scale else 0.0)
-        report.tensors.append(
-            TensorResult(
-                name,
-                array.shape,
-                max(errors, default=0.0),
-                max(rel_errors, default=0.0),
-                bool(ok),
-                one_sided,
-            )
+        return TensorResult(
+            name,
+            array.shape,
+            max(errors, default=0.0),
+            max(rel_errors, default=0.0),
+            bool(ok),
+            one_sided,
         )
-    report.kinks = list(sites.values())
-    return report
+
+    def numeric(self, array: np.ndarray, index: tuple[int, ...], a: float):
+        """The finite difference for ``array[index]`` and the kinks its perturbations cross:
+        central where none is crossed; else whichever of the one-sided slopes or their
+        average is closest to the analytic ``a`` (each is a valid choice at a kink)."""
+        eps, original = self.eps, array[index]
+        array[index] = original + eps
+        plus, plus_inputs = self.evaluate()
+        array[index] = original - eps
+        minus, minus_inputs = self.evaluate()
+        array[index] = original
+        crossed = _crossings(self.modules, self.base_inputs, plus_inputs, minus_inputs)
+        central = (plus - minus) / (2 * eps)
+        if not crossed:
+            return central, crossed
+        candidates = [(plus - self.cost) / eps, (self.cost - minus) / eps, central]
+        return min(candidates, key=lambda n: abs(a - n)), crossed
+
+    def record_kinks(self, crossed, name: str, index: tuple[int, ...], good: bool) -> None:
+        """Add this element to each kink site its perturbation crossed (created when new)."""
+        for position, cell in crossed:
+            key = (position, cell)
+            if key not in self.sites:
+                value_name = self.names[position - 1] if position else "X"
+                self.sites[key] = KinkSite(
+                    value=f"{value_name}[{', '.join(map(str, cell))}]",
+                    module=f"{position} ({self.modules[position]!r})",
+                    sample=cell[0],
+                    unit=cell[1:],
+                    at=float(self.base_inputs[position][cell]),
+                )
+            self.sites[key].elements.append((name, index, bool(good)))
 
 
 def _checked_tolerances(eps: Any, atol: Any, rtol: Any) -> tuple[float, float, float]:
