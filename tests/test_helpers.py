@@ -76,3 +76,36 @@ def test_the_parity_helper_can_fail(check):
     getattr(parity, check)(model(Tanh()), MSELoss(), X, y)  # the right one passes
     with pytest.raises(AssertionError):
         getattr(parity, check)(model(_WrongTanh()), MSELoss(), X, y)
+
+
+@pytest.mark.torch
+def test_the_edge_value_strategy_finds_a_relu_with_the_wrong_kink():
+    """The random-network strategies reach the cases they exist for: with ReLU's mask written
+    x >= 0 instead of torch's x > 0 (a classic slip), hypothesis finds an edge-value network
+    on which the per-module parity check fails."""
+    from hypothesis import HealthCheck, find, settings
+    from parity import check_modules
+    from strategies import edge_problems
+
+    from handprop.layers import ReLU
+
+    class ReLUWithTheWrongKink(ReLU):
+        def backward(self, grad_output, *, input_grad=True):
+            return grad_output * (self._y >= 0)
+
+    def breaks(problem) -> bool:
+        model, loss, X, y = problem
+        wrong = [m for m in model if type(m) is ReLU]
+        for module in wrong:
+            module.__class__ = ReLUWithTheWrongKink
+        try:
+            check_modules(model, loss, X, y)
+        except AssertionError:
+            return bool(wrong)
+        return False
+
+    quick = settings(
+        max_examples=400, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    model, *_ = find(edge_problems(np.float64), breaks, settings=quick)
+    assert any(isinstance(m, ReLUWithTheWrongKink) for m in model)
