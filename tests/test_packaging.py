@@ -94,3 +94,21 @@ def test_interop_without_torch_says_what_to_install():
         "handprop.interop needs PyTorch, which is not installed: pip install 'handprop[torch]'"
         in out.stdout
     )
+
+
+def test_user_facing_text_speaks_only_of_the_library_and_its_users():
+    """README, docs pages, examples and the package's own text (docstrings, messages) carry no
+    words of the team's work: issue numbers, 'this project's machines', CI machines."""
+    internal = re.compile(
+        r"\bissues? \d|\(issue|this project's machine|CI machine|our machines", re.I
+    )
+    files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "examples").glob("*.py")]
+    files += [*(ROOT / "src" / "handprop").rglob("*.py")]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if internal.search(line)
+    ]
+    assert not found, "\n".join(found)
+    assert internal.search("see issue 6") and internal.search("on this project's machines")
