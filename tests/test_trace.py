@@ -194,12 +194,14 @@ def test_walkthrough_prints_the_correct_values_and_explains_every_difference(tmp
     assert out.count("DIFFERS") == 5 and "see below" not in out
     assert "✗" not in out and out.count("✓") == 26
     assert "cost after the step: 0.1630321" in out
+    assert max(len(line) for line in out.splitlines()) <= 100  # torch's column included
     assert (tmp_path / "g.svg").read_text().startswith("<svg")
 
 
 def test_walkthrough_runs_without_torch_and_as_a_module():
     out = run_cli("walkthrough", "--dtype", "float64", block_torch=True)
-    assert "(torch is not installed)" in out and "✓" not in out
+    assert "(torch is not installed)" in " ".join(out.split()) and "✓" not in out
+    assert max(len(line) for line in out.splitlines()) <= 100  # wrapped for a terminal
     assert "handprop  J = 0.1952289" in out
     as_module = subprocess.run(
         [sys.executable, "-m", "handprop", "walkthrough", "--no-torch"],
@@ -262,6 +264,7 @@ def test_the_walkthroughs_explanations_are_computed_and_checked():
     np.testing.assert_allclose(
         [float(v) for v in quoted.group(1).split(", ")], model[2].bias.grad, atol=5e-5
     )
-    assert "cuts 0.1901723 to 0.1901 instead of rounding (0.1902)" in out.getvalue()
+    text = " ".join(out.getvalue().split())  # long explanations are wrapped at 100 columns
+    assert "cuts 0.1901723 to 0.1901 instead of rounding (0.1902)" in text
     with pytest.raises(AssertionError, match="no truncation explains the difference"):
         _truncations([0.19017], [0.1903])

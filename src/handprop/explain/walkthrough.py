@@ -12,6 +12,7 @@ document's ``Adam(lr=0.01)`` step. NumPy is all it needs.
 from __future__ import annotations
 
 import copy
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -24,6 +25,7 @@ from .trace import Trace, trace
 __all__ = ["walkthrough"]
 
 CHECK, CROSS = "✓", "✗"
+WIDTH = 100  # columns: a terminal's line, wider only for what cannot break
 
 
 def _num(v: Any) -> str:
@@ -49,7 +51,13 @@ class _Printer:
         self.t, self.out, self.report = t, out, torch_report
 
     def line(self, text: str = "") -> None:
-        print(text, file=self.out)
+        """Print ``text``, each line wrapped at 100 columns (continuations indented)."""
+        for raw in text.split("\n"):
+            indent = " " * (len(raw) - len(raw.lstrip()) + 4)
+            wrapped = textwrap.fill(
+                raw, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+            )
+            print(wrapped if len(raw) > WIDTH else raw, file=self.out)
 
     def heading(self, text: str) -> None:
         self.line()
