@@ -154,7 +154,8 @@ def test_markdown_shows_both_views_and_they_agree():
     # float64: every Jacobian product agrees with the code's result to rounding
     assert md.count("the same as the code's result (up to float64 rounding)") == views
     assert "max difference" not in md
-    assert r"\begin{bmatrix} 0.0456 & -0.0273 \\ -0.1277 & 0.0766 \end{bmatrix}" in md  # 2 dJ/dA2
+    # 2 dJ/dA2 (per sample), 4 significant digits: [[0.04556, -0.02734], [-0.1277, 0.07662]]
+    assert r"\begin{bmatrix} 0.04556 & -0.02734 \\ -0.1277 & 0.07662 \end{bmatrix}" in md
     assert "Note: $Z^{[2]}_{0, 0} = 0$ exactly" in md
 
 
@@ -172,7 +173,7 @@ def test_svg_graph_has_every_node_and_edge_with_values_and_gradients(tmp_path):
     assert ("A2", "Z3") in edges and ("W3", "Z3") in edges and ("L", "J") in edges
     assert len(edges) == 3 * 4 + 3  # per layer: input, W, b -> Z and Z -> A; then A3, Y -> L -> J
     texts = " ".join(e.text or "" for e in root.iter(f"{ns}text"))
-    assert "[-1.0216, -0.9253]" in texts and "dJ/dW3" in texts and "value 0.1952" in texts
+    assert "[-1.022, -0.9253]" in texts and "dJ/dW3" in texts and "value 0.1952" in texts
 
 
 def run_cli(*args, block_torch=False):

@@ -18,19 +18,35 @@ from ..losses import BCELoss, BCEWithLogitsLoss, MSELoss
 __all__ = ["fmt", "to_markdown"]
 
 
-def fmt(value: float, decimals: int = 4) -> str:
-    """A number to ``decimals`` places without trailing zeros: 4, -7.8, 0.0911, -0 -> 0."""
-    text = f"{float(value):.{decimals}f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+def fmt(value: float, digits: int = 4) -> str:
+    """A number to ``digits`` significant digits, without trailing zeros: 4, -7.8, 0.09112,
+    0.0004386 (fixed decimals would say 0.0004), -0 -> 0; very small or large ones as
+    ``1.2e-12``.
+
+    Examples:
+        >>> [fmt(v) for v in (4.0, -7.8, 0.091122949, 0.000438568, -0.0, 1.2e-12, 15.999999)]
+        ['4', '-7.8', '0.09112', '0.0004386', '0', '1.2e-12', '16']
+    """
+    v = float(value)
+    if v == 0 or not np.isfinite(v):
+        return "0" if v == 0 else str(v)
+    # .g: fixed notation from 1e-4 up to 10**digits, scientific outside (1.2e-05 -> 1.2e-5)
+    mantissa, _, exponent = f"{v:.{digits}g}".partition("e")
+    return mantissa + (f"e{int(exponent)}" if exponent else "")
+
+
+def _latex_number(value: float) -> str:
+    mantissa, _, exponent = fmt(value).partition("e")
+    return rf"{mantissa} \times 10^{{{exponent}}}" if exponent else mantissa
 
 
 def latex(a: Any) -> str:
-    """A scalar, vector (one row, as the source writes biases) or matrix in LaTeX."""
+    """A scalar, vector (one row, as the worked example writes biases) or matrix in LaTeX."""
     a = np.asarray(a)
     if a.ndim == 0:
-        return fmt(a)
+        return _latex_number(a)
     rows = a.reshape(1, -1) if a.ndim == 1 else a.reshape(a.shape[0], -1)
-    body = r" \\ ".join(" & ".join(fmt(v) for v in row) for row in rows)
+    body = r" \\ ".join(" & ".join(_latex_number(v) for v in row) for row in rows)
     return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
 
 
@@ -222,9 +238,9 @@ class _Backward:
         self.out += [
             "## Backward",
             "",
-            "Gradients of the cost $J$, what torch stores in `.grad`. The source differentiates "
-            "each sample's loss instead; those values, $\\partial L / \\partial \\cdot$ "
-            "(gradients of $\\sum L$), are shown next to them where they differ.",
+            "Gradients of the cost $J$, what torch stores in `.grad`. Where they differ, the "
+            "per-sample gradients $\\partial L / \\partial \\cdot$ (of $\\sum L$: each "
+            "sample's loss differentiated on its own, as many texts do) are shown next to them.",
             "",
         ]
         layers = self.t.layers
@@ -242,7 +258,7 @@ class _Backward:
 
     def add_step(self, title: str, formula: str, shape_text: str, name: str) -> None:
         """A numbered step: its formula, its shapes, dJ/d(name) and, where it differs, the
-        source's per-sample dL/d(name)."""
+        per-sample dL/d(name)."""
         t = self.t
         self.step += 1
         self.out += [f"### {self.step}. {title}", "", f"$${formula}$$", "", shape_text, ""]
@@ -251,8 +267,7 @@ class _Backward:
         per_sample = f"dL/d{name}"
         if per_sample in t and not np.array_equal(t[per_sample], t["dJ/d" + name]):
             self.out += [
-                f"Per sample (the source's $\\partial L / \\partial {_tex(name)}$): "
-                f"${latex(t[per_sample])}$",
+                f"Per sample ($\\partial L / \\partial {_tex(name)}$): ${latex(t[per_sample])}$",
                 "",
             ]
 

@@ -9,8 +9,9 @@ Names follow the worked example, layers numbered by their Linear:
 - ``dJ/dZ{l}``, ``dJ/dA{l}``, ``dJ/dW{l}``, ``dJ/db{l}``, ``dJ/dX``: gradients of the cost, what
   torch's ``.grad`` and ``retain_grad()`` give;
 - ``dL/dZ{l}``, ``dL/dA{l}``: gradients of the *summed* per-element losses, the convention of
-  the source, which differentiates each sample's loss and averages only at the parameters;
-  for ``reduction="mean"`` they are ``numel`` times the ``dJ`` ones.
+  texts that differentiate each sample's loss and average only at the parameters (the worked
+  example's source among them); for ``reduction="mean"`` they are ``numel`` times the ``dJ``
+  ones.
 
 Examples:
     >>> from handprop import worked_example
