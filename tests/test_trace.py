@@ -167,13 +167,34 @@ def test_svg_graph_has_every_node_and_edge_with_values_and_gradients(tmp_path):
     assert path.read_text() == svg
     root = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
-    nodes = {g.get("id")[5:] for g in root.iter(f"{ns}g")}
+    nodes = {g.get("id")[5:] for g in root.iter(f"{ns}g") if "node" in g.get("class")}
     assert nodes == {"X", "Y", "L", "J"} | {f"{k}{n}" for k in "WbZA" for n in (1, 2, 3)}
     edges = {(e.get("data-from"), e.get("data-to")) for e in root.iter(f"{ns}line")}
     assert ("A2", "Z3") in edges and ("W3", "Z3") in edges and ("L", "J") in edges
     assert len(edges) == 3 * 4 + 3  # per layer: input, W, b -> Z and Z -> A; then A3, Y -> L -> J
     texts = " ".join(e.text or "" for e in root.iter(f"{ns}text"))
     assert "[-1.022, -0.9253]" in texts and "dJ/dW3" in texts and "value 0.1952" in texts
+    legend = [g for g in root.iter(f"{ns}g") if g.get("class") == "legend"]
+    assert legend and "gradient of the cost" in " ".join(e.text for e in legend[0])
+
+
+def test_svg_boxes_hold_their_text_for_wider_networks():
+    """Every text line fits inside its box (the numbers spilled out for a 4-unit network)."""
+    from handprop.explain.graph import CHAR, PAD
+
+    model = Sequential(
+        Linear(4, 4, rng=0), ReLU(), Linear(4, 4, rng=1), ReLU(), Linear(4, 1, rng=2), Sigmoid()
+    )
+    X = np.random.default_rng(0).normal(size=(3, 4))
+    svg = trace(model, MSELoss(), X, np.zeros((3, 1))).to_svg()
+    ns = "{http://www.w3.org/2000/svg}"
+    for g in ET.fromstring(svg).iter(f"{ns}g"):
+        if "node" not in g.get("class"):
+            continue
+        rect = g.find(f"{ns}rect")
+        right = float(rect.get("x")) + float(rect.get("width"))
+        for text in g.iter(f"{ns}text"):
+            assert float(text.get("x")) + CHAR * len(text.text) <= right - PAD / 2, text.text
 
 
 def run_cli(*args, block_torch=False):

@@ -16,7 +16,13 @@ from .derivation import fmt
 
 __all__ = ["to_svg"]
 
-WIDTH, LINE, GAP_X, GAP_Y, PAD = 205, 15, 60, 40, 8
+WIDTH, LINE, GAP_X, GAP_Y, PAD = 205, 15, 60, 40, 8  # WIDTH: the narrowest a box may be
+CHAR = 6.7  # px per character of the 11 px monospace font (0.6 em), with a little room
+LEGEND = [
+    "Arrows run forward: X -> Z = A W^T + b -> A -> L -> J.",
+    "Blue boxes: values (value = the forward value); yellow: parameters W, b.",
+    "dJ/d...: the gradient of the cost J at that node, what backward computes.",
+]
 B_SHIFT = 24  # b sits a little right of W, so that W's edge to Z passes beside it
 MAX_ROWS, MAX_COLS = 4, 4
 
@@ -78,22 +84,34 @@ def _nodes_and_edges(t: Any) -> tuple[list[dict], dict[int, list[dict]], list[tu
     return main, above, edges
 
 
+def _box_width(nodes: list[dict]) -> float:
+    """One width for every box: wide enough for the longest line of text in any of them."""
+    longest = max(len(line) for node in nodes for line in node["lines"])
+    return max(WIDTH, round(CHAR * longest + 2 * PAD))
+
+
 def to_svg(t: Any) -> str:
     """SVG text of trace ``t``'s computational graph."""
     main, above, edges = _nodes_and_edges(t)
+    everything = main + [p for ps in above.values() for p in ps]
+    box = _box_width(everything)
     top_height = max(sum(p["height"] + GAP_Y for p in ps) for ps in above.values())
     main_y = PAD + top_height
     boxes: dict[str, tuple[float, float, float]] = {}  # name -> (x, y, height)
     for column, node in enumerate(main):
-        x = PAD + column * (WIDTH + GAP_X)
+        x = PAD + column * (box + GAP_X)
         boxes[node["name"]] = (x, main_y, node["height"])
         y = main_y
         for param in reversed(above.get(column, [])):
             y -= param["height"] + GAP_Y
             shift = B_SHIFT if param["name"].startswith("b") else 0
             boxes[param["name"]] = (x + shift, y, param["height"])
-    width = PAD * 2 + len(main) * (WIDTH + GAP_X) - GAP_X + B_SHIFT
-    height = main_y + max(n["height"] for n in main) + PAD
+    width = max(
+        PAD * 2 + len(main) * (box + GAP_X) - GAP_X + B_SHIFT,
+        PAD * 2 + CHAR * max(len(line) for line in LEGEND),
+    )
+    legend_y = main_y + max(n["height"] for n in main) + GAP_Y / 2
+    height = legend_y + LINE * len(LEGEND) + PAD
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -109,21 +127,20 @@ def to_svg(t: Any) -> str:
         if source[0] == "W":  # down the left, beside b
             x1, y1, x2, y2 = sx + B_SHIFT / 2, sy + sh, tx + B_SHIFT / 2, ty
         elif sy < ty and abs(sx - tx) <= B_SHIFT:  # b or Y straight down onto its node
-            x1, y1, x2, y2 = sx + WIDTH / 2, sy + sh, sx + WIDTH / 2, ty
+            x1, y1, x2, y2 = sx + box / 2, sy + sh, sx + box / 2, ty
         else:
-            x1, y1, x2, y2 = sx + WIDTH, sy + min(sh, th) / 2, tx, ty + min(sh, th) / 2
+            x1, y1, x2, y2 = sx + box, sy + min(sh, th) / 2, tx, ty + min(sh, th) / 2
         parts.append(
             f'<line class="edge" data-from="{source}" data-to="{target}" x1="{x1}" y1="{y1}" '
             f'x2="{x2}" y2="{y2}" stroke="#555" marker-end="url(#arrow)"/>'
         )
-    everything = main + [p for ps in above.values() for p in ps]
     for node in everything:
         x, y, h = boxes[node["name"]]
         kind = "param" if node["name"][0] in "Wb" else "value"
         fill = {"param": "#fff4d6", "value": "#e8f0fe"}[kind]
         parts.append(f'<g class="node {kind}" id="node-{escape(node["name"])}">')
         parts.append(
-            f'<rect x="{x}" y="{y}" width="{WIDTH}" height="{h}" rx="6" fill="{fill}" '
+            f'<rect x="{x}" y="{y}" width="{box}" height="{h}" rx="6" fill="{fill}" '
             'stroke="#333"/>'
         )
         for i, line in enumerate(node["lines"]):
@@ -133,5 +150,11 @@ def to_svg(t: Any) -> str:
                 f'xml:space="preserve">{escape(line)}</text>'
             )
         parts.append("</g>")
+    parts.append('<g class="legend">')
+    for i, line in enumerate(LEGEND):
+        parts.append(
+            f'<text x="{PAD}" y="{legend_y + LINE * (i + 0.8)}" fill="#333">{escape(line)}</text>'
+        )
+    parts.append("</g>")
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
