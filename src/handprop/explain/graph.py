@@ -140,8 +140,7 @@ def to_svg(t: Any) -> str:
         fill = {"param": "#fff4d6", "value": "#e8f0fe"}[kind]
         parts.append(f'<g class="node {kind}" id="node-{escape(node["name"])}">')
         parts.append(
-            f'<rect x="{x}" y="{y}" width="{box}" height="{h}" rx="6" fill="{fill}" '
-            'stroke="#333"/>'
+            f'<rect x="{x}" y="{y}" width="{box}" height="{h}" rx="6" fill="{fill}" stroke="#333"/>'
         )
         for i, line in enumerate(node["lines"]):
             weight = ' font-weight="bold"' if i == 0 else ""
