@@ -586,3 +586,16 @@ def test_an_error_whose_class_needs_several_arguments_keeps_its_class_and_messag
         Sequential(ReLU(), Parses())(np.ones(2))
     with pytest.raises(ValueError, match=r"^Sequential\[1\]: Linear"):
         Sequential(ReLU(), Linear(3, 1))(np.ones((1, 2)))
+
+
+def test_a_backward_called_inside_its_own_forward_says_so():
+    class Impatient(Module):
+        def forward(self, x):
+            self.backward(x)
+            return x
+
+        def backward(self, grad_output):
+            return grad_output
+
+    with pytest.raises(RuntimeError, match=r"Impatient\(\): backward\(\) called while its own forward\(\) is still running"):
+        Impatient()(np.ones(2))

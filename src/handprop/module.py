@@ -325,6 +325,8 @@ def _not_ready_error(module: Module, state: str | None) -> RuntimeError:
         "are incomplete: run forward again first",
         _NO_GRAD: "backward() after a forward() run under handprop.no_grad(), which keeps "
         "nothing for backward; run forward outside no_grad",
+        _FORWARD: "backward() called while its own forward() is still running; call backward "
+        "after forward has returned",
     }
     return RuntimeError(f"{name}: {reasons[state]}")
 
