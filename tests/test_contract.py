@@ -597,5 +597,8 @@ def test_a_backward_called_inside_its_own_forward_says_so():
         def backward(self, grad_output):
             return grad_output
 
-    with pytest.raises(RuntimeError, match=r"Impatient\(\): backward\(\) called while its own forward\(\) is still running"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Impatient\(\): backward\(\) called while its own forward\(\) is still running",
+    ):
         Impatient()(np.ones(2))
