@@ -38,10 +38,23 @@ def accuracy(predict, X: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(predict(X) == y.reshape(-1)))
 
 
-def train(model, loss_fn, optimizer, train_set, test_set, *, epochs, batch_size, rng, predict):
+def train(
+    model,
+    loss_fn,
+    optimizer,
+    train_set,
+    test_set,
+    *,
+    epochs,
+    batch_size,
+    rng,
+    predict,
+    verbose=True,
+):
     """Train ``model`` for ``epochs`` passes over ``train_set``; returns the per-epoch history.
 
-    ``predict(X)`` turns the model's outputs into class labels for the accuracy columns.
+    ``predict(X)`` turns the model's outputs into class labels for the accuracy columns;
+    ``verbose=False`` prints nothing.
     """
     (X_train, y_train), (X_test, y_test) = train_set, test_set
     history = {"loss": [], "train_accuracy": [], "test_accuracy": []}
@@ -56,11 +69,12 @@ def train(model, loss_fn, optimizer, train_set, test_set, *, epochs, batch_size,
         history["loss"].append(total / len(X_train))
         history["train_accuracy"].append(accuracy(predict, X_train, y_train))
         history["test_accuracy"].append(accuracy(predict, X_test, y_test))
-        print(
-            f"epoch {epoch:3d}   loss {history['loss'][-1]:.4f}   "
-            f"train accuracy {history['train_accuracy'][-1]:.3f}   "
-            f"test accuracy {history['test_accuracy'][-1]:.3f}"
-        )
+        if verbose:
+            print(
+                f"epoch {epoch:3d}   loss {history['loss'][-1]:.4f}   "
+                f"train accuracy {history['train_accuracy'][-1]:.3f}   "
+                f"test accuracy {history['test_accuracy'][-1]:.3f}"
+            )
     return history
 
 

@@ -1,0 +1,389 @@
+"""Draw the documentation's pictures with handprop's own code, and write the worked-example page.
+
+    .venv/bin/python tools/make_pictures.py        # rewrites docs/img/*.svg, docs/worked_example.md
+
+Every number in a picture comes from handprop: the worked example's network and graph from
+``handprop.trace``, each activation's derivative from its own ``backward``, the loss curves from
+the training examples run as they are. The SVG is written by hand here (no plotting library),
+so the same numbers give the same file. ``tests/test_pictures.py`` redraws everything and fails
+when a committed picture is stale.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+IMG = ROOT / "docs" / "img"
+COLOURS = ("#1f5fbf", "#d0452b", "#2e8b3e", "#8a4fbf")
+FONT = 'font-family="Helvetica, Arial, sans-serif"'
+
+
+def _n(value: float) -> str:
+    """A coordinate to 0.1 px: enough for the eye, and stable across machines."""
+    text = f"{value:.1f}"
+    return "0.0" if text == "-0.0" else text
+
+
+# --- line charts ------------------------------------------------------------------------------
+
+
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) covering [low, high]."""
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = min((m * power for m in (1, 2, 5, 10) if m * power >= raw), default=10 * power)
+    first = math.ceil(low / step - 1e-9) * step
+    return [round(first + i * step, 10) for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def _tag(name: str, text: str | None = None, **attributes) -> str:
+    """One SVG element; ``text_anchor=`` is written ``text-anchor=``, numbers to 0.1 px."""
+    attrs = " ".join(
+        f'{key.replace("_", "-")}="{_n(value) if isinstance(value, float) else escape(str(value))}"'
+        for key, value in attributes.items()
+    )
+    if text is None:
+        return f"<{name} {attrs}/>"
+    return f"<{name} {attrs}>{escape(text)}</{name}>"
+
+
+def _label(value: float) -> str:
+    return f"{value:g}"
+
+
+def chart(
+    series, *, title, xlabel, ylabel, xlim, ylim, dots=(), width=340, height=250, legend="top"
+):
+    """One line chart as an SVG group, and its size.
+
+    ``series``: ``(label, xs, ys)`` triples; a polyline breaks where ys is NaN. ``dots``:
+    ``(label_index, x, y)`` points drawn as filled circles in their series' colour.
+    ``legend``: "top" (left) or "bottom" (right) corner of the plot.
+    """
+    left, right, top, bottom = 48, 12, 30, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def sx(x):
+        return left + (x - xlim[0]) / (xlim[1] - xlim[0]) * plot_w
+
+    def sy(y):
+        return top + (ylim[1] - y) / (ylim[1] - ylim[0]) * plot_h
+
+    parts = [_tag("rect", x=left, y=top, width=plot_w, height=plot_h, fill="#fafafa")]
+    for x in _ticks(*xlim):
+        parts.append(_tag("line", x1=sx(x), y1=top, x2=sx(x), y2=top + plot_h, stroke="#ddd"))
+        parts.append(_tag("text", _label(x), x=sx(x), y=top + plot_h + 15, text_anchor="middle"))
+    for y in _ticks(*ylim, count=4):
+        parts.append(_tag("line", x1=left, y1=sy(y), x2=left + plot_w, y2=sy(y), stroke="#ddd"))
+        parts.append(_tag("text", _label(y), x=left - 5, y=sy(y) + 4, text_anchor="end"))
+    parts.append(
+        _tag("rect", x=left, y=top, width=plot_w, height=plot_h, fill="none", stroke="#999")
+    )
+    for i, (_, xs, ys) in enumerate(series):
+        for piece in _pieces(xs, ys):
+            points = " ".join(f"{_n(sx(x))},{_n(sy(y))}" for x, y in piece)
+            parts.append(
+                _tag("polyline", points=points, fill="none", stroke=COLOURS[i], stroke_width=2)
+            )
+    for i, x, y in dots:
+        parts.append(_tag("circle", cx=sx(x), cy=sy(y), r=3.5, fill=COLOURS[i]))
+    for i, (label, _, _) in enumerate(series):
+        if legend == "top":
+            x, y = left + 8, top + 14 + 16 * i
+        else:
+            x, y = left + plot_w - 100, top + plot_h - 8 - 16 * (len(series) - 1 - i)
+        parts.append(
+            _tag("line", x1=x, y1=y - 4, x2=x + 18, y2=y - 4, stroke=COLOURS[i], stroke_width=2)
+        )
+        parts.append(_tag("text", label, x=x + 23, y=y))
+    middle = left + plot_w / 2
+    parts.append(_tag("text", title, x=middle, y=18, text_anchor="middle", font_weight="bold"))
+    parts.append(_tag("text", xlabel, x=middle, y=height - 6, text_anchor="middle"))
+    parts.append(
+        _tag(
+            "text",
+            ylabel,
+            transform=f"translate(13 {_n(top + plot_h / 2)}) rotate(-90)",
+            text_anchor="middle",
+        )
+    )
+    return "\n".join(parts), (width, height)
+
+
+def _pieces(xs, ys):
+    """The (x, y) runs between NaNs: a jump is drawn as a break, not as a slope."""
+    piece = []
+    for x, y in zip(xs, ys, strict=True):
+        if np.isnan(y):
+            if piece:
+                yield piece
+            piece = []
+        else:
+            piece.append((float(x), float(y)))
+    if piece:
+        yield piece
+
+
+def figure(charts, title: str) -> str:
+    """Charts side by side in one SVG document."""
+    width = sum(size[0] for _, size in charts)
+    height = max(size[1] for _, size in charts)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" {FONT} font-size="12">',
+        f"<title>{escape(title)}</title>",
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
+    x = 0
+    for body, (w, _) in charts:
+        parts += [f'<g transform="translate({x} 0)">', body, "</g>"]
+        x += w
+    return "\n".join([*parts, "</svg>"]) + "\n"
+
+
+# --- activations: f and f', the derivative from handprop's own backward -----------------------
+
+
+def activation_figure(name: str, module, *, note: str = "") -> str:
+    """f(x) and f'(x) on [-4, 4]; f' is ``module.backward(ones)`` after ``module(x)``.
+
+    Where f' jumps (ReLU's kink at 0), the line breaks and a dot marks the value handprop
+    (like torch) gives at the kink itself.
+    """
+    x = np.linspace(-4.0, 4.0, 401)  # x = 0 is on the grid: the kink is evaluated exactly
+    y = module(x)
+    slope = module.backward(np.ones_like(x))
+    lines = np.array(slope, dtype=float)
+    jumps = np.flatnonzero(np.abs(np.diff(lines)) > 0.2)
+    dots = []
+    for j in jumps:
+        kink = j if x[j] == 0 else j + 1  # the grid point at the kink keeps its value as a dot
+        dots.append((1, float(x[kink]), float(lines[kink])))
+        lines[kink] = np.nan
+    low = min(float(np.min(y)), float(np.min(slope)), 0.0)
+    high = max(float(np.max(y)), float(np.max(slope)), 1.0)
+    pad = 0.08 * (high - low)
+    body, size = chart(
+        [(f"{name}(x)", x, y), (f"{name}'(x) from backward" + note, x, lines)],
+        title=f"{name} and its derivative",
+        xlabel="x",
+        ylabel="",
+        xlim=(-4.0, 4.0),
+        ylim=(low - pad, high + pad),
+        dots=dots,
+        width=420,
+        height=280,
+    )
+    return figure([(body, size)], f"{name}(x) and its derivative, computed by handprop")
+
+
+def softmax_figure() -> str:
+    """Softmax of the two logits (x, 0): its first output, and d(output 0)/d(logit 0)."""
+    from handprop.layers import Softmax
+
+    x = np.linspace(-6.0, 6.0, 241)
+    softmax = Softmax(dim=1)
+    logits = np.stack([x, np.zeros_like(x)], axis=1)
+    p = softmax(logits)[:, 0]
+    upstream = np.zeros_like(logits)
+    upstream[:, 0] = 1.0  # the gradient of output 0: one row of the Jacobian, per sample
+    dp = softmax.backward(upstream)[:, 0]
+    body, size = chart(
+        [("softmax(x, 0)[0]", x, p), ("d softmax[0] / dx, from backward", x, dp)],
+        title="Softmax of two logits (x, 0)",
+        xlabel="x (the first logit; the second is 0)",
+        ylabel="",
+        xlim=(-6.0, 6.0),
+        ylim=(-0.08, 1.08),
+        width=420,
+        height=280,
+    )
+    return figure([(body, size)], "Softmax and its derivative, computed by handprop")
+
+
+# --- the training examples' curves ----------------------------------------------------------------
+
+
+def training_figure(history, title: str) -> str:
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    loss = np.asarray(history["loss"])
+    left = chart(
+        [("training loss (mean per sample)", epochs, loss)],
+        title=title,
+        xlabel="epoch",
+        ylabel="loss",
+        xlim=(0, len(epochs)),
+        ylim=(0.0, float(loss.max()) * 1.08),
+    )
+    right = chart(
+        [
+            ("train", epochs, history["train_accuracy"]),
+            ("test", epochs, history["test_accuracy"]),
+        ],
+        title="accuracy",
+        xlabel="epoch",
+        ylabel="accuracy",
+        xlim=(0, len(epochs)),
+        ylim=(0.5, 1.02),
+        legend="bottom",
+    )
+    return figure([left, right], f"{title}: loss and accuracy per epoch")
+
+
+def run_example(name: str):
+    """The history of examples/<name>.py's training run, with its defaults."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        module = __import__(name)
+        return module.run(verbose=False)
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+
+
+# --- the worked example's network: values forward, gradients backward --------------------------
+
+
+def network_figure(t, sample: int = 0) -> str:
+    """The 2-3-2-1 network as neurons: each shows its forward value and its gradient for one
+    sample; each edge's width is its weight's size (blue positive, red negative)."""
+    layers = [("X", "dJ/dX", "x")]
+    for layer in t.layers:
+        n = layer.number
+        layers.append((f"A{n}", f"dJ/dZ{n}", f"a{n}"))
+    column_x = [70 + 190 * i for i in range(len(layers))]
+    height, radius = 350, 36
+
+    def centre(column: int, row: int, count: int):
+        return column_x[column], 175 + (row - (count - 1) / 2) * 100
+
+    parts = []
+    for i, layer in enumerate(t.layers, start=1):
+        weight = np.asarray(t[f"W{layer.number}"])
+        for j in range(weight.shape[0]):
+            for k in range(weight.shape[1]):
+                x1, y1 = centre(i - 1, k, weight.shape[1])
+                x2, y2 = centre(i, j, weight.shape[0])
+                colour = COLOURS[0] if weight[j, k] >= 0 else COLOURS[1]
+                stroke = 0.8 + 1.4 * min(abs(float(weight[j, k])), 4.0)
+                parts.append(
+                    f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" '
+                    f'stroke="{colour}" stroke-opacity="0.45" stroke-width="{_n(stroke)}"/>'
+                )
+    for i, (value_name, grad_name, label) in enumerate(layers):
+        values = np.asarray(t[value_name])[sample]
+        grads = np.asarray(t[grad_name])[sample]
+        for j, (value, grad) in enumerate(zip(values, grads, strict=True)):
+            x, y = centre(i, j, len(values))
+            parts += [
+                f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{radius}" fill="white" stroke="#333"/>',
+                f'<text x="{_n(x)}" y="{_n(y - 4)}" text-anchor="middle">{_fmt(value)}</text>',
+                f'<text x="{_n(x)}" y="{_n(y + 12)}" text-anchor="middle" fill="{COLOURS[1]}">'
+                f"{_fmt(grad)}</text>",
+            ]
+        parts.append(
+            f'<text x="{column_x[i]}" y="{height - 12}" text-anchor="middle" '
+            f'font-weight="bold">{label}</text>'
+        )
+    cost_x = column_x[-1] + 150
+    parts += [
+        f'<line x1="{column_x[-1] + radius}" y1="175" x2="{cost_x - 48}" y2="175" stroke="#333" '
+        'marker-end="url(#arrow)"/>',
+        _tag(
+            "rect", x=cost_x - 48, y=150, width=96, height=50, rx=6, fill="#fff4d6", stroke="#333"
+        ),
+        f'<text x="{cost_x}" y="171" text-anchor="middle">cost J</text>',
+        f'<text x="{cost_x}" y="188" text-anchor="middle">{_fmt(t["J"])}</text>',
+        f'<text x="{cost_x}" y="{height - 12}" text-anchor="middle" font-weight="bold">'
+        f"{escape(repr(t.loss_fn))}</text>",
+        f'<text x="12" y="22">Each neuron: its forward value (black) and the gradient dJ/dz '
+        f"(red; dJ/dx for the inputs), sample {sample + 1}. Edges: weights, blue positive, "
+        "red negative.</text>",
+    ]
+    width = cost_x + 70
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" {FONT} font-size="12">\n'
+        "<title>The worked example's network, forward values and gradients, by handprop</title>\n"
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#333"/></marker>'
+        f'</defs>\n<rect width="{width}" height="{height}" fill="white"/>'
+    )
+    return "\n".join([head, *parts, "</svg>"]) + "\n"
+
+
+def _fmt(value) -> str:
+    """4 significant digits, as the derivation prints them."""
+    from handprop.explain.derivation import fmt
+
+    return escape(fmt(float(value)))
+
+
+# --- everything -------------------------------------------------------------------------------
+
+
+def pictures() -> dict[str, str]:
+    """Each picture's file name under docs/img/, and its SVG text."""
+    from handprop import trace, worked_example
+    from handprop.layers import LeakyReLU, ReLU, Sigmoid, Tanh
+
+    X, y = worked_example.data()
+    t = trace(worked_example.model(), worked_example.loss_fn(), X, y)
+    return {
+        "worked_example_network.svg": network_figure(t),
+        "worked_example_graph.svg": t.to_svg(),
+        "relu.svg": activation_figure("ReLU", ReLU()),
+        "leaky_relu.svg": activation_figure(
+            "LeakyReLU", LeakyReLU(negative_slope=0.1), note=", slope 0.1"
+        ),
+        "sigmoid.svg": activation_figure("Sigmoid", Sigmoid()),
+        "tanh.svg": activation_figure("Tanh", Tanh()),
+        "softmax.svg": softmax_figure(),
+        "train_digits.svg": training_figure(run_example("train_digits"), "digits, 64-64-10 MLP"),
+        "train_breast_cancer.svg": training_figure(
+            run_example("train_breast_cancer"), "breast cancer, 30-16-1 MLP"
+        ),
+    }
+
+
+def worked_example_page() -> str:
+    """docs/worked_example.md: what `handprop walkthrough --markdown FILE` writes, with the
+    network and the computational graph drawn at its top."""
+    from handprop import trace, worked_example
+    from handprop.cli import MARKDOWN_HEADER
+
+    X, y = worked_example.data()
+    t = trace(worked_example.model(), worked_example.loss_fn(), X, y)
+    pictures = (
+        "![The worked example's network: each neuron's value and gradient]"
+        "(img/worked_example_network.svg)\n\n"
+        "The whole computation as a graph, every node with its value and its gradient "
+        "(`handprop walkthrough --svg FILE` draws it; scroll sideways):\n\n"
+        '<div style="overflow-x: auto"><img src="../img/worked_example_graph.svg" '
+        'alt="The computational graph of the worked example" style="max-width: none"></div>\n\n'
+    )
+    return (
+        "<!-- Generated by tools/make_pictures.py from handprop's own computation; "
+        "tests/test_pictures.py fails when it is stale. -->\n\n"
+        + MARKDOWN_HEADER
+        + pictures
+        + t.to_markdown()
+    )
+
+
+def main() -> None:
+    (ROOT / "docs" / "worked_example.md").write_text(worked_example_page(), encoding="utf-8")
+    print("wrote docs/worked_example.md")
+    IMG.mkdir(parents=True, exist_ok=True)
+    for name, svg in pictures().items():
+        (IMG / name).write_text(svg, encoding="utf-8")
+        print(f"wrote docs/img/{name}")
+
+
+if __name__ == "__main__":
+    main()
