@@ -1,7 +1,9 @@
 """trace(): every named value of the worked example and of random networks against torch's
 retain_grad() values, both dtypes; the derivation, the graph and the walkthrough."""
 
+import ast
 import copy
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -199,23 +201,45 @@ def run_cli(*args, block_torch=False):
 @pytest.mark.torch  # it checks torch's column of match marks too
 def test_walkthrough_prints_the_correct_values_and_explains_every_difference(tmp_path):
     out = run_cli("walkthrough", "--svg", str(tmp_path / "g.svg"))
-    assert "handprop  dL/dA2 = [[0.04556147, -0.02733689], [-0.1277016, 0.07662095]]" in out
+    # 4 significant digits beside the document's 4 decimals
+    assert "handprop  dL/dA2 = [[0.04556, -0.02734], [-0.1277, 0.07662]]" in out
     assert "document  [[0.0456], [0.0766]]   DIFFERS: the document multiplies elementwise" in out
-    assert "handprop  dJ/db2 = [-0.06385079, 0.02464203]" in out
+    assert "handprop  dJ/db2 = [-0.06385, 0.02464]" in out
+    # a rounded value keeps its trailing zeros (1.100, not 1.1, which would read as exact)
+    assert "handprop  dL/dA3 = [[1.100], [-1.343]]" in out
+    words = " ".join(out.split())  # explanations wrap at 100 columns
+    assert "the document cuts 0.1901724 to 0.1901 instead of rounding (0.1902)" in words
     assert "At Z2[0, 0] = 0 exactly ReLU has no derivative" in out
     # dA3/dZ3 and dL/dW3 (truncation), dJ/db3 (rounding), dL/dA2 (step 4), dL/dZ2 (carried)
     assert out.count("DIFFERS") == 5 and "see below" not in out
     assert "✗" not in out and out.count("✓") == 26
-    assert "cost after the step: 0.1630321" in out
+    assert "cost after the step: 0.1630 (before: 0.1952)" in out
     assert max(len(line) for line in out.splitlines()) <= 100  # torch's column included
     assert (tmp_path / "g.svg").read_text().startswith("<svg")
+
+
+@pytest.mark.torch
+def test_walkthrough_full_prints_every_digit_of_the_dtype():
+    full = run_cli("walkthrough", "--full")
+    X, y = we.data()
+    t = trace(we.model(), we.loss_fn(), X, y)
+    for name in ("dL/dA2", "dJ/db2", "dJ/dW1"):
+        line = next(x for x in full.splitlines() if x.startswith(f"    handprop  {name} = "))
+        printed = np.array(ast.literal_eval(line.split(" = ", 1)[1]), dtype=np.float32)
+        np.testing.assert_array_equal(printed, t[name])  # every bit of the float32 value
+    assert "handprop  dL/dA2 = [[0.045561474, -0.027336886], [-0.12770158, 0.07662095]]" in full
+    assert "cost after the step: 0.16303208 (before: 0.19522892)" in full  # float32, not 17 digits
+    assert max(len(line) for line in full.splitlines()) <= 100
+    full64 = run_cli("walkthrough", "--full", "--dtype", "float64", "--no-torch")
+    # float64: up to 17 digits; the cost computed with Python's math module: 0.1952288621014371
+    assert "handprop  J = 0.195228862101437" in full64
 
 
 def test_walkthrough_runs_without_torch_and_as_a_module():
     out = run_cli("walkthrough", "--dtype", "float64", block_torch=True)
     assert "(torch is not installed)" in " ".join(out.split()) and "✓" not in out
     assert max(len(line) for line in out.splitlines()) <= 100  # wrapped for a terminal
-    assert "handprop  J = 0.1952289" in out
+    assert "handprop  J = 0.1952" in out
     as_module = subprocess.run(
         [sys.executable, "-m", "handprop", "walkthrough", "--no-torch"],
         capture_output=True,
@@ -281,3 +305,21 @@ def test_the_walkthroughs_explanations_are_computed_and_checked():
     assert "cuts 0.1901723 to 0.1901 instead of rounding (0.1902)" in text
     with pytest.raises(AssertionError, match="no truncation explains the difference"):
         _truncations([0.19017], [0.1903])
+
+
+def test_walkthrough_into_a_closed_pipe_ends_quietly():
+    """`handprop walkthrough | head -3`: the reader leaves early; no traceback follows. The
+    pipe's reading end is closed before the walkthrough writes, so its first line meets it."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    code = "import sys; from handprop.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "walkthrough", "--no-torch"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    os.close(write_end)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

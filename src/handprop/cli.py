@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -16,6 +17,16 @@ MARKDOWN_HEADER = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``handprop COMMAND ...``; returns the exit status."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # `handprop walkthrough | head`: the reader left, not an error
+        # Python would report the broken pipe again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="handprop", description="Backpropagation by hand in NumPy, checked against torch."
     )
@@ -38,11 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     walk.add_argument("--svg", metavar="FILE", help="also draw the computational graph as SVG")
     walk.add_argument("--markdown", metavar="FILE", help="also write the LaTeX derivation")
     walk.add_argument("--no-torch", action="store_true", help="do not compare with torch")
+    walk.add_argument(
+        "--full",
+        action="store_true",
+        help="print every value in full (default: 4 significant digits, beside the "
+        "document's 4 decimals)",
+    )
     args = parser.parse_args(argv)
 
     from .explain.walkthrough import walkthrough
 
-    t = walkthrough(sys.stdout, dtype=np.dtype(args.dtype), use_torch=not args.no_torch)
+    t = walkthrough(
+        sys.stdout, dtype=np.dtype(args.dtype), use_torch=not args.no_torch, full=args.full
+    )
     if args.svg:
         t.to_svg(args.svg)
         print(f"\nwrote the computational graph to {args.svg}")

@@ -28,17 +28,34 @@ CHECK, CROSS = "✓", "✗"
 WIDTH = 100  # columns: a terminal's line, wider only for what cannot break
 
 
-def _num(v: Any) -> str:
-    text = f"{float(v):.7g}"
+DIGITS = 4  # significant digits of the values shown beside the document's 4 decimals
+
+
+def _num(v: Any, digits: int | None = None) -> str:
+    """``v`` to ``digits`` significant digits; ``None``: in full, the shortest text that reads
+    back as the same number in its own dtype (float32: about 7 digits; float64: up to 17).
+
+    Trailing zeros are kept when they are digits of a rounded value (1.100259 is 1.100, not
+    1.1, which would read as exact) and dropped when the value is exact (4, -7.8, 0.5).
+    """
+    v = np.asarray(v)[()]
+    v = v if isinstance(v, np.floating) else np.float64(v)
+    if digits is None:
+        text = str(v).removesuffix(".0")
+    else:
+        text = f"{float(v):.{digits}g}"
+        if type(v)(text) != v:  # rounded: show all its digits, trailing zeros too
+            text = f"{float(v):#.{digits}g}".rstrip(".")
     return "0" if text == "-0" else text
 
 
-def show(a: Any) -> str:
-    """An array as a nested list with 7 significant digits: [[4, 2, -7.8], [6, 9, -16]]."""
+def show(a: Any, digits: int | None = None) -> str:
+    """An array as a nested list: ``show(Z1, 4)`` is [[4, 2, -7.8], [6, 9, -16]]; without
+    ``digits``, every number in full (see ``_num``)."""
     a = np.asarray(a)
     if a.ndim == 0:
-        return _num(a)
-    return "[" + ", ".join(show(row) for row in a) + "]"
+        return _num(a, digits)
+    return "[" + ", ".join(show(row, digits) for row in a) + "]"
 
 
 def _doc_agrees(value: Any, printed: Any) -> bool:
@@ -47,8 +64,13 @@ def _doc_agrees(value: Any, printed: Any) -> bool:
 
 
 class _Printer:
-    def __init__(self, t: Trace, out: TextIO, torch_report: Any) -> None:
-        self.t, self.out, self.report = t, out, torch_report
+    def __init__(self, t: Trace, out: TextIO, report: Any, digits: int | None, dtype) -> None:
+        self.t, self.out, self.report, self.digits, self.dtype = t, out, report, digits, dtype
+
+    def show(self, a: Any) -> str:
+        """A value computed in the walkthrough's dtype (Python floats such as the cost too),
+        with its significant digits: 4, or all that dtype holds with ``full=True``."""
+        return show(np.asarray(a, dtype=self.dtype), self.digits)
 
     def line(self, text: str = "") -> None:
         """Print ``text``, each line wrapped at 100 columns (continuations indented)."""
@@ -74,7 +96,7 @@ class _Printer:
         why: str | None = None,
     ) -> None:
         """handprop's value; the document's (agreeing to 4 decimals, or why not); torch's."""
-        self.line(f"    handprop  {label} = {show(value)}")
+        self.line(f"    handprop  {label} = {self.show(value)}")
         if document is not None:
             if _doc_agrees(value, document):
                 self.line(f"    document  {show(document)}   (agrees to its 4 decimals)")
@@ -83,10 +105,8 @@ class _Printer:
         if self.report is not None and torch_name is not None:
             row = self.report[torch_name]
             mark = CHECK if row.passed else CROSS
-            torch_value = np.asarray(row.torch_value) * torch_scale
-            self.line(
-                f"    torch     {show(torch_value)}   {mark} (max difference {row.max_abs:.1e})"
-            )
+            torch_value = self.show(np.asarray(row.torch_value) * torch_scale)
+            self.line(f"    torch     {torch_value}   {mark} (max difference {row.max_abs:.1e})")
 
 
 def _torch_report(model, loss_fn, X, Y):
@@ -99,9 +119,13 @@ def _torch_report(model, loss_fn, X, Y):
 
 
 def walkthrough(
-    out: TextIO | None = None, dtype: Any = np.float32, use_torch: bool = True
+    out: TextIO | None = None, dtype: Any = np.float32, use_torch: bool = True, full: bool = False
 ) -> Trace:
     """Print the walkthrough to ``out`` (default stdout); returns the trace it is built on.
+
+    Values show 4 significant digits, beside the document's 4 decimals; ``full=True`` shows
+    every digit of the dtype (also ``handprop walkthrough --full``), and the returned trace
+    holds every value as an array (``t["dJ/dW1"]``).
 
     One function per part of the story, in order; every number an explanation cites is
     computed from handprop's values or the document's, never typed in.
@@ -111,7 +135,8 @@ def walkthrough(
     model, (X, Y), loss_fn = we.model(dtype), we.data(dtype), we.loss_fn()
     t = trace(model, loss_fn, X, Y)
     report = _torch_report(model, loss_fn, X, Y) if use_torch else None
-    w = _Walk(_Printer(t, out or sys.stdout, report), t, model, X, Y, loss_fn, np.dtype(dtype))
+    printer = _Printer(t, out or sys.stdout, report, None if full else DIGITS, np.dtype(dtype))
+    w = _Walk(printer, t, model, X, Y, loss_fn, np.dtype(dtype))
     for part in (
         _introduction,
         _network_and_parameters,
@@ -154,6 +179,12 @@ def _introduction(w: _Walk) -> None:
     w.p.line(
         "Values: handprop's own computation; 'document': the number the source prints; 'torch': "
         + ("autograd's value, with a match mark." if w.p.report else "(torch is not installed).")
+        + (
+            " Values show 4 significant digits, beside the document's 4 decimals (--full: every"
+            " digit)."
+            if w.p.digits
+            else " Values in full: every digit of their dtype."
+        )
     )
 
 
@@ -161,12 +192,11 @@ def _network_and_parameters(w: _Walk) -> None:
     p = w.p
     p.heading("1. The network")
     p.line(str(w.model))
-    p.line(
-        f"dtype {w.dtype}; loss {w.loss_fn!r}; X = {show(w.X)}, y = {show(w.Y)} (samples are rows)"
-    )
+    data = f"X = {p.show(w.X)}, y = {p.show(w.Y)}"
+    p.line(f"dtype {w.dtype}; loss {w.loss_fn!r}; {data} (samples are rows)")
     p.heading("2. Parameters, set by hand as in the source (.grad is None until a backward)")
     for name, param in w.model.named_parameters():
-        p.line(f"  {name:<9} shape {param.shape!s:<7} {show(param.data)}   grad {param.grad}")
+        p.line(f"  {name:<9} shape {param.shape!s:<7} {p.show(param.data)}   grad {param.grad}")
 
 
 def _forward(w: _Walk) -> None:
@@ -210,7 +240,7 @@ def _step_1_from_the_cost(w: _Walk) -> None:
     p, t = w.p, w.t
     p.line("\n  Step 1. dL/dA3 = -y / A3 + (1 - y) / (1 - A3)        shape (2, 1), like A3")
     p.value("dL/dA3", t["dL/dA3"], w.doc["dL/dA3"], "dJ/dA3", torch_scale=w.m)
-    p.line(f"    (dJ/dA3 = dL/dA3 / {w.m} = {show(t['dJ/dA3'])})")
+    p.line(f"    (dJ/dA3 = dL/dA3 / {w.m} = {p.show(t['dJ/dA3'])})")
 
 
 def _step_2_through_the_sigmoid(w: _Walk) -> None:
@@ -271,7 +301,8 @@ def _step_5_through_the_relu(w: _Walk) -> None:
     p.line(
         "    At Z2[0, 0] = 0 exactly ReLU has no derivative. handprop, like torch, takes 0 there\n"
         "    (the mask is Z2 > 0, not Z2 >= 0), so no gradient reaches Z2[0, 0] although\n"
-        f"    dL/dA2[0, 0] = {show(t['dL/dA2'][0, 0])}; with the other choice, 1, dJ/db2 would be "
+        f"    dL/dA2[0, 0] = {p.show(t['dL/dA2'][0, 0])}; with the other choice, 1, dJ/db2 "
+        "would be "
         f"[{', '.join(f'{v:.4f}' for v in db2_other)}]."
     )
     mask = (t["Z2"] > 0).astype(int).tolist()
@@ -320,14 +351,18 @@ def _adam_step(w: _Walk) -> None:
     torch_after = _torch_adam_step(we.model(w.dtype), w.X, w.Y) if p.report is not None else None
     for name, param in model.named_parameters():
         moved = param.data - before[name]
-        p.line(f"  {name:<9} {show(param.data)}")
-        p.line(f"            moved {show(moved)}   (gradient sign {show(np.sign(grads[name]))})")
+        p.line(f"  {name:<9} {p.show(param.data)}")
+        p.line(
+            f"            moved {p.show(moved)}   (gradient sign {p.show(np.sign(grads[name]))})"
+        )
         if torch_after is not None:
             from ..interop import compare
 
             _, _, ok = compare(param.data, torch_after[name], w.dtype)
-            p.line(f"            torch {show(torch_after[name])}   {CHECK if ok else CROSS}")
-    p.line(f"  cost after the step: {show(w.loss_fn(model(w.X), w.Y))} (before: {show(w.t['J'])})")
+            p.line(f"            torch {p.show(torch_after[name])}   {CHECK if ok else CROSS}")
+    p.line(
+        f"  cost after the step: {p.show(w.loss_fn(model(w.X), w.Y))} (before: {p.show(w.t['J'])})"
+    )
 
 
 def _truncations(values: Any, printed: Any) -> str:
@@ -341,7 +376,7 @@ def _truncations(values: Any, printed: Any) -> str:
         if abs(round(v, 4) - d) > 5e-9 and abs(np.trunc(v * 1e4) / 1e4 - d) < 5e-9
     ]
     assert cuts, "no truncation explains the difference"  # the walkthrough's claim, checked
-    cut = " and ".join(f"{_num(v)} to {d:.4f}" for v, d in cuts)
+    cut = " and ".join(f"{_num(v, 7)} to {d:.4f}" for v, d in cuts)
     rounded = ", ".join(f"{round(v, 4):.4f}" for v, _ in cuts)
     return f"truncation: the document cuts {cut} instead of rounding ({rounded})"
 
