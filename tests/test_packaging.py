@@ -112,3 +112,14 @@ def test_user_facing_text_speaks_only_of_the_library_and_its_users():
     ]
     assert not found, "\n".join(found)
     assert internal.search("see issue 6") and internal.search("on this project's machines")
+
+
+def test_the_notebook_extra_installs_jupyter():
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    names = {re.split(r"[<>=\[ ]", req)[0] for req in extras["notebook"]}
+    assert {"notebook", "ipykernel"} <= names  # `jupyter notebook` and the python3 kernel
+    assert "'.[notebook]'" in (ROOT / "README.md").read_text()
