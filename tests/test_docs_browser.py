@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from test_packaging import INTERNAL_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -131,6 +132,7 @@ def _visit(browser, base: str, url: str, screenshot: Path):
     page.evaluate("() => MathJax.startup.promise")
     found = {
         "text": page.evaluate(_VISIBLE_TEXT),
+        "all_text": page.evaluate("() => document.body.innerText"),
         "formulas": page.evaluate(_FORMULAS),
         "images": page.evaluate(_IMAGES),
         "outside": outside,
@@ -156,6 +158,9 @@ def test_every_page_renders_its_math_offline(site, browser):
         built = (out / path / "index.html").read_text(encoding="utf-8").count('class="arithmatex"')
         if len(found["formulas"]) != built:
             problems.append(f"{path or '/'}: {built} formulas built, {len(found['formulas'])} seen")
+        internal = INTERNAL_WORDS.search(found["all_text"])
+        if internal:
+            problems.append(f"{path or '/'}: words of the team's work: {internal.group(0)!r}")
         left = [raw for raw in _RAW_LATEX if raw in found["text"]]
         if left:
             problems.append(f"{path or '/'}: raw LaTeX {left} in the visible text")

@@ -96,22 +96,41 @@ def test_interop_without_torch_says_what_to_install():
     )
 
 
+# Words of the team's work, which mean nothing to a user: tests/test_docs_browser.py also looks
+# for them in the text of every built page.
+INTERNAL_WORDS = re.compile(
+    r"\bissues? \d|\(issue|this project's machine|CI machine|our machines", re.I
+)
+
+
 def test_user_facing_text_speaks_only_of_the_library_and_its_users():
-    """README, docs pages, examples and the package's own text (docstrings, messages) carry no
-    words of the team's work: issue numbers, 'this project's machines', CI machines."""
-    internal = re.compile(
-        r"\bissues? \d|\(issue|this project's machine|CI machine|our machines", re.I
-    )
+    """README, docs pages, examples, the notebook, the CLI's help and the package's own text
+    (docstrings, messages) carry no words of the team's work: issue numbers, 'this project's
+    machines', CI machines."""
     files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "examples").glob("*.py")]
-    files += [*(ROOT / "src" / "handprop").rglob("*.py")]
+    files += [
+        ROOT / "examples" / "worked_example.ipynb",
+        *(ROOT / "src" / "handprop").rglob("*.py"),
+    ]
     found = [
         f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
         for path in files
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if internal.search(line)
+        if INTERNAL_WORDS.search(line)
     ]
+    for args in (["--help"], ["walkthrough", "--help"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "handprop", *args], capture_output=True, text=True, check=True
+        ).stdout
+        found += [
+            f"handprop {' '.join(args)}: {line}"
+            for line in shown.splitlines()
+            if INTERNAL_WORDS.search(line)
+        ]
     assert not found, "\n".join(found)
-    assert internal.search("see issue 6") and internal.search("on this project's machines")
+    assert INTERNAL_WORDS.search("see issue 6") and INTERNAL_WORDS.search(
+        "on this project's machines"
+    )
 
 
 def test_the_notebook_extra_installs_jupyter():
