@@ -1,4 +1,5 @@
-"""Layers: ``Linear``; the activations ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU``, ``Softmax``.
+"""Layers: ``Linear``; the activations ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU``, ``GELU``,
+``Softmax``, ``LogSoftmax``; ``Dropout`` and ``Identity``.
 
 Each class has its forward and its backward side by side. Notation: ``N`` is the batch size,
 ``x`` the forward input, ``y`` the forward output, ``g = dJ/dy`` the ``grad_output`` that
@@ -20,7 +21,18 @@ from ._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, freeze, private
 from ._fast import keep_where_active
 from .module import Module, Parameter
 
-__all__ = ["LeakyReLU", "Linear", "ReLU", "Sigmoid", "Softmax", "Tanh"]
+__all__ = [
+    "GELU",
+    "Dropout",
+    "Identity",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+]
 
 
 def _positive_int(value: Any, owner: str, name: str) -> int:
@@ -53,6 +65,31 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     with np.errstate(under="ignore", invalid="ignore"):
         shifted = x - x.max(axis=axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)  # Python's erf, elementwise (NumPy has none)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function ``erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt``, elementwise.
+
+    Evaluated in float64 by Python's ``math.erf`` and returned in ``x``'s dtype (float32 is
+    then correctly rounded, as close as torch's own float32 erf or closer).
+    """
+    return _ERF(x.astype(np.float64)).astype(x.dtype)
+
+
+def _dim(dim: Any, owner: str) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{owner}: dim must be an int, got {dim!r}")
+    return int(dim)
+
+
+def _check_dim(module: Module, x: np.ndarray) -> None:
+    if not -x.ndim <= module.dim < x.ndim:
+        raise ValueError(
+            f"{module!r}: dim {module.dim} is out of range for input of shape {shape_str(x.shape)}"
+        )
 
 
 class Linear(Module):
@@ -351,16 +388,11 @@ class Softmax(Module):
 
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-            raise TypeError(f"Softmax: dim must be an int, got {dim!r}")
-        self.dim = int(dim)
+        self.dim = _dim(dim, "Softmax")
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, self, "input")
-        if not -x.ndim <= self.dim < x.ndim:
-            raise ValueError(
-                f"{self!r}: dim {self.dim} is out of range for input of shape {shape_str(x.shape)}"
-            )
+        _check_dim(self, x)
         if x.size == 0:  # nothing to normalise (torch returns the empty tensor too)
             self._y = freeze(x.copy())
             return self._y
@@ -386,3 +418,233 @@ class Softmax(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """Log-softmax along ``dim``: ``y_j = x_j - log sum_k exp(x_k)``, the log of ``Softmax``.
+
+    Computed as ``x - max - log(sum(exp(x - max)))`` (see ``log_softmax``): no overflow for
+    large logits, and no ``log(0) = -inf`` for very unlikely classes, which ``log(softmax(x))``
+    would give. Followed by ``NLLLoss`` it is ``CrossEntropyLoss``, in two steps.
+
+    Args:
+        dim: the axis the probabilities are taken along (default -1, the last).
+
+    Shape: input any shape with at least ``dim + 1`` axes (``(N, C)`` usually); output the same.
+
+    Examples:
+        >>> log_softmax_layer = LogSoftmax(dim=1)
+        >>> log_softmax_layer(np.array([[0.0, 0.0], [100.0, 0.0]])).round(6)  # log(1/2)
+        array([[  -0.693147,   -0.693147],
+               [   0.      , -100.      ]])
+        >>> log_softmax_layer.backward(np.array([[1.0, 0.0], [1.0, 0.0]])).round(6)  # g - p sum(g)
+        array([[ 0.5, -0.5],
+               [ 0. , -0. ]])
+    """
+
+    _cache = ("_y",)
+    _guards_its_arrays = True
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = _dim(dim, "LogSoftmax")
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = as_float_array(x, self, "input")
+        _check_dim(self, x)
+        if x.size == 0:  # nothing to normalise (torch returns the empty tensor too)
+            self._y = freeze(x.copy())
+        else:
+            self._y = freeze(log_softmax(x, axis=self.dim))
+        return self._y
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """``dJ/dx = g - softmax(x) * sum(g)``, the sum along ``dim``, softmax = ``exp(y)``.
+
+        From ``dy_i/dx_j = [i == j] - softmax(x)_j``: every output depends on every input of
+        its slice through the log-sum-exp, so each input gets its own gradient minus its
+        probability times the slice's total gradient.
+        """
+        y = self._y
+        g = self._grad_output(grad_output, y.shape, y.dtype)
+        if not input_grad:  # no parameters: nothing else to do
+            return None
+        with np.errstate(invalid="ignore", under="ignore"):  # inf/NaN as torch, silently
+            return g - np.exp(y) * g.sum(axis=self.dim, keepdims=True)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class GELU(Module):
+    """Gaussian error linear unit: ``y = x * Phi(x)``, elementwise, ``Phi`` the standard normal
+    distribution function, ``Phi(x) = (1 + erf(x / sqrt(2))) / 2``.
+
+    With ``approximate="tanh"``, torch's (and GPT-2's) approximation
+    ``Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2``.
+
+    Args:
+        approximate: ``"none"`` (default, the exact erf form) or ``"tanh"``.
+
+    Shape: input any shape, output the same.
+
+    Examples:
+        >>> gelu = GELU()
+        >>> gelu(np.array([-1.0, 0.0, 1.0]))
+        array([-0.15865525,  0.        ,  0.84134475])
+        >>> gelu.backward(np.array([1.0, 1.0, 1.0]))  # Phi(x) + x phi(x)
+        array([-0.08331547,  0.5       ,  1.08331547])
+    """
+
+    _cache = ("_x",)
+    _guards_its_arrays = True
+    _KAPPA = 0.044715
+    _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input: Any) -> np.ndarray:
+        x = as_float_array(input, self, "input")
+        self._x = private(x, input)
+        with np.errstate(over="ignore", invalid="ignore"):  # x^3 overflowing: tanh is +-1
+            return freeze(x * self._cdf(x))
+
+    def _cdf(self, x: np.ndarray) -> np.ndarray:
+        """``Phi(x)``, exact or approximated."""
+        if self.approximate == "tanh":
+            return 0.5 * (1 + np.tanh(self._SQRT_2_OVER_PI * (x + self._KAPPA * x**3)))
+        return 0.5 * (1 + erf(x / np.sqrt(x.dtype.type(2))))
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """``dJ/dx = g * (Phi(x) + x * phi(x))``, the product rule on ``x * Phi(x)``, with
+        ``phi(x) = exp(-x^2 / 2) / sqrt(2 pi)`` the normal density (``Phi' = phi``).
+
+        For ``"tanh"``: with ``u = sqrt(2/pi) (x + 0.044715 x^3)`` and ``t = tanh(u)``,
+        ``d/dx [x (1 + t) / 2] = (1 + t) / 2 + x / 2 * (1 - t^2) * du/dx``, where
+        ``du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)``.
+        """
+        x = self._x
+        g = self._grad_output(grad_output, x.shape, x.dtype)
+        if not input_grad:  # no parameters: nothing else to do
+            return None
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            if self.approximate == "tanh":
+                t = np.tanh(self._SQRT_2_OVER_PI * (x + self._KAPPA * x**3))
+                du_dx = self._SQRT_2_OVER_PI * (1 + 3 * self._KAPPA * x * x)
+                slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx
+            else:
+                pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+                slope = self._cdf(x) + x * pdf
+            return g * slope.astype(x.dtype, copy=False)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Identity(Module):
+    """``y = x``: a placeholder that passes its input through (and its gradient back).
+
+    Useful where a model has an optional step (``Dropout(p) if p else Identity()``).
+    Arguments are accepted and ignored, as in torch.
+
+    Shape: input any shape, output the same.
+
+    Examples:
+        >>> identity = Identity()
+        >>> identity(np.array([1.0, -2.0]))
+        array([ 1., -2.])
+        >>> identity.backward(np.array([3.0, 4.0]))
+        array([3., 4.])
+    """
+
+    _cache = ("_shape", "_dtype")
+    _guards_its_arrays = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, input: Any) -> np.ndarray:
+        x = as_float_array(input, self, "input")
+        self._shape, self._dtype = x.shape, x.dtype
+        return private(x, input)  # read-only like every output; the caller's array is copied
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """``dJ/dx = g``: the derivative of ``x`` is 1."""
+        g = self._grad_output(grad_output, self._shape, self._dtype)
+        return g if input_grad else None
+
+
+class Dropout(Module):
+    """Dropout: in training, each element is zeroed with probability ``p`` and the others are
+    scaled by ``1 / (1 - p)``; in evaluation (``model.eval()``), ``y = x``.
+
+    The scaling ("inverted dropout", torch's) keeps every element's expected value:
+    ``E[y] = (1 - p) * x / (1 - p) = x``, so evaluation needs no rescaling. ``p`` is the
+    probability to *drop* (torch's convention; some texts use the keep probability). After a
+    training forward, ``.mask`` is the boolean keep-mask used (True = kept), so the same mask
+    can be given to torch or used by hand.
+
+    Args:
+        p: drop probability in [0, 1] (default 0.5); ``p = 1`` zeroes everything.
+        rng: seed (int) or ``np.random.Generator`` for the masks; None draws fresh entropy.
+
+    Shape: input any shape, output the same.
+
+    Examples:
+        >>> dropout = Dropout(p=0.5, rng=0)
+        >>> dropout(np.ones((2, 4)))
+        array([[2., 0., 0., 0.],
+               [2., 2., 2., 2.]])
+        >>> dropout.mask
+        array([[ True, False, False, False],
+               [ True,  True,  True,  True]])
+        >>> dropout.backward(np.ones((2, 4)))  # the same mask and scale
+        array([[2., 0., 0., 0.],
+               [2., 2., 2., 2.]])
+        >>> dropout.eval()(np.ones((1, 2)))  # evaluation: the identity
+        array([[1., 1.]])
+    """
+
+    _cache = ("_mask", "_scale", "_shape", "_dtype")
+    _guards_its_arrays = True
+
+    def __init__(self, p: float = 0.5, *, rng: int | np.random.Generator | None = None) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise TypeError(f"Dropout: p must be a number, got {p!r}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = float(p)
+        self.rng = np.random.default_rng(rng)
+        self.mask: np.ndarray | None = None
+
+    def forward(self, input: Any) -> np.ndarray:
+        x = as_float_array(input, self, "input")
+        self._shape, self._dtype = x.shape, x.dtype
+        if not self.training or self.p == 0.0:
+            self._mask, self._scale = None, None
+            return private(x, input)
+        # keep each element with probability 1 - p; p = 1 keeps none (and scales by 0, not inf)
+        self.mask = freeze(self.rng.random(x.shape) >= self.p)
+        self._mask = self.mask
+        self._scale = x.dtype.type(0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p))
+        with np.errstate(invalid="ignore"):  # inf * 0 for a dropped infinity: NaN, as torch
+            return freeze(x * self._mask * self._scale)
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """``dJ/dx = g * mask / (1 - p)`` in training (the same mask and scale as forward:
+        a dropped element got no input, so it passes no gradient); ``g`` in evaluation."""
+        g = self._grad_output(grad_output, self._shape, self._dtype)
+        if not input_grad:  # no parameters: nothing else to do
+            return None
+        if self._mask is None:  # evaluation (or p = 0): the identity
+            return g
+        with np.errstate(invalid="ignore"):
+            return g * self._mask * self._scale
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

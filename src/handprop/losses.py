@@ -1,4 +1,5 @@
-"""Losses: ``BCELoss``, ``BCEWithLogitsLoss``, ``MSELoss`` and ``CrossEntropyLoss``.
+"""Losses: ``BCELoss``, ``BCEWithLogitsLoss``, ``MSELoss``, ``L1Loss``, ``HuberLoss``,
+``CrossEntropyLoss`` and ``NLLLoss``.
 
 A loss compares the model's output with the target. ``loss(input, target)`` computes the
 per-element losses ``L`` and reduces them to the cost ``J``:
@@ -27,7 +28,15 @@ from . import grad_mode
 from ._arrays import as_float_array, owner_name, private, shape_str
 from .layers import log_softmax, sigmoid
 
-__all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss"]
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "HuberLoss",
+    "L1Loss",
+    "MSELoss",
+    "NLLLoss",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
 _BCE_EPSILON = float(np.float32(1e-12))
@@ -140,6 +149,28 @@ class _Loss:
     def __repr__(self) -> str:
         args = [f"reduction={self.reduction!r}"] if self.reduction != "mean" else []
         return f"{type(self).__name__}({', '.join(args)})"
+
+
+def _check_class_indices(loss: Any, t: np.ndarray, shape: tuple[int, int], ignore: int) -> None:
+    """A class-index target: shape (N,), each in [0, C) or the ignore_index."""
+    n, c = shape
+    if t.shape != (n,):
+        raise ValueError(
+            f"{loss!r}: class-index target must have shape ({n},) for input "
+            f"{shape_str(shape)}, got {shape_str(t.shape)}"
+        )
+    bad = ((t < 0) | (t >= c)) & (t != ignore)
+    if bad.any():
+        raise ValueError(
+            f"{loss!r}: class-index target must be in [0, {c - 1}] for {c} classes "
+            f"(or ignore_index={ignore}), got {t[bad][0]} at index {int(np.argmax(bad))}"
+        )
+
+
+def _ignore_index(value: Any, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner}: ignore_index must be an int, got {value!r}")
+    return int(value)
 
 
 def _optional_weight(weight: Any, owner: str, name: str) -> np.ndarray | None:
@@ -348,9 +379,7 @@ class CrossEntropyLoss(_Loss):
     ) -> None:
         super().__init__(reduction)
         self.weight = _optional_weight(weight, "CrossEntropyLoss", "weight")
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
-            raise TypeError(f"CrossEntropyLoss: ignore_index must be an int, got {ignore_index!r}")
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = _ignore_index(ignore_index, "CrossEntropyLoss")
         if isinstance(label_smoothing, bool) or not isinstance(
             label_smoothing, (int, float, np.integer, np.floating)
         ):
@@ -374,18 +403,7 @@ class CrossEntropyLoss(_Loss):
         n, c = x.shape
         t = np.asarray(target)
         if t.dtype.kind in "iu":
-            if t.shape != (n,):
-                raise ValueError(
-                    f"{self!r}: class-index target must have shape ({n},) for input "
-                    f"{shape_str(x.shape)}, got {shape_str(t.shape)}"
-                )
-            bad = ((t < 0) | (t >= c)) & (t != self.ignore_index)
-            if bad.any():
-                raise ValueError(
-                    f"{self!r}: class-index target must be in [0, {c - 1}] for {c} classes "
-                    f"(or ignore_index={self.ignore_index}), got {t[bad][0]} at index "
-                    f"{int(np.argmax(bad))}"
-                )
+            _check_class_indices(self, t, x.shape, self.ignore_index)
         elif t.dtype.kind == "f":
             if t.shape != x.shape:
                 hint = "; class indices must be integers (y.astype(int))" if t.shape == (n,) else ""
@@ -459,3 +477,172 @@ class CrossEntropyLoss(_Loss):
             if ignored.any():  # exactly 0, also when every sample is ignored (n = 0), as torch
                 grad[ignored] = 0
         return grad
+
+
+class L1Loss(_Loss):
+    """Mean absolute error: ``L = |x - t|`` per element.
+
+    Its gradient is ``sign(x - t)``: +1 or -1 whatever the size of the error (unlike
+    ``MSELoss``'s, which shrinks near the target), and 0 where ``x == t`` exactly, torch's
+    choice at the kink, where ``|.|`` has no derivative. ``gradcheck`` treats that point as a
+    kink, as it does ReLU's 0.
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+
+    Shape: input ``x`` any shape; target ``t`` the same shape.
+
+    Examples:
+        >>> l1 = L1Loss()
+        >>> l1(np.array([1.0, -3.0, 2.0]), np.array([0.0, 0.0, 2.0]))  # (1 + 3 + 0) / 3
+        1.3333333333333333
+        >>> l1.backward()  # sign(x - t) / N: 0 where x == t
+        array([ 0.33333333, -0.33333333,  0.        ])
+    """
+
+    kinks_at = (0.0,)  # in x - t
+
+    def _losses(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):  # inf - inf: NaN, as torch, silently
+            return np.abs(x - t)
+
+    def _grad(self, x: np.ndarray, t: np.ndarray, g: np.ndarray, n: int) -> np.ndarray:
+        """``dL/dx = sign(x - t)``, 0 at ``x == t``; times ``g / n`` (n = N for the mean)."""
+        with np.errstate(invalid="ignore"):
+            return np.sign(x - t) * (g / x.dtype.type(n))
+
+
+class HuberLoss(_Loss):
+    """Huber loss: quadratic for small errors, linear for large ones. With ``d = x - t``:
+
+    ``L = d^2 / 2`` where ``|d| < delta``, else ``delta * (|d| - delta / 2)``.
+
+    The two pieces meet with the same value and the same slope at ``|d| = delta``, so the
+    gradient, ``d`` clipped to ``[-delta, delta]``, is continuous: MSE's near the target, L1's
+    (times delta) far from it, so outliers pull with a bounded force.
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        delta: where the quadratic turns linear, > 0 (default 1.0).
+
+    Shape: input ``x`` any shape; target ``t`` the same shape.
+
+    Examples:
+        >>> huber = HuberLoss(delta=1.0)
+        >>> huber(np.array([0.5, 3.0]), np.array([0.0, 0.0]))  # (0.125 + 2.5) / 2
+        1.3125
+        >>> huber.backward()  # clip(d, -delta, delta) / N
+        array([0.25, 0.5 ])
+    """
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.integer, np.floating)):
+            raise TypeError(f"HuberLoss: delta must be a number, got {delta!r}")
+        if not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be positive, got {delta}")
+        self.delta = float(delta)
+
+    def _losses(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        delta = x.dtype.type(self.delta)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = np.abs(x - t)
+            return np.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
+
+    def _grad(self, x: np.ndarray, t: np.ndarray, g: np.ndarray, n: int) -> np.ndarray:
+        """``dL/dx = d`` where ``|d| < delta``, else ``delta * sign(d)``: ``clip(d, -delta,
+        delta)``; times ``g / n``, in torch's order."""
+        delta, norm = x.dtype.type(self.delta), x.dtype.type(1.0 / n)
+        with np.errstate(invalid="ignore"):
+            d = x - t
+            return np.clip(d, -delta, delta) * norm * g
+
+    def __repr__(self) -> str:
+        args = [f"reduction={self.reduction!r}"] if self.reduction != "mean" else []
+        if self.delta != 1.0:
+            args.append(f"delta={self.delta}")
+        return f"HuberLoss({', '.join(args)})"
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of the target class, on log-probabilities ``x`` of shape (N, C):
+    ``L_n = -w[y_n] * x[n, y_n]``.
+
+    ``x`` is meant to be ``LogSoftmax(dim=1)``'s output: then ``L_n = -w[y_n] log p[n, y_n]``
+    and the pair is ``CrossEntropyLoss``. A sample whose target is ``ignore_index`` counts for
+    nothing; ``reduction="mean"`` divides by the total weight ``sum_n w[y_n]`` of the samples
+    that count (a weighted mean), as torch does.
+
+    Args:
+        weight: optional per-class weight ``w``, shape (C,) (default all 1).
+        ignore_index: a target value whose samples are left out (default -100).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (one loss per sample).
+
+    Shape: input ``(N, C)``; target ``(N,)`` integers in [0, C) or ``ignore_index``.
+
+    Examples:
+        >>> nll = NLLLoss()
+        >>> log_p = np.log(np.array([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]))
+        >>> round(nll(log_p, np.array([0, 1])), 6)  # -(log 0.5 + log 0.8) / 2
+        0.458145
+        >>> nll.backward()  # -1/N at each sample's target class, 0 elsewhere
+        array([[-0.5,  0. ,  0. ],
+               [ 0. , -0.5,  0. ]])
+    """
+
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.weight = _optional_weight(weight, "NLLLoss", "weight")
+        self.ignore_index = _ignore_index(ignore_index, "NLLLoss")
+
+    def _check(self, input: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = as_float_array(input, self, "input")
+        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(
+                f"{self!r}: expected input of shape (N, C) with N >= 1 and C >= 1 (one row of "
+                f"log-probabilities per sample), got {shape_str(x.shape)}"
+            )
+        t = np.asarray(target)
+        if t.dtype.kind not in "iu":
+            raise TypeError(
+                f"{self!r}: target must be integer class indices (y.astype(int)), "
+                f"got dtype {t.dtype}"
+            )
+        _check_class_indices(self, t, x.shape, self.ignore_index)
+        if self.weight is not None and self.weight.shape != (x.shape[1],):
+            raise ValueError(
+                f"{self!r}: weight must have one entry per class, shape ({x.shape[1]},), "
+                f"got {shape_str(self.weight.shape)}"
+            )
+        return x, t
+
+    def _sample_weight(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``w[y_n]`` for each sample, 0 for the ignored ones."""
+        counted = target != self.ignore_index
+        classes = np.where(counted, target, 0)
+        w = np.ones(x.shape[1], x.dtype) if self.weight is None else self.weight.astype(x.dtype)
+        return np.where(counted, w[classes], x.dtype.type(0))
+
+    def _losses(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``-w[y_n] x[n, y_n]``; an ignored sample's loss is 0 (also if its row has -inf)."""
+        w = self._sample_weight(x, target)
+        picked = x[np.arange(x.shape[0]), np.where(target != self.ignore_index, target, 0)]
+        return -np.multiply(w, picked, out=np.zeros_like(w), where=w != 0)
+
+    def _mean_divisor(self, x: np.ndarray, target: np.ndarray) -> float:
+        return self._sample_weight(x, target).sum()
+
+    def _grad(self, x: np.ndarray, target: np.ndarray, g: np.ndarray, n: float) -> np.ndarray:
+        """``dL_n/dx[n, c] = -w[y_n]`` at ``c = y_n``, 0 elsewhere; times ``g / n``."""
+        w = self._sample_weight(x, target)
+        grad = np.zeros_like(x)
+        rows = np.flatnonzero(target != self.ignore_index)
+        scale = g[rows] if g.ndim else g
+        grad[rows, target[rows]] = -w[rows] * scale / x.dtype.type(n)
+        return grad
+
+    def __repr__(self) -> str:
+        args = [f"reduction={self.reduction!r}"] if self.reduction != "mean" else []
+        if self.ignore_index != -100:
+            args.append(f"ignore_index={self.ignore_index}")
+        return f"NLLLoss({', '.join(args)})"
