@@ -17,6 +17,7 @@ of the terms, not bit for bit; elementwise steps mostly agree exactly.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,18 +26,49 @@ from closeness import assert_close
 
 from handprop import Sequential
 from handprop.interop import to_torch, to_torch_loss
-from handprop.layers import Linear, Sigmoid, Softmax, Tanh
+from handprop.layers import Dropout, Linear, LogSoftmax, Sigmoid, Softmax, Tanh
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
+class SameMaskDropout(torch.nn.Module):
+    """The torch twin of a handprop ``Dropout`` in training mode: it draws its keep-masks from a
+    copy of that Dropout's generator, so its n-th forward uses the mask of the Dropout's n-th
+    forward from now (torch's own Dropout draws other masks, and nothing could be compared)."""
+
+    def __init__(self, module: Dropout) -> None:
+        super().__init__()
+        self.p, self.rng = module.p, copy.deepcopy(module.rng)
+
+    def forward(self, x):
+        mask = torch.from_numpy(self.rng.random(tuple(x.shape)) >= self.p)
+        scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
+        return x * mask * scale  # the order of torch's native_dropout: (x * mask) * scale
+
+
 def to_torch_module(module):
-    """The torch twin of one handprop module (handprop.interop.to_torch)."""
+    """The torch twin of one handprop module (handprop.interop.to_torch), a training Dropout
+    replaced by ``SameMaskDropout``."""
+    if isinstance(module, Sequential):
+        return torch.nn.Sequential(*(to_torch_module(m) for m in module))
+    if isinstance(module, Dropout) and module.training and module.p > 0:
+        return SameMaskDropout(module)
     return to_torch(module)
 
 
 def to_torch_model(model: Sequential) -> torch.nn.Sequential:
-    return to_torch(model)
+    return to_torch_module(model)
+
+
+def _generators(model: Sequential) -> list:
+    """Copies of the Dropouts' generators, to replay the same masks (``_restore``)."""
+    return [copy.deepcopy(m.rng) for m in model.modules() if isinstance(m, Dropout)]
+
+
+def _restore(model: Sequential, generators: list) -> None:
+    dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
+    for module, rng in zip(dropouts, generators, strict=True):
+        module.rng = copy.deepcopy(rng)
 
 
 @dataclass
@@ -97,6 +129,7 @@ def check_network(model: Sequential, loss, X, y) -> NetworkRun:
 
     # handprop, module by module, recording the same
     model.zero_grad()
+    generators = _generators(model)  # to draw the same dropout masks in the second run
     run = NetworkRun()
     h = X
     for module in model:
@@ -130,6 +163,7 @@ def check_network(model: Sequential, loss, X, y) -> NetworkRun:
 
     # Sequential's own loops give exactly what stepping by hand gave
     model.zero_grad()
+    _restore(model, generators)
     out = model(X)
     np.testing.assert_array_equal(out, run.outputs[-1])
     loss(out, y)
@@ -218,6 +252,11 @@ def check_modules(model: Sequential, loss, X, y) -> None:
                 # y * (g - sum(g * y)): the difference cancels; its terms are this large
                 y_abs, g_abs = np.abs(y_hp), np.abs(grad)
                 terms = y_abs * (g_abs + (g_abs * y_abs).sum(axis=module.dim, keepdims=True))
+                scale = max(1.0, float(terms.max()))
+            if isinstance(module, LogSoftmax):
+                # g - exp(y) * sum(g): the same cancellation
+                g_abs = np.abs(grad)
+                terms = g_abs + np.exp(y_hp) * g_abs.sum(axis=module.dim, keepdims=True)
                 scale = max(1.0, float(terms.max()))
             assert_close(f"{what} dJ/d input", new_grad, expected.numpy(), dtype, scale)
         grad = new_grad

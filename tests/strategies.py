@@ -7,10 +7,42 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from handprop import Sequential
-from handprop.layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
-from handprop.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from handprop.layers import (
+    GELU,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from handprop.losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+)
 
-ACTIVATIONS = (ReLU, Sigmoid, Tanh, lambda: LeakyReLU(0.1), Softmax, None)
+ACTIVATIONS = (
+    ReLU,
+    Sigmoid,
+    Tanh,
+    lambda: LeakyReLU(0.1),
+    Softmax,
+    GELU,
+    lambda: GELU("tanh"),
+    lambda: LogSoftmax(dim=1),
+    Identity,
+    lambda: Dropout(0.3, rng=0),  # in training mode: the parity helper gives torch its masks
+    None,
+)
+LOSS_KINDS = ("bce", "bce_logits", "mse", "l1", "huber", "ce", "ce_probs", "nll")
 REDUCTIONS = ("mean", "sum", "none")
 
 # Values where hand-written backprop goes wrong: exact zeros (the ReLU kink, -0.0 included),
@@ -37,12 +69,14 @@ def architectures(draw):
     """(widths, activations, bias flags, loss kind): depth 1-4 Linear layers, widths 1-16."""
     depth = draw(st.integers(1, 4))
     widths = [draw(st.integers(1, 16)) for _ in range(depth + 1)]
-    loss_kind = draw(st.sampled_from(("bce", "bce_logits", "mse", "ce", "ce_probs")))
+    loss_kind = draw(st.sampled_from(LOSS_KINDS))
     activations = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(depth - 1)]
     if loss_kind == "bce":
         activations.append(Sigmoid)  # BCELoss needs probabilities
-    elif loss_kind == "mse":
+    elif loss_kind in ("mse", "l1", "huber"):
         activations.append(draw(st.sampled_from(ACTIVATIONS)))
+    elif loss_kind == "nll":
+        activations.append(lambda: LogSoftmax(dim=1))  # NLLLoss takes log-probabilities
     else:
         activations.append(None)  # BCEWithLogitsLoss and CrossEntropyLoss take raw logits
     biases = [draw(st.booleans()) for _ in range(depth)]
@@ -76,6 +110,17 @@ def losses(draw, loss_kind, out_shape, dtype):
             )
         smoothing = draw(st.sampled_from((0.0, 0.0, 0.1, 1.0)))
         return CrossEntropyLoss(weight=class_weight, reduction=reduction, label_smoothing=smoothing)
+    if loss_kind == "nll":
+        class_weight = None
+        if draw(st.booleans()):
+            class_weight = draw(
+                arrays(dtype, out_shape[-1:], elements=st.floats(0.125, 2, width=32))
+            )
+        return NLLLoss(weight=class_weight, reduction=reduction)
+    if loss_kind == "l1":
+        return L1Loss(reduction=reduction)
+    if loss_kind == "huber":
+        return HuberLoss(reduction=reduction, delta=draw(st.sampled_from((1.0, 0.5, 2.0))))
     if loss_kind == "bce_logits":
         pos_weight = None
         if draw(st.booleans()):
@@ -85,12 +130,12 @@ def losses(draw, loss_kind, out_shape, dtype):
 
 
 def targets(loss_kind, shape, dtype):
-    if loss_kind == "ce":  # class indices, and now and then torch's ignore_index -100
+    if loss_kind in ("ce", "nll"):  # class indices, and now and then torch's ignore_index -100
         classes = st.integers(0, shape[1] - 1)
         return arrays(np.int64, shape[:1], elements=st.one_of(classes, classes, st.just(-100)))
     if loss_kind == "ce_probs":
         return arrays(dtype, shape, elements=st.floats(0, 1, width=32)).map(_normalise_rows)
-    if loss_kind == "mse":
+    if loss_kind in ("mse", "l1", "huber"):
         return arrays(dtype, shape, elements=edge_floats())
     soft = st.floats(0, 1, width=32)
     return arrays(dtype, shape, elements=st.one_of(st.sampled_from((0.0, 1.0)), soft))
@@ -110,9 +155,9 @@ def generic_problems(draw, dtype):
     rng = np.random.default_rng(seed + 1)
     X = rng.normal(size=(batch, widths[0])).astype(dtype)
     out_shape = (batch, widths[-1])
-    if loss_kind == "mse":
+    if loss_kind in ("mse", "l1", "huber"):
         y = rng.normal(size=out_shape).astype(dtype)
-    elif loss_kind == "ce":
+    elif loss_kind in ("ce", "nll"):
         y = rng.integers(0, out_shape[1], size=batch)
     elif loss_kind == "ce_probs":
         y = _normalise_rows(rng.uniform(size=out_shape).astype(dtype))

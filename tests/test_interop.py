@@ -62,8 +62,8 @@ def test_from_torch_reads_a_torch_built_model_and_nested_sequentials():
     ("module", "message"),
     [
         (
-            nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)),
-            r"from_torch: unsupported module at '1': Dropout\(p=0.5, inplace=False\); supported: Sequential, Linear",
+            nn.Sequential(nn.Linear(2, 2), nn.ELU()),
+            r"from_torch: unsupported module at '1': ELU\(alpha=1.0\); supported: Sequential, Linear",
         ),
         (nn.Sequential(nn.Sequential(nn.Conv1d(1, 1, 3))), r"unsupported module at '0.0': Conv1d"),
         (
@@ -76,6 +76,7 @@ def test_from_torch_reads_a_torch_built_model_and_nested_sequentials():
         ),
         (nn.ModuleList([nn.ReLU()]), r"unsupported module at '\(root\)': ModuleList"),
         (nn.Softmax(dim=None), r"unsupported module at '\(root\)': Softmax\(dim=None\)"),
+        (nn.LogSoftmax(dim=None), r"unsupported module at '\(root\)': LogSoftmax\(dim=None\)"),
         (
             nn.Linear(2, 2, dtype=torch.float16),
             r"from_torch: Linear at '\(root\)' has dtype torch.float16; handprop supports float32 and float64",

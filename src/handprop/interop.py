@@ -19,8 +19,27 @@ from typing import Any
 import numpy as np
 
 from .explain.naming import output_names
-from .layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .layers import (
+    GELU,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+)
 from .module import Module, Sequential
 
 __all__ = [
@@ -75,16 +94,31 @@ def _layer_to_torch(module: Module):
         )
         _copy_state_to_torch(module, twin)
         return twin
+    if isinstance(module, Sequential):
+        return nn.Sequential(*(_layer_to_torch(m) for m in module)).train(module.training)
+    twin = _activation_to_torch(module, nn)
+    if twin is None:
+        raise TypeError(f"to_torch: no torch equivalent for {type(module).__name__}")
+    return twin.train(module.training)  # Dropout's mode matters; the others' is copied too
+
+
+def _activation_to_torch(module: Module, nn):
+    """The torch twin of a layer without parameters, or None."""
     if isinstance(module, LeakyReLU):
         return nn.LeakyReLU(module.negative_slope)
     if isinstance(module, Softmax):
         return nn.Softmax(dim=module.dim)
-    for ours, theirs in ((ReLU, nn.ReLU), (Sigmoid, nn.Sigmoid), (Tanh, nn.Tanh)):
+    if isinstance(module, LogSoftmax):
+        return nn.LogSoftmax(dim=module.dim)
+    if isinstance(module, GELU):
+        return nn.GELU(approximate=module.approximate)
+    if isinstance(module, Dropout):
+        return nn.Dropout(module.p)
+    simple = ((ReLU, nn.ReLU), (Sigmoid, nn.Sigmoid), (Tanh, nn.Tanh), (Identity, nn.Identity))
+    for ours, theirs in simple:
         if isinstance(module, ours):
             return theirs()
-    if isinstance(module, Sequential):
-        return nn.Sequential(*(_layer_to_torch(m) for m in module))
-    raise TypeError(f"to_torch: no torch equivalent for {type(module).__name__}")
+    return None
 
 
 def _copy_state_to_torch(module: Module, twin) -> None:
@@ -137,13 +171,9 @@ def _layer_from_torch(module, where: str) -> Module:
         )
         layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
         return layer
-    if type(module) is nn.LeakyReLU:
-        return LeakyReLU(module.negative_slope)
-    if type(module) is nn.Softmax and module.dim is not None:
-        return Softmax(module.dim)
-    simple = {nn.ReLU: ReLU, nn.Sigmoid: Sigmoid, nn.Tanh: Tanh}
-    if type(module) in simple:  # ReLU(inplace=True) too: the numbers are the same
-        return simple[type(module)]()
+    ours = _activation_from_torch(module, nn)
+    if ours is not None:
+        return ours.train(module.training)
     subclass = next((base for base in _SUPPORTED if isinstance(module, getattr(nn, base))), None)
     hint = (
         f" (a subclass of {subclass}: its forward may differ, so it is not converted)"
@@ -152,12 +182,41 @@ def _layer_from_torch(module, where: str) -> Module:
     )
     raise TypeError(
         f"from_torch: unsupported module at '{place}': {module!r}{hint}; supported: "
-        "Sequential, Linear (float32/float64), ReLU, Sigmoid, Tanh, LeakyReLU, "
-        "Softmax(dim=int)"
+        "Sequential, Linear (float32/float64), ReLU, Sigmoid, Tanh, LeakyReLU, GELU, "
+        "Softmax(dim=int), LogSoftmax(dim=int), Dropout, Identity"
     )
 
 
-_SUPPORTED = ("Sequential", "Linear", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "Softmax")
+def _activation_from_torch(module, nn) -> Module | None:
+    """handprop's layer for a torch layer without parameters, or None."""
+    kind = type(module)
+    if kind is nn.LeakyReLU:
+        return LeakyReLU(module.negative_slope)
+    if kind in (nn.Softmax, nn.LogSoftmax) and module.dim is not None:
+        return (Softmax if kind is nn.Softmax else LogSoftmax)(module.dim)
+    if kind is nn.GELU:
+        return GELU(module.approximate)
+    if kind is nn.Dropout:  # its masks are drawn by handprop's generator, not torch's
+        return Dropout(module.p)
+    simple = {nn.ReLU: ReLU, nn.Sigmoid: Sigmoid, nn.Tanh: Tanh, nn.Identity: Identity}
+    if kind in simple:  # ReLU(inplace=True) too: the numbers are the same
+        return simple[kind]()
+    return None
+
+
+_SUPPORTED = (
+    "Sequential",
+    "Linear",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "LeakyReLU",
+    "GELU",
+    "Softmax",
+    "LogSoftmax",
+    "Dropout",
+    "Identity",
+)
 
 
 def from_torch(module) -> Module:
@@ -196,8 +255,16 @@ def to_torch_loss(loss, dtype: Any = np.float32):
             label_smoothing=loss.label_smoothing,
             ignore_index=loss.ignore_index,
         )
+    if isinstance(loss, NLLLoss):
+        return nn.NLLLoss(
+            weight=tensor(loss.weight), reduction=loss.reduction, ignore_index=loss.ignore_index
+        )
     if isinstance(loss, MSELoss):
         return nn.MSELoss(reduction=loss.reduction)
+    if isinstance(loss, L1Loss):
+        return nn.L1Loss(reduction=loss.reduction)
+    if isinstance(loss, HuberLoss):
+        return nn.HuberLoss(reduction=loss.reduction, delta=loss.delta)
     raise TypeError(f"to_torch_loss: no torch equivalent for {type(loss).__name__}")
 
 
@@ -332,6 +399,24 @@ def _one_dtype(model: Module) -> np.dtype:
     return params[0].dtype
 
 
+def _drops(module: Module) -> bool:
+    return isinstance(module, Dropout) and module.training and module.p > 0
+
+
+def _replayed_dropout(module: Dropout):
+    """A torch module applying the keep-mask handprop's Dropout just drew, with its scale:
+    torch's own Dropout would draw another mask, so its numbers could not be compared."""
+    torch = _torch()
+    mask = torch.from_numpy(np.array(module.mask))
+    scale = 0.0 if module.p == 1.0 else 1.0 / (1.0 - module.p)
+
+    class ReplayedDropout(torch.nn.Module):
+        def forward(self, x):
+            return x * mask * scale
+
+    return ReplayedDropout()
+
+
 def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
     """Run ``model`` and ``loss_fn`` forward and backward in handprop and in torch, compare.
 
@@ -364,7 +449,7 @@ def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
         grads_out.insert(0, grad)
         grad = module.backward(grad)
 
-    twin = [to_torch(m) for m in modules]
+    twin = [_replayed_dropout(m) if _drops(m) else to_torch(m) for m in modules]
     tx = torch.tensor(np.asarray(X, dtype=dtype), requires_grad=True)
     y_arr = np.asarray(y)
     ty = torch.tensor(y_arr) if y_arr.dtype.kind in "iu" else torch.tensor(y_arr, dtype=tdt)

@@ -40,7 +40,19 @@ from typing import Any
 import numpy as np
 
 from ._arrays import float_dtype
-from .layers import LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh, _positive_int
+from .layers import (
+    GELU,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    _positive_int,
+)
 from .module import Module, Parameter, Sequential
 
 __all__ = ["load", "save"]
@@ -104,6 +116,16 @@ def _check_softmax(a: dict[str, Any]) -> dict[str, Any]:
     return {"dim": a["dim"]}
 
 
+def _check_gelu(a: dict[str, Any]) -> dict[str, Any]:
+    GELU(a["approximate"])
+    return {"approximate": a["approximate"]}
+
+
+def _check_dropout(a: dict[str, Any]) -> dict[str, Any]:
+    Dropout(a["p"])
+    return {"p": a["p"]}
+
+
 _LAYERS: dict[str, _Layer] = {
     "Linear": _Layer(
         Linear,
@@ -131,9 +153,22 @@ _LAYERS: dict[str, _Layer] = {
     "Softmax": _Layer(
         Softmax, ("dim",), lambda m: {"dim": m.dim}, _check_softmax, Softmax, _no_state
     ),
+    "LogSoftmax": _Layer(
+        LogSoftmax, ("dim",), lambda m: {"dim": m.dim}, _check_softmax, LogSoftmax, _no_state
+    ),
+    "GELU": _Layer(
+        GELU,
+        ("approximate",),
+        lambda m: {"approximate": m.approximate},
+        _check_gelu,
+        GELU,
+        _no_state,
+    ),
+    # Dropout: p only; its generator is not saved (a loaded one draws fresh masks)
+    "Dropout": _Layer(Dropout, ("p",), lambda m: {"p": m.p}, _check_dropout, Dropout, _no_state),
     **{
         cls.__name__: _Layer(cls, (), lambda m: {}, lambda a: {}, cls, _no_state)
-        for cls in (ReLU, Sigmoid, Tanh)
+        for cls in (ReLU, Sigmoid, Tanh, Identity)
     },
 }
 

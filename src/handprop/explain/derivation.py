@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from ..losses import BCELoss, BCEWithLogitsLoss, MSELoss
+from ..layers import GELU, Dropout, Identity, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from ..losses import BCELoss, BCEWithLogitsLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 
 __all__ = ["fmt", "to_markdown"]
 
@@ -66,28 +66,75 @@ ACTIVATION = {
         r"\mathrm{softmax}(Z^{[l]})_{nj} = \frac{e^{Z_{nj}}}{\sum_k e^{Z_{nk}}}",
         r"\text{(not elementwise: see the Jacobian)}",
     ),
+    LogSoftmax: (
+        r"\log \mathrm{softmax}(Z^{[l]})_{nj} = Z_{nj} - \log \sum_k e^{Z_{nk}}",
+        r"\text{(not elementwise: see the Jacobian)}",
+    ),
+    GELU: (
+        r"Z^{[l]} \odot \Phi(Z^{[l]}), \quad \Phi(z) = \tfrac{1}{2}\left(1 + \operatorname{erf}(z / \sqrt{2})\right)",
+        r"\Phi(Z^{[l]}) + Z^{[l]} \odot \varphi(Z^{[l]}), \quad \varphi(z) = \tfrac{1}{\sqrt{2\pi}} e^{-z^2/2}",
+    ),
+    Identity: (r"Z^{[l]}", r"1"),
+    Dropout: (
+        r"Z^{[l]} \odot M / (1 - p) \quad \text{(training; } M \text{ the keep-mask)}",
+        r"M / (1 - p)",
+    ),
 }
+
+GELU_TANH = (
+    r"\tfrac{1}{2} Z^{[l]} \odot \left(1 + \tanh U\right), \quad U = \sqrt{2/\pi}\,(Z^{[l]} + 0.044715\, (Z^{[l]})^{3})",
+    r"\tfrac{1}{2}(1 + \tanh U) + \tfrac{1}{2} Z^{[l]} \odot (1 - \tanh^2 U) \odot \sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\, (Z^{[l]})^{2})",
+)
+ROW_WISE = {
+    Softmax: r"Row by row: $G \mapsto A \odot (G - \sum_j G \odot A)$",
+    LogSoftmax: r"Row by row: $G \mapsto G - e^{A} \sum_j G$ (with $e^{A}$ the softmax)",
+}
+
+
+def formulas(module: Any) -> tuple[str, str]:
+    """LaTeX of an activation's forward and of its derivative, ``[l]`` for the layer number;
+    in evaluation mode a Dropout is the identity."""
+    if isinstance(module, GELU) and module.approximate == "tanh":
+        return GELU_TANH
+    if isinstance(module, Dropout) and not (module.training and module.p > 0):
+        return ACTIVATION[Identity]
+    return ACTIVATION[type(module)]
 
 
 def _activation_jacobian(module: Any, z: np.ndarray, a: np.ndarray) -> np.ndarray:
     """d vec(A) / d vec(Z), rows and columns in row-major order."""
     z64, a64 = z.astype(np.float64), a.astype(np.float64)
-    if isinstance(module, Softmax):
-        blocks = [np.diag(row) - np.outer(row, row) for row in a64]
+    if isinstance(module, (Softmax, LogSoftmax)):
+        # softmax: dA_i/dZ_j = A_i ([i == j] - A_j); log-softmax: [i == j] - p_j, p = e^A
+        if isinstance(module, Softmax):
+            blocks = [np.diag(row) - np.outer(row, row) for row in a64]
+        else:
+            blocks = [np.eye(len(row)) - np.outer(np.ones_like(row), np.exp(row)) for row in a64]
         n, k = a.shape
         jac = np.zeros((n * k, n * k))
         for i, block in enumerate(blocks):
             jac[i * k : (i + 1) * k, i * k : (i + 1) * k] = block
         return jac
+    return np.diag(_slope(module, z64, a64).ravel())
+
+
+def _slope(module: Any, z64: np.ndarray, a64: np.ndarray) -> np.ndarray:
+    """An elementwise activation's derivative at each element, in float64."""
     if isinstance(module, ReLU):
-        slope = (z64 > 0).astype(np.float64)
-    elif isinstance(module, LeakyReLU):
-        slope = np.where(z64 > 0, 1.0, module.negative_slope)
-    elif isinstance(module, Sigmoid):
-        slope = a64 * (1 - a64)
-    else:
-        slope = 1 - a64 * a64
-    return np.diag(slope.ravel())
+        return (z64 > 0).astype(np.float64)
+    if isinstance(module, LeakyReLU):
+        return np.where(z64 > 0, 1.0, module.negative_slope)
+    if isinstance(module, Sigmoid):
+        return a64 * (1 - a64)
+    if isinstance(module, Tanh):
+        return 1 - a64 * a64
+    if isinstance(module, Dropout) and module.training and module.p > 0:
+        return module.mask * (0.0 if module.p == 1 else 1.0 / (1.0 - module.p))
+    if isinstance(module, GELU):  # a fresh GELU of the same kind, run in float64
+        gelu = GELU(module.approximate)
+        gelu(z64)
+        return gelu.backward(np.ones_like(z64))
+    return np.ones_like(z64)  # Identity, and Dropout in evaluation
 
 
 def _jacobian_block(
@@ -114,6 +161,27 @@ def _jacobian_block(
     ]
 
 
+def _regression_or_nll(loss: Any, last: str, scale: str) -> tuple[str, str]:
+    """The loss formula and its gradient for MSELoss, L1Loss, HuberLoss and NLLLoss."""
+    if isinstance(loss, MSELoss):
+        return rf"L = ({last} - Y)^2", rf"{scale}\, 2 ({last} - Y)"
+    if isinstance(loss, L1Loss):
+        return (
+            rf"L = \left|{last} - Y\right|",
+            rf"{scale}\, \operatorname{{sign}}({last} - Y) \quad (0 \text{{ where }} {last} = Y)",
+        )
+    if isinstance(loss, HuberLoss):
+        d = fmt(loss.delta)
+        return (
+            rf"L = \begin{{cases}} \tfrac{{1}}{{2}} D^2 & |D| < {d} \\ {d}\,(|D| - \tfrac{{1}}{{2}} \cdot {d}) & \text{{otherwise}} \end{{cases}}, \quad D = {last} - Y",
+            rf"{scale}\, \operatorname{{clip}}({last} - Y, -{d}, {d})",
+        )
+    return (
+        rf"L_n = -{last}_{{n, y_n}} \quad \text{{(the log-probability of the target class)}}",
+        rf"{scale} \left(-Y_{{\text{{one-hot}}}}\right)",
+    )
+
+
 def _loss_lines(loss: Any, last: str, t: Any) -> tuple[list[str], str]:
     """The loss formula, and the formula of dJ/d(last output)."""
     # what the mean divides by: the number of elements (for CrossEntropyLoss with class indices,
@@ -126,9 +194,8 @@ def _loss_lines(loss: Any, last: str, t: Any) -> tuple[list[str], str]:
     elif isinstance(loss, BCEWithLogitsLoss):
         formula = rf"L = (1 - Y) \odot {last} - \log \sigma({last})"
         grad = rf"{scale} \left(\sigma({last}) - Y\right)"
-    elif isinstance(loss, MSELoss):
-        formula = rf"L = ({last} - Y)^2"
-        grad = rf"{scale}\, 2 ({last} - Y)"
+    elif isinstance(loss, (MSELoss, L1Loss, HuberLoss, NLLLoss)):
+        formula, grad = _regression_or_nll(loss, last, scale)
     else:
         formula = rf"L_n = -\sum_c Y_{{nc}} \log \mathrm{{softmax}}({last})_{{nc}}"
         grad = rf"{scale} \left(\mathrm{{softmax}}({last}) - Y_{{\text{{one-hot}}}}\right)"
@@ -209,7 +276,7 @@ def _forward_section(t: Any) -> list[str]:
 
 def _activation_forward(t: Any, layer: Any) -> list[str]:
     n = layer.number
-    forward, _ = ACTIVATION[type(layer.activation)]
+    forward, _ = formulas(layer.activation)
     forward = forward.replace("[l]", f"[{n}]")
     out = [f"$$A^{{[{n}]}} = {forward} = {latex(t[f'A{n}'])}$$", ""]
     kinks = np.argwhere(t[f"Z{n}"] == 0) if layer.activation.kinks_at else []
@@ -281,15 +348,14 @@ class _Backward:
 
     def through_the_activation(self, layer: Any) -> None:
         t, n = self.t, layer.number
-        _, derivative = ACTIVATION[type(layer.activation)]
+        _, derivative = formulas(layer.activation)
         derivative = derivative.replace("[l]", f"[{n}]")
+        row_wise = ROW_WISE.get(type(layer.activation))
         self.add_step(
             f"$\\partial J / \\partial Z^{{[{n}]}}$, through {layer.activation!r}",
             f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}} = \\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} "
             f"\\odot {derivative}",
-            f"Elementwise, shape {_shape(t[f'Z{n}'])}."
-            if not isinstance(layer.activation, Softmax)
-            else f"Row by row: $G \\mapsto A \\odot (G - \\sum_j G \\odot A)$, shape {_shape(t[f'Z{n}'])}.",
+            f"{row_wise or 'Elementwise'}, shape {_shape(t[f'Z{n}'])}.",
             f"Z{n}",
         )
         if t[f"Z{n}"].size <= self.limit:
