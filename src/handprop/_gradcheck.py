@@ -33,6 +33,7 @@ import numpy as np
 
 from .explain.naming import output_names
 from .grad_mode import no_grad
+from .layers import Dropout
 from .module import Module, Sequential
 
 __all__ = ["GradcheckReport", "gradcheck"]
@@ -53,8 +54,9 @@ class KinkSite:
     def __str__(self) -> str:
         matched = sum(ok for _, _, ok in self.elements)
         unit = self.unit[0] if len(self.unit) == 1 else self.unit
+        where = self.module if self.module.startswith("the loss") else f"module {self.module}"
         return (
-            f"{self.value} = {self.at:g} (input of module {self.module}; sample {self.sample}, "
+            f"{self.value} = {self.at:g} (input of {where}; sample {self.sample}, "
             f"unit {unit}): crossed by {len(self.elements)} perturbed elements, "
             f"{matched} matched by a one-sided or the central difference"
         )
@@ -161,7 +163,7 @@ def gradcheck(
     eps, atol, rtol = _checked_tolerances(eps, atol, rtol)
     checker = _Checker(model, loss_fn, X, y, eps, atol, rtol)
     report = GradcheckReport(eps, atol, rtol)
-    report.tensors = [checker.check(*tensor) for tensor in checker.analytic_gradients()]
+    report.tensors = [checker.check(*tensor) for tensor in checker.analytic]
     report.kinks = list(checker.sites.values())
     return report
 
@@ -180,15 +182,21 @@ class _Checker:
         self.y = y if y.dtype.kind in "iu" else y.astype(np.float64)
         self.eps, self.atol, self.rtol = eps, atol, rtol
         self.sites: dict[tuple[int, tuple[int, ...]], KinkSite] = {}
+        self.analytic = self.analytic_gradients()
+        for module in self.net.modules():  # the masks backward used, for every evaluation
+            if isinstance(module, Dropout) and module.training:
+                module._fixed_mask = module.mask
         self.cost, self.base_inputs = self.evaluate()
 
     @no_grad()
     def evaluate(self) -> tuple[float, list[np.ndarray | None]]:
-        """The cost, and the input of every kinked module (copies: x changes in place)."""
+        """The cost, and the input of every kinked module (copies: x changes in place); the
+        last entry is the loss's ``input - target`` where the loss has kinks (L1Loss)."""
         h, kinked_inputs = self.x, []
         for module in self.modules:
             kinked_inputs.append(np.array(h, copy=True) if module.kinks_at else None)
             h = module(h)
+        kinked_inputs.append(h - self.y if self.loss.kinks_at else None)
         return float(np.sum(self.loss(h, self.y))), kinked_inputs
 
     def analytic_gradients(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -231,7 +239,8 @@ class _Checker:
         array[index] = original - eps
         minus, minus_inputs = self.evaluate()
         array[index] = original
-        crossed = _crossings(self.modules, self.base_inputs, plus_inputs, minus_inputs)
+        watched = [*self.modules, self.loss]
+        crossed = _crossings(watched, self.base_inputs, plus_inputs, minus_inputs)
         central = (plus - minus) / (2 * eps)
         if not crossed:
             return central, crossed
@@ -244,9 +253,13 @@ class _Checker:
             key = (position, cell)
             if key not in self.sites:
                 value_name = self.names[position - 1] if position else "X"
+                if position == len(self.modules):  # the loss: its input minus the target
+                    value_name, module = f"({value_name} - Y)", f"the loss {self.loss!r}"
+                else:
+                    module = f"{position} ({self.modules[position]!r})"
                 self.sites[key] = KinkSite(
                     value=f"{value_name}[{', '.join(map(str, cell))}]",
-                    module=f"{position} ({self.modules[position]!r})",
+                    module=module,
                     sample=cell[0],
                     unit=cell[1:],
                     at=float(self.base_inputs[position][cell]),

@@ -621,6 +621,9 @@ class Dropout(Module):
         self.p = float(p)
         self.rng = np.random.default_rng(rng)
         self.mask: np.ndarray | None = None
+        # set by gradcheck: a mask every training forward reuses instead of drawing one, so
+        # that finite differences see the function whose gradient backward computed
+        self._fixed_mask: np.ndarray | None = None
 
     def forward(self, input: Any) -> np.ndarray:
         x = as_float_array(input, self, "input")
@@ -629,7 +632,11 @@ class Dropout(Module):
             self._mask, self._scale = None, None
             return private(x, input)
         # keep each element with probability 1 - p; p = 1 keeps none (and scales by 0, not inf)
-        self.mask = freeze(self.rng.random(x.shape) >= self.p)
+        fixed = self._fixed_mask
+        if fixed is not None and fixed.shape == x.shape:
+            self.mask = fixed
+        else:
+            self.mask = freeze(self.rng.random(x.shape) >= self.p)
         self._mask = self.mask
         self._scale = x.dtype.type(0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p))
         with np.errstate(invalid="ignore"):  # inf * 0 for a dropped infinity: NaN, as torch

@@ -45,6 +45,10 @@ _BCE_EPSILON = float(np.float32(1e-12))
 class _Loss:
     """Shared plumbing: argument checks, reduction, and backward's scaling by ``grad_output``."""
 
+    #: values of ``input - target`` where the loss has no derivative (L1Loss: 0); gradcheck
+    #: watches for perturbations that cross them
+    kinks_at: tuple[float, ...] = ()
+
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(
