@@ -330,7 +330,7 @@ def _fmt(value) -> str:
 def pictures() -> dict[str, str]:
     """Each picture's file name under docs/img/, and its SVG text."""
     from handprop import trace, worked_example
-    from handprop.layers import LeakyReLU, ReLU, Sigmoid, Tanh
+    from handprop.layers import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 
     X, y = worked_example.data()
     t = trace(worked_example.model(), worked_example.loss_fn(), X, y)
@@ -343,6 +343,7 @@ def pictures() -> dict[str, str]:
         ),
         "sigmoid.svg": activation_figure("Sigmoid", Sigmoid()),
         "tanh.svg": activation_figure("Tanh", Tanh()),
+        "gelu.svg": activation_figure("GELU", GELU()),
         "softmax.svg": softmax_figure(),
         "train_digits.svg": training_figure(run_example("train_digits"), "digits, 64-64-10 MLP"),
         "train_breast_cancer.svg": training_figure(
