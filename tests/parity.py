@@ -26,7 +26,16 @@ from closeness import assert_close
 
 from handprop import Sequential
 from handprop.interop import to_torch, to_torch_loss
-from handprop.layers import Dropout, Linear, LogSoftmax, Sigmoid, Softmax, Tanh
+from handprop.layers import (
+    BatchNorm1d,
+    Dropout,
+    LayerNorm,
+    Linear,
+    LogSoftmax,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -153,13 +162,17 @@ def check_network(model: Sequential, loss, X, y) -> NetworkRun:
     for i, (out, t_out) in enumerate(zip(run.outputs, t_outs, strict=True)):
         assert_close(f"output of module {i} ({model[i]!r})", out, t_out.detach().numpy(), dtype)
     assert_close("cost", run.cost, t_cost.detach().numpy(), dtype)
+    scales = _upstream_scales(model, X, run)
     for i, (grad, t_out) in enumerate(zip(run.grad_outputs, t_outs, strict=True)):
-        assert_close(f"dJ/d output of module {i}", grad, t_out.grad.numpy(), dtype)
-    assert_close("dJ/dX", run.grad_input, tx.grad.numpy(), dtype)
+        assert_close(f"dJ/d output of module {i}", grad, t_out.grad.numpy(), dtype, scales[i + 1])
+    assert_close("dJ/dX", run.grad_input, tx.grad.numpy(), dtype, scales[0])
     t_params = dict(twin.named_parameters())
     assert list(run.grads) == list(t_params), "parameter names differ from torch's"
+    param_scales = _parameter_scales(model, X, run, scales)
     for name, p in model.named_parameters():
-        assert_close(f"{name}.grad", p.grad, t_params[name].grad.numpy(), dtype)
+        scale = param_scales.get(name)
+        assert_close(f"{name}.grad", p.grad, t_params[name].grad.numpy(), dtype, scale)
+    _compare_buffers(model, twin, dtype)
 
     # Sequential's own loops give exactly what stepping by hand gave
     model.zero_grad()
@@ -179,6 +192,103 @@ _BACKWARD_FROM_OUTPUT = {
     Sigmoid: torch.ops.aten.sigmoid_backward,
     Tanh: torch.ops.aten.tanh_backward,
 }
+
+
+def _compare_buffers(model, twin, dtype) -> None:
+    """Running statistics (and batch counts) after the same forwards, under torch's names."""
+    t_buffers = dict(twin.named_buffers())
+    assert list(dict(model.named_buffers())) == list(t_buffers), "buffer names differ"
+    for name, buffer in model.named_buffers():
+        expected = t_buffers[name].numpy()
+        if buffer.dtype.kind in "iu":
+            np.testing.assert_array_equal(buffer, expected, err_msg=name)
+        else:
+            assert_close(f"buffer {name}", buffer, expected, dtype)
+
+
+def _upstream_scales(model: Sequential, X, run: NetworkRun) -> list:
+    """For each module's input gradient (index 0: dJ/dX), the size of the terms it was summed
+    from where that is more than its own size: a normalisation's dJ/dx cancels (see
+    ``_norm_scale``), and the difference is what the next modules then pass up.
+    None elsewhere (``assert_close``'s default)."""
+    scales: list = [None] * (len(model) + 1)
+    carried = None
+    for i in reversed(range(len(model))):
+        module = model[i]
+        if isinstance(module, (BatchNorm1d, LayerNorm)):
+            x = X if i == 0 else run.outputs[i - 1]
+            carried = max(carried or 0.0, _norm_scale(module, run.grad_outputs[i], x))
+        elif isinstance(module, Linear) and carried is not None:  # g @ W sums |W| of a column
+            carried *= max(1.0, float(np.abs(module.weight.data).sum(axis=0).max()))
+        scales[i] = carried
+    return scales
+
+
+def _parameter_scales(model: Sequential, X, run: NetworkRun, scales: list) -> dict:
+    """For a Linear whose output gradient carries a normalisation's cancellation (``scales``),
+    the size of the terms of its weight and bias gradients: that scale times what each sums
+    over the batch (``|x|`` for the weight, 1 for the bias)."""
+    found = {}
+    for i, module in enumerate(model):
+        if not isinstance(module, Linear) or scales[i + 1] is None:
+            continue
+        x = np.abs(np.asarray(X if i == 0 else run.outputs[i - 1], dtype=np.float64))
+        found[f"{i}.weight"] = scales[i + 1] * max(1.0, float(x.sum(axis=0).max()))
+        found[f"{i}.bias"] = scales[i + 1] * x.shape[0]
+    return found
+
+
+def _norm_output_scale(module, x) -> float:
+    """The size of the terms of a normalisation's output: ``(x - mean) * inv_std * w + b``
+    subtracts two numbers of the size of x and multiplies the difference by up to
+    ``1/sqrt(eps)``: for a (nearly) constant feature the result is rounding noise of that size,
+    different in each implementation (handprop's is exactly 0 for a constant feature)."""
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    w = 1.0 if module.weight is None else float(np.abs(module.weight.data).max())
+    b = 0.0 if module.bias is None else float(np.abs(module.bias.data).max())
+    terms = 2 * x.max(initial=0.0) * float(np.abs(module._inv_std).max()) * w + b
+    return max(1.0, terms)
+
+
+def _norm_parameter_scale(module, name: str, x, grad) -> float:
+    """The terms of ``sum(g * x_hat)`` (weight) or ``sum(g)`` (bias) over the batch axes, with
+    ``|x_hat|`` bounded as in ``_norm_output_scale`` (noise of that size for a constant
+    feature)."""
+    g = np.abs(np.asarray(grad, dtype=np.float64))
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    if isinstance(module, BatchNorm1d):
+        axes = (0,) if g.ndim == 2 else (0, 2)
+    else:
+        axes = tuple(range(g.ndim - len(module.normalized_shape)))
+    if name == "weight":
+        g = g * 2 * x.max(initial=0.0) * float(np.abs(module._inv_std).max())
+    return max(1.0, float(g.sum(axis=axes).max(initial=0.0)))
+
+
+def _norm_scale(module, grad, x) -> float:
+    """The size of the terms a normalisation's dJ/dx sums (it cancels: the gradient of a
+    normalised value sums to 0 over what was normalised). ``x_hat`` is taken with its rounding
+    noise, ``8 * eps * max|x| * inv_std``: for a (nearly) constant feature it is all noise,
+    different in each implementation."""
+    x_abs = float(np.abs(np.asarray(x, dtype=np.float64)).max(initial=0.0))
+    inv_std = np.abs(module._inv_std).astype(np.float64)
+    noise = 8 * np.finfo(module._x_hat.dtype).eps * x_abs * inv_std
+    x_hat = np.abs(module._x_hat).astype(np.float64) + noise
+    g_hat = np.abs(np.asarray(grad, dtype=np.float64))
+    if module.weight is not None:
+        shape = inv_std.shape if isinstance(module, BatchNorm1d) else module.weight.shape
+        g_hat = g_hat * np.abs(module.weight.data).reshape(shape)
+    if isinstance(module, BatchNorm1d):
+        axes = (0,) if x_hat.ndim == 2 else (0, 2)
+    else:
+        axes = tuple(range(x_hat.ndim - len(module.normalized_shape), x_hat.ndim))
+    m = np.prod([x_hat.shape[a] for a in axes])
+    terms = inv_std / m * (
+        m * g_hat
+        + g_hat.sum(axis=axes, keepdims=True)
+        + x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True)
+    )
+    return max(1.0, float(terms.max(initial=0.0)))
 
 
 def _matmul_scale(a, b) -> float:
@@ -237,7 +347,8 @@ def check_modules(model: Sequential, loss, X, y) -> None:
                     f"{what} {name}.grad", p.grad, t_params[name].grad.numpy(), dtype, scales[name]
                 )
         else:
-            assert_close(f"{what} output", y_hp, t_y.detach().numpy(), dtype)
+            out_scale = _norm_output_scale(module, x) if hasattr(module, "_x_hat") else None
+            assert_close(f"{what} output", y_hp, t_y.detach().numpy(), dtype, out_scale)
             expected = tx.grad
             if type(module) in _BACKWARD_FROM_OUTPUT:
                 # sigmoid' = y (1 - y) and tanh' = 1 - y^2 are computed from the saved output y;
@@ -258,7 +369,15 @@ def check_modules(model: Sequential, loss, X, y) -> None:
                 g_abs = np.abs(grad)
                 terms = g_abs + np.exp(y_hp) * g_abs.sum(axis=module.dim, keepdims=True)
                 scale = max(1.0, float(terms.max()))
+            if isinstance(module, (BatchNorm1d, LayerNorm)):
+                scale = _norm_scale(module, grad, x)
             assert_close(f"{what} dJ/d input", new_grad, expected.numpy(), dtype, scale)
+            t_params = dict(twin.named_parameters())
+            for name, p in module.named_parameters():  # a normalisation's weight and bias
+                p_scale = _norm_parameter_scale(module, name, x, grad)
+                t_grad = t_params[name].grad.numpy()
+                assert_close(f"{what} {name}.grad", p.grad, t_grad, dtype, p_scale)
+            _compare_buffers(module, twin, dtype)
         grad = new_grad
 
 

@@ -21,8 +21,10 @@ import numpy as np
 from .explain.naming import output_names
 from .layers import (
     GELU,
+    BatchNorm1d,
     Dropout,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
@@ -96,10 +98,69 @@ def _layer_to_torch(module: Module):
         return twin
     if isinstance(module, Sequential):
         return nn.Sequential(*(_layer_to_torch(m) for m in module)).train(module.training)
+    if isinstance(module, (BatchNorm1d, LayerNorm)):
+        twin = _norm_to_torch(module, nn)
+        _copy_state_to_torch(module, twin)  # parameters and running statistics
+        return twin.train(module.training)
     twin = _activation_to_torch(module, nn)
     if twin is None:
         raise TypeError(f"to_torch: no torch equivalent for {type(module).__name__}")
     return twin.train(module.training)  # Dropout's mode matters; the others' is copied too
+
+
+def _norm_to_torch(module: Module, nn):
+    dtype = _torch_dtype(module.dtype)
+    if isinstance(module, BatchNorm1d):
+        return nn.BatchNorm1d(
+            module.num_features,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+            bias=module.bias is not None or not module.affine,
+            dtype=dtype,
+        )
+    return nn.LayerNorm(
+        module.normalized_shape,
+        eps=module.eps,
+        elementwise_affine=module.elementwise_affine,
+        bias=module.bias is not None or not module.elementwise_affine,
+        dtype=dtype,
+    )
+
+
+def _norm_from_torch(module, nn, where: str) -> Module | None:
+    """handprop's BatchNorm1d or LayerNorm for torch's, values copied; None for others."""
+    torch = _torch()
+    if type(module) not in (nn.BatchNorm1d, nn.LayerNorm):
+        return None
+    dtype = next(iter(module.state_dict().values()), torch.zeros(0)).dtype
+    if module.state_dict() and dtype not in (torch.float32, torch.float64):
+        raise TypeError(
+            f"from_torch: {type(module).__name__} at '{where.rstrip('.') or '(root)'}' has "
+            f"dtype {dtype}; handprop supports float32 and float64"
+        )
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    if type(module) is nn.BatchNorm1d:
+        ours = BatchNorm1d(
+            module.num_features,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+            bias=module.bias is not None or not module.affine,
+            dtype=np_dtype,
+        )
+    else:
+        ours = LayerNorm(
+            module.normalized_shape,
+            eps=module.eps,
+            elementwise_affine=module.elementwise_affine,
+            bias=module.bias is not None,
+            dtype=np_dtype,
+        )
+    ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
+    return ours.train(module.training)
 
 
 def _activation_to_torch(module: Module, nn):
@@ -174,6 +235,9 @@ def _layer_from_torch(module, where: str) -> Module:
     ours = _activation_from_torch(module, nn)
     if ours is not None:
         return ours.train(module.training)
+    ours = _norm_from_torch(module, nn, where)
+    if ours is not None:
+        return ours
     subclass = next((base for base in _SUPPORTED if isinstance(module, getattr(nn, base))), None)
     hint = (
         f" (a subclass of {subclass}: its forward may differ, so it is not converted)"
@@ -183,7 +247,7 @@ def _layer_from_torch(module, where: str) -> Module:
     raise TypeError(
         f"from_torch: unsupported module at '{place}': {module!r}{hint}; supported: "
         "Sequential, Linear (float32/float64), ReLU, Sigmoid, Tanh, LeakyReLU, GELU, "
-        "Softmax(dim=int), LogSoftmax(dim=int), Dropout, Identity"
+        "Softmax(dim=int), LogSoftmax(dim=int), Dropout, Identity, BatchNorm1d, LayerNorm"
     )
 
 
@@ -216,6 +280,8 @@ _SUPPORTED = (
     "LogSoftmax",
     "Dropout",
     "Identity",
+    "BatchNorm1d",
+    "LayerNorm",
 )
 
 

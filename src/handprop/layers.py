@@ -706,6 +706,7 @@ class BatchNorm1d(Module):
         eps: added to the variance before the square root (default 1e-5).
         momentum: the new value's weight in the running estimates (default 0.1), or None.
         affine: learn ``weight`` (ones) and ``bias`` (zeros) (default True).
+        bias: with ``affine``, learn ``bias`` too (default True; torch's keyword).
         track_running_stats: keep ``running_mean`` (zeros), ``running_var`` (ones) and
             ``num_batches_tracked`` as buffers (default True); without them, batch
             statistics are used in evaluation too.
@@ -734,6 +735,7 @@ class BatchNorm1d(Module):
         affine: bool = True,
         track_running_stats: bool = True,
         *,
+        bias: bool = True,
         dtype: Any = np.float32,
     ) -> None:
         super().__init__()
@@ -753,7 +755,7 @@ class BatchNorm1d(Module):
         dtype = float_dtype(dtype, name)
         c = self.num_features
         self.weight = Parameter(np.ones(c, dtype)) if affine else None
-        self.bias = Parameter(np.zeros(c, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(c, dtype)) if affine and bias else None
         if self.track_running_stats:
             self.register_buffer("running_mean", np.zeros(c, dtype))
             self.register_buffer("running_var", np.ones(c, dtype))
@@ -792,7 +794,7 @@ class BatchNorm1d(Module):
         if not batch_stats:  # the statistics are constants: backward is a plain scaling
             self._axes = None
         y = x_hat if not self.affine else x_hat * self.weight.data.reshape(shape)
-        if self.affine:
+        if self.bias is not None:
             y = y + self.bias.data.reshape(shape)
         return freeze(y)
 
@@ -835,6 +837,7 @@ class BatchNorm1d(Module):
         reduce = (0,) if x_hat.ndim == 2 else (0, 2)
         if self.affine:
             self.weight.accumulate_grad((g * x_hat).sum(axis=reduce))
+        if self.bias is not None:
             self.bias.accumulate_grad(g.sum(axis=reduce))
         if not input_grad:
             return None
@@ -847,7 +850,7 @@ class BatchNorm1d(Module):
         text = (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
         )
-        text += f", track_running_stats={self.track_running_stats}"
+        text += f", bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
         if self._dtype != DEFAULT_DTYPE:
             text += f", dtype={self._dtype}"
         return text
@@ -962,8 +965,7 @@ class LayerNorm(Module):
         text = (
             f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
         )
-        if self.elementwise_affine and self.bias is None:
-            text += ", bias=False"
+        text += f", bias={self.bias is not None}"
         if self._dtype != DEFAULT_DTYPE:
             text += f", dtype={self._dtype}"
         return text

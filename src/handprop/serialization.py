@@ -42,8 +42,10 @@ import numpy as np
 from ._arrays import float_dtype
 from .layers import (
     GELU,
+    BatchNorm1d,
     Dropout,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
@@ -121,6 +123,50 @@ def _check_gelu(a: dict[str, Any]) -> dict[str, Any]:
     return {"approximate": a["approximate"]}
 
 
+def _flag(a: dict[str, Any], name: str, owner: str) -> bool:
+    if not isinstance(a[name], bool):
+        raise ValueError(f"{owner}: {name} must be true or false, got {a[name]!r}")
+    return a[name]
+
+
+def _check_batch_norm(a: dict[str, Any]) -> dict[str, Any]:
+    flags = {k: _flag(a, k, "BatchNorm1d") for k in ("affine", "track_running_stats", "bias")}
+    args = {"num_features": a["num_features"], "eps": a["eps"], "momentum": a["momentum"]}
+    BatchNorm1d(**args, **flags, dtype=float_dtype(a["dtype"], "BatchNorm1d"))  # its checks
+    return {**args, **flags, "dtype": float_dtype(a["dtype"], "BatchNorm1d")}
+
+
+def _batch_norm_state(num_features, eps, momentum, affine, track_running_stats, bias, dtype):
+    c = (num_features,)
+    state = {"weight": (c, dtype, "param:")} if affine else {}
+    if affine and bias:
+        state["bias"] = (c, dtype, "param:")
+    if track_running_stats:
+        state["running_mean"] = (c, dtype, "buffer:")
+        state["running_var"] = (c, dtype, "buffer:")
+        state["num_batches_tracked"] = ((), np.dtype(np.int64), "buffer:")
+    return state
+
+
+def _check_layer_norm(a: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(a["normalized_shape"], list):
+        raise ValueError(
+            f"LayerNorm: normalized_shape must be a list, got {a['normalized_shape']!r}"
+        )
+    flags = {k: _flag(a, k, "LayerNorm") for k in ("elementwise_affine", "bias")}
+    shape = tuple(a["normalized_shape"])
+    dtype = float_dtype(a["dtype"], "LayerNorm")
+    LayerNorm(shape, a["eps"], **flags, dtype=dtype)  # its own checks
+    return {"normalized_shape": shape, "eps": a["eps"], **flags, "dtype": dtype}
+
+
+def _layer_norm_state(normalized_shape, eps, elementwise_affine, bias, dtype):
+    state = {"weight": (normalized_shape, dtype, "param:")} if elementwise_affine else {}
+    if elementwise_affine and bias:
+        state["bias"] = (normalized_shape, dtype, "param:")
+    return state
+
+
 def _check_dropout(a: dict[str, Any]) -> dict[str, Any]:
     Dropout(a["p"])
     return {"p": a["p"]}
@@ -163,6 +209,38 @@ _LAYERS: dict[str, _Layer] = {
         _check_gelu,
         GELU,
         _no_state,
+    ),
+    "BatchNorm1d": _Layer(
+        BatchNorm1d,
+        ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias", "dtype"),
+        lambda m: {
+            "num_features": m.num_features,
+            "eps": m.eps,
+            "momentum": m.momentum,
+            "affine": m.affine,
+            "track_running_stats": m.track_running_stats,
+            "bias": m.bias is not None,
+            "dtype": m.dtype.name,
+        },
+        _check_batch_norm,
+        lambda dtype, **args: BatchNorm1d(**args, dtype=dtype),
+        _batch_norm_state,
+    ),
+    "LayerNorm": _Layer(
+        LayerNorm,
+        ("normalized_shape", "eps", "elementwise_affine", "bias", "dtype"),
+        lambda m: {
+            "normalized_shape": list(m.normalized_shape),
+            "eps": m.eps,
+            "elementwise_affine": m.elementwise_affine,
+            "bias": m.bias is not None,
+            "dtype": m.dtype.name,
+        },
+        _check_layer_norm,
+        lambda normalized_shape, eps, elementwise_affine, bias, dtype: LayerNorm(
+            normalized_shape, eps, elementwise_affine, bias, dtype=dtype
+        ),
+        _layer_norm_state,
     ),
     # Dropout: p only; its generator is not saved (a loaded one draws fresh masks)
     "Dropout": _Layer(Dropout, ("p",), lambda m: {"p": m.p}, _check_dropout, Dropout, _no_state),
