@@ -283,10 +283,14 @@ def _norm_scale(module, grad, x) -> float:
     else:
         axes = tuple(range(x_hat.ndim - len(module.normalized_shape), x_hat.ndim))
     m = np.prod([x_hat.shape[a] for a in axes])
-    terms = inv_std / m * (
-        m * g_hat
-        + g_hat.sum(axis=axes, keepdims=True)
-        + x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True)
+    terms = (
+        inv_std
+        / m
+        * (
+            m * g_hat
+            + g_hat.sum(axis=axes, keepdims=True)
+            + x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True)
+        )
     )
     return max(1.0, float(terms.max(initial=0.0)))
 

@@ -133,6 +133,12 @@ def _float64_copy(model: Module) -> Module:
     for p in clone.parameters():
         p.data = p.data.astype(np.float64)
         p.grad = None
+    for module in clone.modules():  # running statistics too (integer counts stay as they are)
+        for name, buffer in list(module._buffers.items()):
+            if buffer is not None and buffer.dtype.kind == "f":
+                module.register_buffer(
+                    name, buffer.astype(np.float64), name not in module._non_persistent_buffers
+                )
     clone._clear_cache()
     return clone
 

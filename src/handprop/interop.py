@@ -109,7 +109,7 @@ def _layer_to_torch(module: Module):
 
 
 def _norm_to_torch(module: Module, nn):
-    dtype = _torch_dtype(module.dtype)
+    dtype = _torch_dtype(module.dtype or np.dtype(np.float32))  # None: nothing to store
     if isinstance(module, BatchNorm1d):
         return nn.BatchNorm1d(
             module.num_features,

@@ -675,6 +675,16 @@ def _normalise_backward(g_hat: np.ndarray, x_hat: np.ndarray, inv_std, axes) -> 
     return (inv_std / m) * (m * g_hat - sum_g - x_hat * sum_gx)
 
 
+def _own_dtype(module: Module) -> np.dtype | None:
+    """The dtype of a module's first parameter or float buffer, or None if it has neither."""
+    for _, array in module.named_parameters():
+        return array.dtype
+    for _, array in module.named_buffers():
+        if array.dtype.kind == "f":
+            return array.dtype
+    return None
+
+
 def _features(value: Any, owner: str) -> int:
     return _positive_int(value, owner, "num_features")
 
@@ -764,14 +774,15 @@ class BatchNorm1d(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
-        self._dtype = dtype
 
     @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
+    def dtype(self) -> np.dtype | None:
+        """The dtype of the weight (or of the running statistics); None without either: then
+        inputs keep their own float dtype, as an activation's do."""
+        return _own_dtype(self)
 
     def _check_input(self, input: Any) -> tuple[np.ndarray, tuple[int, ...]]:
-        x = as_float_array(input, self, "input", self._dtype)
+        x = as_float_array(input, self, "input", self.dtype)
         if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self!r}: expected input of shape (N, {self.num_features}) or "
@@ -851,8 +862,8 @@ class BatchNorm1d(Module):
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
         )
         text += f", bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
-        if self._dtype != DEFAULT_DTYPE:
-            text += f", dtype={self._dtype}"
+        if self.dtype not in (None, DEFAULT_DTYPE):
+            text += f", dtype={self.dtype}"
         return text
 
 
@@ -915,14 +926,14 @@ class LayerNorm(Module):
         dtype = float_dtype(dtype, "LayerNorm")
         self.weight = Parameter(np.ones(shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(shape, dtype)) if elementwise_affine and bias else None
-        self._dtype = dtype
 
     @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
+    def dtype(self) -> np.dtype | None:
+        """The dtype of the weight; None without one (inputs keep their own float dtype)."""
+        return _own_dtype(self)
 
     def forward(self, input: Any) -> np.ndarray:
-        x = as_float_array(input, self, "input", self._dtype)
+        x = as_float_array(input, self, "input", self.dtype)
         k = len(self.normalized_shape)
         if x.ndim < k or x.shape[x.ndim - k :] != self.normalized_shape:
             raise ValueError(
@@ -966,6 +977,6 @@ class LayerNorm(Module):
             f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
         )
         text += f", bias={self.bias is not None}"
-        if self._dtype != DEFAULT_DTYPE:
-            text += f", dtype={self._dtype}"
+        if self.dtype not in (None, DEFAULT_DTYPE):
+            text += f", dtype={self.dtype}"
         return text

@@ -220,7 +220,7 @@ _LAYERS: dict[str, _Layer] = {
             "affine": m.affine,
             "track_running_stats": m.track_running_stats,
             "bias": m.bias is not None,
-            "dtype": m.dtype.name,
+            "dtype": (m.dtype or np.dtype(np.float32)).name,  # None: nothing stored
         },
         _check_batch_norm,
         lambda dtype, **args: BatchNorm1d(**args, dtype=dtype),
@@ -234,7 +234,7 @@ _LAYERS: dict[str, _Layer] = {
             "eps": m.eps,
             "elementwise_affine": m.elementwise_affine,
             "bias": m.bias is not None,
-            "dtype": m.dtype.name,
+            "dtype": (m.dtype or np.dtype(np.float32)).name,  # None: nothing stored
         },
         _check_layer_norm,
         lambda normalized_shape, eps, elementwise_affine, bias, dtype: LayerNorm(
