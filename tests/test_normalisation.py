@@ -298,3 +298,36 @@ def test_torch_round_trip_carries_buffers_and_mode():
     back = from_torch(twin)
     assert repr(back) == repr(bn) and not back.training
     np.testing.assert_array_equal(back.running_mean, bn.running_mean)
+
+
+def test_trace_names_derives_and_draws_a_normalisation():
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        Linear(3, 4, rng=0),
+        BatchNorm1d(4),
+        ReLU(),
+        Linear(4, 5, rng=1),
+        LayerNorm(5),
+        Linear(5, 1, rng=2),
+    )
+    X, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 1))
+    t = handprop.trace(model, MSELoss(), X, y)
+    assert {"N1", "gamma1", "beta1", "dJ/dN1", "dJ/dgamma1", "dJ/dbeta2", "N2"} <= set(t.names())
+    assert t["A2"] is t["N2"]  # no activation after the LayerNorm: A is its output
+    # the trace's gradients are the model's own backward's
+    model.zero_grad()
+    loss = MSELoss()
+    loss(model(X), y)
+    model.backward(loss.backward())
+    np.testing.assert_array_equal(t["dJ/dgamma1"], model[1].weight.grad)
+    np.testing.assert_array_equal(t["dJ/dbeta2"], model[4].bias.grad)
+    md = t.to_markdown()
+    assert "through BatchNorm1d(4" in md and "through LayerNorm((5,)" in md
+    assert r"\hat Z^{[1]}" in md and r"\partial \vec\gamma^{[1]}" in md
+    assert "over the batch, per feature" in md and "over each sample's features" in md
+    assert r"\mathrm{ReLU}(N^{[1]})" in md  # the activation acts on N, not Z
+    svg = t.to_svg()
+    assert 'id="node-N1"' in svg and 'id="node-gamma1"' in svg
+    assert 'data-from="gamma1" data-to="N1"' in svg and 'data-from="N1" data-to="A1"' in svg
+    evaluating = handprop.trace(model.eval(), MSELoss(), X, y).to_markdown()
+    assert "evaluation mode" in evaluating and "a plain scaling" in evaluating

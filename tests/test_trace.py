@@ -19,13 +19,20 @@ from strategies import generic_problems
 import handprop
 from handprop import Sequential, trace
 from handprop import worked_example as we
+from handprop.explain.naming import output_names
 from handprop.interop import to_torch_loss
 from handprop.layers import Linear, ReLU, Sigmoid
 from handprop.losses import MSELoss
 
 try:  # the tests marked torch need it (and skip without it); the others run anyway
     import torch
-    from parity import _torch_target, to_torch_model
+    from parity import (
+        NetworkRun,
+        _parameter_scales,
+        _torch_target,
+        _upstream_scales,
+        to_torch_model,
+    )
 except ImportError:
     torch = None
 
@@ -34,25 +41,24 @@ DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float3
 
 
 def torch_values(model, loss, X, y):
-    """torch's values under the trace's names: Z/A via retain_grad, dJ of the configured cost
-    and dL of sum(L) (torch with reduction='none', backward of ones)."""
+    """torch's values under the trace's names: Z/N/A via retain_grad, dJ of the configured
+    cost and dL of sum(L) (torch with reduction='none', backward of ones)."""
     dtype = next(model.parameters()).dtype
     tdt = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[dtype]
+    names = output_names(list(model))
     values = {}
     for of, reduction in (("J", loss.reduction), ("L", "none")):
         twin = to_torch_model(model)
         t_loss = copy.deepcopy(loss)
         t_loss.reduction = reduction
         h = torch.tensor(np.asarray(X), dtype=tdt, requires_grad=True)
-        x, number, kept = h, 0, {}
-        for module, t_module in zip(model, twin, strict=True):
+        x, kept = h, {}
+        for name, t_module in zip(names, twin, strict=True):
             h = t_module(h)
             h.retain_grad()
-            if isinstance(module, Linear):
-                number += 1
-                kept[f"Z{number}"] = kept[f"A{number}"] = h
-            else:
-                kept[f"A{number}"] = h
+            kept[name] = h
+            if name[0] in "ZN":  # A{l} is the last of Z{l}, N{l}, A{l} that the layer has
+                kept["A" + name[1:]] = h
         cost = to_torch_loss(t_loss, dtype)(h, _torch_target(y, tdt))
         cost.backward(torch.ones_like(cost) if cost.ndim else None)
         for name, tensor in kept.items():
@@ -61,23 +67,56 @@ def torch_values(model, loss, X, y):
         values[f"d{of}/dX"] = x.grad.numpy()
         values["L" if of == "L" else "J"] = cost.detach().numpy()
         if of == "J":
-            number = 0
-            for t_module in twin:
-                if isinstance(t_module, torch.nn.Linear):
-                    number += 1
-                    values[f"dJ/dW{number}"] = t_module.weight.grad.numpy()
-                    if t_module.bias is not None:
-                        values[f"dJ/db{number}"] = t_module.bias.grad.numpy()
+            for name, t_module in zip(names, twin, strict=True):
+                if name[0] in "ZN":
+                    w, b = ("W", "b") if name[0] == "Z" else ("gamma", "beta")
+                    for prefix, param in ((w, t_module.weight), (b, t_module.bias)):
+                        if param is not None:
+                            values[f"dJ/d{prefix}{name[1:]}"] = param.grad.numpy()
     values.pop("dL/dX")
     return values
+
+
+def tolerance_scales(model, loss, X, y) -> dict:
+    """The parity helper's scales (the size of the terms a value sums, where a normalisation
+    cancels), under the trace's names; from a run on a copy (Dropout masks stay unused)."""
+    model = copy.deepcopy(model)
+    run, h = NetworkRun(), X
+    for module in model:
+        h = module(h)
+        run.outputs.append(h)
+    cost = loss(h, y)
+    grad = loss.backward(1.0 if np.ndim(cost) == 0 else np.ones_like(cost))
+    for module in reversed(list(model)):
+        run.grad_outputs.insert(0, grad)
+        grad = module.backward(grad)
+    upstream = _upstream_scales(model, X, run)
+    params = _parameter_scales(model, X, run, upstream)
+    names = output_names(list(model))
+    scales = {"dJ/dX": upstream[0]}
+    for i, name in enumerate(names):
+        scales[f"dJ/d{name}"] = upstream[i + 1]
+        if name[0] == "Z":
+            scales[f"dJ/dW{name[1:]}"] = params.get(f"{i}.weight")
+            scales[f"dJ/db{name[1:]}"] = params.get(f"{i}.bias")
+    for i, name in enumerate(names):  # A{l} is the last output of the layer
+        if name[0] in "ZN" and f"dJ/dA{name[1:]}" not in scales:
+            scales[f"dJ/dA{name[1:]}"] = upstream[i + 1]
+    return scales
 
 
 def check_trace(model, loss, X, y):
     dtype = next(model.parameters()).dtype
     t = trace(model, loss, X, y)
     expected = torch_values(model, loss, X, y)
+    scales = tolerance_scales(model, loss, X, y)
+    last = t[f"A{t.layers[-1].number}"]
+    per_sample = float(loss._mean_divisor(last, t["Y"])) if loss.reduction == "mean" else 1.0
     for name, value in expected.items():
-        assert_close(f"trace[{name!r}]", t[name], value, dtype)
+        scale = scales.get(name.replace("dL/", "dJ/"))
+        if name.startswith("dL/") and scale is not None:  # dL = divisor * dJ for the mean
+            scale *= max(1.0, per_sample)
+        assert_close(f"trace[{name!r}]", t[name], value, dtype, scale)
     return t, expected
 
 

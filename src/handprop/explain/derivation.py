@@ -12,7 +12,19 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import GELU, Dropout, Identity, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from ..layers import (
+    GELU,
+    BatchNorm1d,
+    Dropout,
+    Identity,
+    LayerNorm,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from ..losses import BCELoss, BCEWithLogitsLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 
 __all__ = ["fmt", "to_markdown"]
@@ -248,6 +260,9 @@ def _network_section(t: Any) -> list[str]:
         line = f"$$W^{{[{n}]}} = {latex(t[f'W{n}'])}"
         if f"b{n}" in t:
             line += f" \\qquad \\vec b^{{[{n}]}} = {latex(t[f'b{n}'])}"
+        for name, tex in (("gamma", r"\vec\gamma"), ("beta", r"\vec\beta")):
+            if f"{name}{n}" in t:
+                line += f" \\qquad {tex}^{{[{n}]}} = {latex(t[f'{name}{n}'])}"
         out += [line + "$$", ""]
     return out
 
@@ -269,21 +284,45 @@ def _forward_section(t: Any) -> list[str]:
             + f" gives {_shape(t[f'Z{n}'])}.",
             "",
         ]
+        if layer.norm is not None:
+            out += _norm_forward(t, layer)
         if layer.activation is not None:
             out += _activation_forward(t, layer)
     return out
 
 
-def _activation_forward(t: Any, layer: Any) -> list[str]:
+def _norm_over(layer: Any) -> str:
+    """Where a normalisation takes its mean and variance, in words."""
+    if isinstance(layer.norm, LayerNorm):
+        return "over each sample's features (each row)"
+    if layer.norm.training or not layer.norm.track_running_stats:
+        return "over the batch, per feature (each column; the batch's biased variance)"
+    return "the running estimates of training (evaluation mode: constants here)"
+
+
+def _norm_forward(t: Any, layer: Any) -> list[str]:
     n = layer.number
+    gamma = f"\\vec\\gamma^{{[{n}]}} \\odot " if f"gamma{n}" in t else ""
+    beta = f" + \\vec\\beta^{{[{n}]}}" if f"beta{n}" in t else ""
+    return [
+        f"$$N^{{[{n}]}} = {gamma}\\hat Z^{{[{n}]}}{beta}, \\qquad \\hat Z^{{[{n}]}} = "
+        f"\\frac{{Z^{{[{n}]}} - \\mu}}{{\\sqrt{{\\sigma^2 + \\epsilon}}}} \\qquad = {latex(t[f'N{n}'])}$$",
+        "",
+        f"{layer.norm!r}: $\\mu$ and $\\sigma^2$ are the mean and variance {_norm_over(layer)}.",
+        "",
+    ]
+
+
+def _activation_forward(t: Any, layer: Any) -> list[str]:
+    n, source = layer.number, layer.activation_input
     forward, _ = formulas(layer.activation)
-    forward = forward.replace("[l]", f"[{n}]")
+    forward = forward.replace("Z^{[l]}", f"{source[0]}^{{[l]}}").replace("[l]", f"[{n}]")
     out = [f"$$A^{{[{n}]}} = {forward} = {latex(t[f'A{n}'])}$$", ""]
-    kinks = np.argwhere(t[f"Z{n}"] == 0) if layer.activation.kinks_at else []
+    kinks = np.argwhere(t[source] == 0) if layer.activation.kinks_at else []
     for cell in kinks:
         where = ", ".join(map(str, cell))
         out += [
-            f"Note: $Z^{{[{n}]}}_{{{where}}} = 0$ exactly, where {layer.activation!r} has "
+            f"Note: ${source[0]}^{{[{n}]}}_{{{where}}} = 0$ exactly, where {layer.activation!r} has "
             "a kink and no derivative. handprop, like torch, takes the derivative there "
             "to be 0 (the left one); a finite-difference check straddling it sees the "
             "average of the two slopes.",
@@ -317,6 +356,8 @@ class _Backward:
                 self.from_the_loss(n, loss_grad)
             if layer.activation is not None:
                 self.through_the_activation(layer)
+            if layer.norm is not None:
+                self.through_the_norm(layer)
             self.weight_and_bias(layer)
             if n > 1:
                 self.back_through_the_layer(n)
@@ -347,26 +388,63 @@ class _Backward:
         )
 
     def through_the_activation(self, layer: Any) -> None:
-        t, n = self.t, layer.number
+        t, n, source = self.t, layer.number, layer.activation_input
+        s = source[0]  # Z, or N after a normalisation
         _, derivative = formulas(layer.activation)
-        derivative = derivative.replace("[l]", f"[{n}]")
+        derivative = derivative.replace("Z^{[l]}", f"{s}^{{[l]}}").replace("[l]", f"[{n}]")
         row_wise = ROW_WISE.get(type(layer.activation))
         self.add_step(
-            f"$\\partial J / \\partial Z^{{[{n}]}}$, through {layer.activation!r}",
-            f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}} = \\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} "
+            f"$\\partial J / \\partial {s}^{{[{n}]}}$, through {layer.activation!r}",
+            f"\\frac{{\\partial J}}{{\\partial {s}^{{[{n}]}}}} = \\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} "
             f"\\odot {derivative}",
-            f"{row_wise or 'Elementwise'}, shape {_shape(t[f'Z{n}'])}.",
-            f"Z{n}",
+            f"{row_wise or 'Elementwise'}, shape {_shape(t[source])}.",
+            source,
         )
-        if t[f"Z{n}"].size <= self.limit:
-            jac = _activation_jacobian(layer.activation, t[f"Z{n}"], t[f"A{n}"])
+        if t[source].size <= self.limit:
+            jac = _activation_jacobian(layer.activation, t[source], t[f"A{n}"])
             self.out += _jacobian_block(
-                f"$\\partial \\operatorname{{vec}} A^{{[{n}]}} / \\partial \\operatorname{{vec}} Z^{{[{n}]}}$",
+                f"$\\partial \\operatorname{{vec}} A^{{[{n}]}} / \\partial \\operatorname{{vec}} {s}^{{[{n}]}}$",
                 jac,
                 t[f"dJ/dA{n}"],
-                t[f"dJ/dZ{n}"],
-                f"\\partial J / \\partial Z^{{[{n}]}}",
+                t[f"dJ/d{source}"],
+                f"\\partial J / \\partial {s}^{{[{n}]}}",
             )
+
+    def through_the_norm(self, layer: Any) -> None:
+        """dJ/dZ through a normalisation (the compact formula), and dJ/dgamma, dJ/dbeta."""
+        t, n = self.t, layer.number
+        upstream = f"\\frac{{\\partial J}}{{\\partial N^{{[{n}]}}}}"
+        g_hat = f"G = {upstream}" + (f" \\odot \\vec\\gamma^{{[{n}]}}" if f"gamma{n}" in t else "")
+        constant = isinstance(layer.norm, BatchNorm1d) and not (
+            layer.norm.training or not layer.norm.track_running_stats
+        )
+        if constant:
+            formula = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}} = \\frac{{G}}{{\\sqrt{{\\sigma^2 + \\epsilon}}}}, \\quad {g_hat}"
+            how = "The statistics are constants in evaluation mode: a plain scaling."
+        else:
+            formula = (
+                f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}} = \\frac{{1}}{{m \\sqrt{{\\sigma^2 + \\epsilon}}}}"
+                f"\\left(m\\, G - \\textstyle\\sum G - \\hat Z^{{[{n}]}} \\odot \\sum (G \\odot \\hat Z^{{[{n}]}})\\right), \\quad {g_hat}"
+            )
+            how = (
+                f"The sums run {_norm_over(layer).split(' (')[0]}, m values each: the mean and the "
+                "variance depend on every $Z$ they are taken over, which gives the second and "
+                "third terms (derived on the normalisation's own page)."
+            )
+        self.add_step(
+            f"$\\partial J / \\partial Z^{{[{n}]}}$, through {layer.norm!r}",
+            formula,
+            f"{how} Shape {_shape(t[f'Z{n}'])}.",
+            f"Z{n}",
+        )
+        for name, tex in (("gamma", "\\vec\\gamma"), ("beta", "\\vec\\beta")):
+            if f"dJ/d{name}{n}" in t:
+                grad = f"\\sum {upstream}" + (" \\odot \\hat Z" if name == "gamma" else "")
+                value = latex(t[f"dJ/d{name}{n}"])
+                self.out += [
+                    f"$$\\frac{{\\partial J}}{{\\partial {tex}^{{[{n}]}}}} = {grad} = {value}$$",
+                    "",
+                ]
 
     def weight_and_bias(self, layer: Any) -> None:
         t, n = self.t, layer.number

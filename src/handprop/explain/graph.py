@@ -19,8 +19,8 @@ __all__ = ["to_svg"]
 WIDTH, LINE, GAP_X, GAP_Y, PAD = 205, 15, 60, 40, 8  # WIDTH: the narrowest a box may be
 CHAR = 6.7  # px per character of the 11 px monospace font (0.6 em), with a little room
 LEGEND = [
-    "Arrows run forward: X -> Z = A W^T + b -> A -> L -> J.",
-    "Blue boxes: values (value = the forward value); yellow: parameters W, b.",
+    "Arrows run forward: X -> Z = A W^T + b (-> N, normalised) -> A -> L -> J.",
+    "Blue boxes: values (value = the forward value); yellow: parameters W, b (gamma, beta).",
     "dJ/d...: the gradient of the cost J at that node, what backward computes.",
 ]
 B_SHIFT = 24  # b sits a little right of W, so that W's edge to Z passes beside it
@@ -69,6 +69,19 @@ def _nodes_and_edges(t: Any) -> tuple[list[dict], dict[int, list[dict]], list[tu
         main.append(_node(t, f"Z{n}", f"dJ/dZ{n}"))
         edges.append((previous, f"Z{n}"))
         previous = f"Z{n}"
+        if layer.norm is not None:  # N = gamma * (Z - mean) / std + beta
+            norm_params = [
+                _node(t, f"{name}{n}", f"dJ/d{name}{n}")
+                for name in ("gamma", "beta")
+                if f"{name}{n}" in t
+            ]
+            if norm_params:
+                above[len(main)] = norm_params
+            edges += [(p["name"], f"N{n}") for p in norm_params]
+            main.append(_node(t, f"N{n}", f"dJ/dN{n}"))
+            main[-1]["lines"][0] += f"  {type(layer.norm).__name__}"
+            edges.append((previous, f"N{n}"))
+            previous = f"N{n}"
         if layer.activation is not None:
             main.append(_node(t, f"A{n}", f"dJ/dA{n}"))
             main[-1]["lines"][0] += f"  {layer.activation!r}"
@@ -104,7 +117,7 @@ def to_svg(t: Any) -> str:
         y = main_y
         for param in reversed(above.get(column, [])):
             y -= param["height"] + GAP_Y
-            shift = B_SHIFT if param["name"].startswith("b") else 0
+            shift = B_SHIFT if param is not above[column][0] else 0  # b, beta: right of W
             boxes[param["name"]] = (x + shift, y, param["height"])
     width = max(
         PAD * 2 + len(main) * (box + GAP_X) - GAP_X + B_SHIFT,
@@ -124,7 +137,7 @@ def to_svg(t: Any) -> str:
     for source, target in edges:
         sx, sy, sh = boxes[source]
         tx, ty, th = boxes[target]
-        if source[0] == "W":  # down the left, beside b
+        if source.startswith(("W", "gamma")):  # down the left, beside b (or beta)
             x1, y1, x2, y2 = sx + B_SHIFT / 2, sy + sh, tx + B_SHIFT / 2, ty
         elif sy < ty and abs(sx - tx) <= B_SHIFT:  # b or Y straight down onto its node
             x1, y1, x2, y2 = sx + box / 2, sy + sh, sx + box / 2, ty
@@ -136,7 +149,7 @@ def to_svg(t: Any) -> str:
         )
     for node in everything:
         x, y, h = boxes[node["name"]]
-        kind = "param" if node["name"][0] in "Wb" else "value"
+        kind = "param" if node["name"].startswith(("W", "b", "gamma")) else "value"
         fill = {"param": "#fff4d6", "value": "#e8f0fe"}[kind]
         parts.append(f'<g class="node {kind}" id="node-{escape(node["name"])}">')
         parts.append(

@@ -1,15 +1,15 @@
 """Names of a network's intermediate values, as the worked example writes them.
 
-Layers are numbered by their Linear: ``Z{l}`` is the output of the l-th Linear and ``A{l}``
-the output of the activation right after it. Any other module's output is ``out{i}``, i its
-position.
+Layers are numbered by their Linear: ``Z{l}`` is the output of the l-th Linear, ``N{l}`` that
+of a normalisation right after it, and ``A{l}`` the output of the activation right after
+those. Any other module's output is ``out{i}``, i its position.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..layers import Linear
+from ..layers import BatchNorm1d, LayerNorm, Linear
 from ..module import Module
 
 
@@ -22,13 +22,19 @@ def output_names(modules: Sequence[Module]) -> list[str]:
         ['Z1', 'A1', 'Z2', 'A2']
         >>> output_names([ReLU(), Linear(2, 2), Linear(2, 1)])
         ['out0', 'Z1', 'Z2']
+        >>> from handprop.layers import BatchNorm1d
+        >>> output_names([Linear(2, 3), BatchNorm1d(3), ReLU(), Linear(3, 1)])
+        ['Z1', 'N1', 'A1', 'Z2']
     """
     names, layer = [], 0
     for i, module in enumerate(modules):
+        before = names[-1][0] if names else ""
         if isinstance(module, Linear):
             layer += 1
             names.append(f"Z{layer}")
-        elif i > 0 and isinstance(modules[i - 1], Linear):
+        elif before == "Z" and isinstance(module, (BatchNorm1d, LayerNorm)):
+            names.append(f"N{layer}")
+        elif before in ("Z", "N"):
             names.append(f"A{layer}")
         else:
             names.append(f"out{i}")

@@ -5,8 +5,11 @@ Names follow the worked example, layers numbered by their Linear:
 - ``X``, ``Y``: the input and the target;
 - ``Z{l}``: output of the l-th Linear; ``A{l}``: output of the activation after it (``A{l}`` is
   ``Z{l}`` when none follows); ``W{l}``, ``b{l}``: its weight and bias;
+- ``N{l}``: output of a normalisation (``BatchNorm1d``, ``LayerNorm``) between the l-th Linear
+  and its activation, ``gamma{l}`` and ``beta{l}`` its weight and bias;
 - ``L``: the per-element losses; ``J``: the cost (the loss as configured, e.g. their mean);
-- ``dJ/dZ{l}``, ``dJ/dA{l}``, ``dJ/dW{l}``, ``dJ/db{l}``, ``dJ/dX``: gradients of the cost, what
+- ``dJ/dZ{l}``, ``dJ/dN{l}``, ``dJ/dA{l}``, ``dJ/dW{l}``, ``dJ/db{l}``, ``dJ/dgamma{l}``,
+  ``dJ/dbeta{l}``, ``dJ/dX``: gradients of the cost, what
   torch's ``.grad`` and ``retain_grad()`` give;
 - ``dL/dZ{l}``, ``dL/dA{l}``: gradients of the *summed* per-element losses, the convention of
   texts that differentiate each sample's loss and average only at the parameters (the worked
@@ -32,21 +35,36 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Linear
+from ..layers import BatchNorm1d, LayerNorm, Linear
 from ..module import Module, Sequential
+
+NORMS = (BatchNorm1d, LayerNorm)
 
 __all__ = ["Trace", "trace"]
 
 
 @dataclass
 class Layer:
-    """One Linear and the activation after it (if any), as the worked example groups them."""
+    """One Linear, the normalisation after it (if any) and the activation after those (if
+    any), as the worked example groups them."""
 
     number: int
     linear: Linear
     linear_index: int  # position in the Sequential
     activation: Module | None
     activation_index: int | None
+    norm: Module | None = None
+    norm_index: int | None = None
+
+    @property
+    def activation_input(self) -> str:
+        """The name of what the activation (or the layer's output) is computed from."""
+        return f"N{self.number}" if self.norm is not None else f"Z{self.number}"
+
+    def last_index(self) -> int:
+        return max(
+            i for i in (self.linear_index, self.norm_index, self.activation_index) if i is not None
+        )
 
 
 class Trace:
@@ -124,14 +142,17 @@ def layers_of(model: Sequential) -> list[Layer]:
     for i, module in enumerate(modules):
         if isinstance(module, Sequential):
             raise ValueError(f"trace: module {i} is a nested Sequential; flatten the model")
+        last = layers[-1] if layers else None
         if isinstance(module, Linear):
             layers.append(Layer(len(layers) + 1, module, i, None, None))
-        elif layers[-1].activation is None and layers[-1].linear_index == i - 1:
-            layers[-1].activation, layers[-1].activation_index = module, i
+        elif isinstance(module, NORMS) and last.norm is None and last.activation is None:
+            last.norm, last.norm_index = module, i
+        elif last.activation is None and last.last_index() == i - 1:
+            last.activation, last.activation_index = module, i
         else:
             raise ValueError(
                 f"trace: module {i} ({module!r}) follows an activation; each Linear may be "
-                "followed by at most one activation"
+                "followed by at most one normalisation and one activation"
             )
     return layers
 
@@ -148,15 +169,17 @@ def trace(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Trace:
     x = np.asarray(X).astype(dtype, copy=False)  # as Linear would cast it
     values: dict[str, Any] = {"X": x, "Y": np.asarray(y)}
     for layer in layers:
-        values[f"W{layer.number}"] = layer.linear.weight.data
-        if layer.linear.bias is not None:
-            values[f"b{layer.number}"] = layer.linear.bias.data
+        for name, param in _parameters(layer):
+            values[name] = param.data
 
     # forward
     h = x
     for layer in layers:
         h = layer.linear(h)
         values[f"Z{layer.number}"] = h
+        if layer.norm is not None:
+            h = layer.norm(h)
+            values[f"N{layer.number}"] = h
         if layer.activation is not None:
             h = layer.activation(h)
         values[f"A{layer.number}"] = h
@@ -171,9 +194,8 @@ def trace(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Trace:
     # (retain_graph: the forward's caches serve the second backward too)
     _backward(layers, loss.backward(out_grad), "J", values, retain_graph=True)
     for layer in layers:  # copies: the second backward below adds into .grad again
-        values[f"dJ/dW{layer.number}"] = layer.linear.weight.grad.copy()
-        if layer.linear.bias is not None:
-            values[f"dJ/db{layer.number}"] = layer.linear.bias.grad.copy()
+        for name, param in _parameters(layer):
+            values[f"dJ/d{name}"] = param.grad.copy()
     per_sample: dict[str, Any] = {}
     _backward(layers, per_element.backward(np.ones_like(values["L"])), "L", per_sample)
     values.update({k: v for k, v in per_sample.items() if k != "dL/dX"})
@@ -183,11 +205,29 @@ def trace(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Trace:
 def _backward(
     layers: list[Layer], grad: np.ndarray, of: str, values: dict, retain_graph: bool = False
 ) -> None:
-    """Backward through the layers, storing d{of}/dA{l} and d{of}/dZ{l}, and d{of}/dX."""
+    """Backward through the layers, storing d{of}/dA{l}, d{of}/dN{l} and d{of}/dZ{l}, and
+    d{of}/dX."""
     for layer in reversed(layers):
         values[f"d{of}/dA{layer.number}"] = grad
         if layer.activation is not None:
             grad = layer.activation.backward(grad, retain_graph=retain_graph)
+        if layer.norm is not None:
+            values[f"d{of}/dN{layer.number}"] = grad
+            grad = layer.norm.backward(grad, retain_graph=retain_graph)
         values[f"d{of}/dZ{layer.number}"] = grad
         grad = layer.linear.backward(grad, retain_graph=retain_graph)
     values[f"d{of}/dX"] = grad
+
+
+def _parameters(layer: Layer) -> list[tuple[str, Any]]:
+    """The layer's parameters under their trace names: W, b of the Linear; gamma, beta of the
+    normalisation."""
+    n = layer.number
+    found = [(f"W{n}", layer.linear.weight)]
+    if layer.linear.bias is not None:
+        found.append((f"b{n}", layer.linear.bias))
+    if layer.norm is not None:
+        for name, param in (("gamma", layer.norm.weight), ("beta", layer.norm.bias)):
+            if param is not None:
+                found.append((f"{name}{n}", param))
+    return found
