@@ -3,6 +3,9 @@ evaluation; buffers, state_dict keys), the backward against a graph-by-graph der
 a constant feature, errors, gradcheck, save/load and interop. Random networks containing them
 are checked against torch in test_parity_random.py."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from closeness import assert_close
@@ -331,3 +334,35 @@ def test_trace_names_derives_and_draws_a_normalisation():
     assert 'data-from="gamma1" data-to="N1"' in svg and 'data-from="N1" data-to="A1"' in svg
     evaluating = handprop.trace(model.eval(), MSELoss(), X, y).to_markdown()
     assert "evaluation mode" in evaluating and "a plain scaling" in evaluating
+
+
+# -- golden values written by torch (tests/golden/make_golden_modules.py): no torch needed ----
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "modules.json").read_text())
+
+
+@DTYPES
+def test_batch_norm_and_layer_norm_match_torchs_golden_values(dtype):
+    golden, inputs = GOLDEN[np.dtype(dtype).name], GOLDEN["inputs"]
+    x, g = np.array(inputs["X"], dtype=dtype), np.array(inputs["G"], dtype=dtype)
+    bn = BatchNorm1d(6, momentum=0.2, dtype=dtype)
+    bn.weight.data[...] = inputs["WEIGHT"]
+    bn.bias.data[...] = inputs["G"][0]
+    for step, (training, scale) in enumerate(((True, 1.0), (True, -2.0), (False, 1.0))):
+        expected = golden["BatchNorm1d(6, momentum=0.2)"][step]
+        bn.train(training).zero_grad()
+        where = f"BatchNorm1d step {step + 1}"
+        assert_close(f"{where} output", bn(x * dtype(scale)), expected["output"], dtype)
+        assert_close(f"{where} dJ/dx", bn.backward(g), expected["grad_input"], dtype, 10.0)
+        assert_close(f"{where} weight.grad", bn.weight.grad, expected["weight_grad"], dtype)
+        assert_close(f"{where} bias.grad", bn.bias.grad, expected["bias_grad"], dtype)
+        assert_close(f"{where} running_mean", bn.running_mean, expected["running_mean"], dtype)
+        assert_close(f"{where} running_var", bn.running_var, expected["running_var"], dtype)
+        assert int(bn.num_batches_tracked) == expected["num_batches_tracked"]
+    ln = LayerNorm(6, dtype=dtype)
+    ln.weight.data[...] = inputs["WEIGHT"]
+    expected = golden["LayerNorm(6)"]
+    assert_close("LayerNorm output", ln(x), expected["output"], dtype)
+    assert_close("LayerNorm dJ/dx", ln.backward(g), expected["grad_input"], dtype, 10.0)
+    assert_close("LayerNorm weight.grad", ln.weight.grad, expected["weight_grad"], dtype)
+    assert_close("LayerNorm bias.grad", ln.bias.grad, expected["bias_grad"], dtype)

@@ -1,5 +1,6 @@
 """Regenerate modules.json: torch's values for GELU, LogSoftmax, Dropout (a given mask),
-L1Loss, HuberLoss and NLLLoss on fixed inputs, in float32 and float64.
+BatchNorm1d (two training steps, then evaluation), LayerNorm, L1Loss, HuberLoss and NLLLoss on
+fixed inputs, in float32 and float64.
 
 Written by torch alone (no handprop code runs here), so the tests that read it
 (tests/test_regularisation.py) check handprop against an independent reference, torch or not.
@@ -34,6 +35,50 @@ def loss(module, target, dtype):
     return {"cost": cost.item(), "grad_input": x.grad.tolist()}
 
 
+def batch_norm(dtype):
+    """Two training steps (X, then X reversed and scaled), then evaluation on X: outputs,
+    input gradients, weight and bias gradients and the buffers after each step."""
+    bn = torch.nn.BatchNorm1d(6, momentum=0.2, dtype=dtype)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor(WEIGHT, dtype=dtype))
+        bn.bias.copy_(torch.tensor(G[0], dtype=dtype))
+    steps = []
+    for training, scale in ((True, 1.0), (True, -2.0), (False, 1.0)):
+        bn.train(training)
+        bn.zero_grad()
+        x = torch.tensor(X, dtype=dtype) * scale
+        x.requires_grad_(True)
+        y = bn(x)
+        y.backward(torch.tensor(G, dtype=dtype))
+        steps.append(
+            {
+                "output": y.tolist(),
+                "grad_input": x.grad.tolist(),
+                "weight_grad": bn.weight.grad.tolist(),
+                "bias_grad": bn.bias.grad.tolist(),
+                "running_mean": bn.running_mean.tolist(),
+                "running_var": bn.running_var.tolist(),
+                "num_batches_tracked": int(bn.num_batches_tracked),
+            }
+        )
+    return steps
+
+
+def layer_norm(dtype):
+    ln = torch.nn.LayerNorm(6, dtype=dtype)
+    with torch.no_grad():
+        ln.weight.copy_(torch.tensor(WEIGHT, dtype=dtype))
+    x = torch.tensor(X, dtype=dtype, requires_grad=True)
+    y = ln(x)
+    y.backward(torch.tensor(G, dtype=dtype))
+    return {
+        "output": y.tolist(),
+        "grad_input": x.grad.tolist(),
+        "weight_grad": ln.weight.grad.tolist(),
+        "bias_grad": ln.bias.grad.tolist(),
+    }
+
+
 def values(dtype: torch.dtype) -> dict:
     f = torch.nn.functional
     mask = torch.tensor(MASK)
@@ -47,6 +92,8 @@ def values(dtype: torch.dtype) -> dict:
         "Dropout(p=0.25)": layer(lambda x: x * mask * (1 / 0.75), dtype),
         "L1Loss()": loss(torch.nn.L1Loss(), target, dtype),
         "HuberLoss(delta=1.5)": loss(torch.nn.HuberLoss(delta=1.5), target, dtype),
+        "BatchNorm1d(6, momentum=0.2)": batch_norm(dtype),
+        "LayerNorm(6)": layer_norm(dtype),
         "NLLLoss(weight)": loss(
             torch.nn.NLLLoss(weight=torch.tensor(WEIGHT, dtype=dtype)), classes, dtype
         ),
