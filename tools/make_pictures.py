@@ -236,14 +236,38 @@ def training_figure(history, title: str) -> str:
     return figure([left, right], f"{title}: loss and accuracy per epoch")
 
 
-def run_example(name: str):
-    """The history of examples/<name>.py's training run, with its defaults."""
+def run_example(name: str, *args, **kwargs):
+    """The history of examples/<name>.py's training run, with its defaults (``run``) or with
+    the given function and arguments (``train``: the regularisation example)."""
     sys.path.insert(0, str(ROOT / "examples"))
     try:
         module = __import__(name)
+        if args or kwargs:
+            return module.train(*args, **kwargs)
         return module.run(verbose=False)
     finally:
         sys.path.remove(str(ROOT / "examples"))
+
+
+def regularisation_figure() -> str:
+    """examples/regularisation.py without torch: train and test accuracy of each variant."""
+    charts = []
+    for variant in ("plain", "dropout", "batchnorm"):
+        history = run_example("regularisation", variant, 100, with_torch=False)
+        epochs = np.arange(1, len(history["train"]) + 1)
+        gap = history["train"][-1] - history["test"][-1]
+        charts.append(
+            chart(
+                [("train", epochs, history["train"]), ("test", epochs, history["test"])],
+                title=f"{variant}: test {history['test'][-1]:.3f}, gap {gap:.3f}",
+                xlabel="epoch",
+                ylabel="accuracy",
+                xlim=(0, len(epochs)),
+                ylim=(0.0, 1.02),
+                legend="bottom",
+            )
+        )
+    return figure(charts, "An overfitting MLP on 300 digits, without and with regularisation")
 
 
 # --- the worked example's network: values forward, gradients backward --------------------------
@@ -349,6 +373,7 @@ def pictures() -> dict[str, str]:
         "train_breast_cancer.svg": training_figure(
             run_example("train_breast_cancer"), "breast cancer, 30-16-1 MLP"
         ),
+        "regularisation.svg": regularisation_figure(),
     }
 
 
