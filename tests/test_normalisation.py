@@ -366,3 +366,22 @@ def test_batch_norm_and_layer_norm_match_torchs_golden_values(dtype):
     assert_close("LayerNorm dJ/dx", ln.backward(g), expected["grad_input"], dtype, 10.0)
     assert_close("LayerNorm weight.grad", ln.weight.grad, expected["weight_grad"], dtype)
     assert_close("LayerNorm bias.grad", ln.bias.grad, expected["bias_grad"], dtype)
+
+
+@pytest.mark.torch
+def test_parity_report_names_and_compares_normalised_values():
+    from handprop.interop import parity_report
+
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        Linear(3, 6, rng=0),
+        BatchNorm1d(6),
+        ReLU(),
+        Linear(6, 4, rng=1),
+        LayerNorm(4),
+        Linear(4, 2, rng=2),
+    )
+    report = parity_report(model, MSELoss(), rng.normal(size=(8, 3)), rng.normal(size=(8, 2)))
+    assert report.ok, str(report)
+    names = [row.name for row in report.rows]
+    assert {"N1", "A1", "N2", "dJ/dN1", "1.weight.grad", "4.bias.grad"} <= set(names)

@@ -96,8 +96,10 @@ def chart(
     for i, (label, _, _) in enumerate(series):
         if legend == "top":
             x, y = left + 8, top + 14 + 16 * i
-        else:
-            x, y = left + plot_w - 100, top + plot_h - 8 - 16 * (len(series) - 1 - i)
+        else:  # bottom right, as wide as the longest label (about 6.5 px a character)
+            widest = max(len(label) for label, _, _ in series)
+            x = left + plot_w - 30 - round(6.5 * widest)
+            y = top + plot_h - 8 - 16 * (len(series) - 1 - i)
         parts.append(
             _tag("line", x1=x, y1=y - 4, x2=x + 18, y2=y - 4, stroke=COLOURS[i], stroke_width=2)
         )
@@ -183,11 +185,14 @@ def activation_figure(name: str, module, *, note: str = "") -> str:
     return figure([(body, size)], f"{name}(x) and its derivative, computed by handprop")
 
 
-def softmax_figure() -> str:
-    """Softmax of the two logits (x, 0): its first output, and d(output 0)/d(logit 0)."""
-    from handprop.layers import Softmax
+def softmax_figure(log: bool = False) -> str:
+    """Softmax (or LogSoftmax) of the two logits (x, 0): its first output, and d(output 0) /
+    d(logit 0) from backward."""
+    from handprop.layers import LogSoftmax, Softmax
 
     x = np.linspace(-6.0, 6.0, 241)
+    if log:
+        return _log_softmax_figure(x, LogSoftmax(dim=1))
     softmax = Softmax(dim=1)
     logits = np.stack([x, np.zeros_like(x)], axis=1)
     p = softmax(logits)[:, 0]
@@ -205,6 +210,26 @@ def softmax_figure() -> str:
         height=280,
     )
     return figure([(body, size)], "Softmax and its derivative, computed by handprop")
+
+
+def _log_softmax_figure(x: np.ndarray, layer) -> str:
+    logits = np.stack([x, np.zeros_like(x)], axis=1)
+    log_p = layer(logits)[:, 0]
+    upstream = np.zeros_like(logits)
+    upstream[:, 0] = 1.0
+    slope = layer.backward(upstream)[:, 0]
+    body, size = chart(
+        [("log_softmax(x, 0)[0]", x, log_p), ("its derivative, from backward", x, slope)],
+        title="LogSoftmax of two logits (x, 0)",
+        xlabel="x (the first logit; the second is 0)",
+        ylabel="",
+        xlim=(-6.0, 6.0),
+        ylim=(-6.5, 1.5),
+        legend="bottom",
+        width=420,
+        height=280,
+    )
+    return figure([(body, size)], "LogSoftmax and its derivative, computed by handprop")
 
 
 # --- the training examples' curves ----------------------------------------------------------------
@@ -369,6 +394,7 @@ def pictures() -> dict[str, str]:
         "tanh.svg": activation_figure("Tanh", Tanh()),
         "gelu.svg": activation_figure("GELU", GELU()),
         "softmax.svg": softmax_figure(),
+        "log_softmax.svg": softmax_figure(log=True),
         "train_digits.svg": training_figure(run_example("train_digits"), "digits, 64-64-10 MLP"),
         "train_breast_cancer.svg": training_figure(
             run_example("train_breast_cancer"), "breast cancer, 30-16-1 MLP"
