@@ -186,50 +186,32 @@ def activation_figure(name: str, module, *, note: str = "") -> str:
 
 
 def softmax_figure(log: bool = False) -> str:
-    """Softmax (or LogSoftmax) of the two logits (x, 0): its first output, and d(output 0) /
-    d(logit 0) from backward."""
+    """Softmax (or LogSoftmax) of the two logits (x, 0): its first output, and the derivative
+    of that output with respect to x, from backward (upstream gradient 1 on output 0: one row
+    of the Jacobian, per sample)."""
     from handprop.layers import LogSoftmax, Softmax
 
+    name = "LogSoftmax" if log else "Softmax"
+    layer = (LogSoftmax if log else Softmax)(dim=1)
     x = np.linspace(-6.0, 6.0, 241)
-    if log:
-        return _log_softmax_figure(x, LogSoftmax(dim=1))
-    softmax = Softmax(dim=1)
     logits = np.stack([x, np.zeros_like(x)], axis=1)
-    p = softmax(logits)[:, 0]
-    upstream = np.zeros_like(logits)
-    upstream[:, 0] = 1.0  # the gradient of output 0: one row of the Jacobian, per sample
-    dp = softmax.backward(upstream)[:, 0]
-    body, size = chart(
-        [("softmax(x, 0)[0]", x, p), ("d softmax[0] / dx, from backward", x, dp)],
-        title="Softmax of two logits (x, 0)",
-        xlabel="x (the first logit; the second is 0)",
-        ylabel="",
-        xlim=(-6.0, 6.0),
-        ylim=(-0.08, 1.08),
-        width=420,
-        height=280,
-    )
-    return figure([(body, size)], "Softmax and its derivative, computed by handprop")
-
-
-def _log_softmax_figure(x: np.ndarray, layer) -> str:
-    logits = np.stack([x, np.zeros_like(x)], axis=1)
-    log_p = layer(logits)[:, 0]
+    out = layer(logits)[:, 0]
     upstream = np.zeros_like(logits)
     upstream[:, 0] = 1.0
     slope = layer.backward(upstream)[:, 0]
+    label = "log_softmax(x, 0)[0]" if log else "softmax(x, 0)[0]"
     body, size = chart(
-        [("log_softmax(x, 0)[0]", x, log_p), ("its derivative, from backward", x, slope)],
-        title="LogSoftmax of two logits (x, 0)",
+        [(label, x, out), ("its derivative, from backward", x, slope)],
+        title=f"{name} of two logits (x, 0)",
         xlabel="x (the first logit; the second is 0)",
         ylabel="",
         xlim=(-6.0, 6.0),
-        ylim=(-6.5, 1.5),
-        legend="bottom",
+        ylim=(-6.5, 1.5) if log else (-0.08, 1.08),
+        legend="bottom" if log else "top",
         width=420,
         height=280,
     )
-    return figure([(body, size)], "LogSoftmax and its derivative, computed by handprop")
+    return figure([(body, size)], f"{name} and its derivative, computed by handprop")
 
 
 # --- the training examples' curves ----------------------------------------------------------------

@@ -108,25 +108,23 @@ def _layer_to_torch(module: Module):
     return twin.train(module.training)  # Dropout's mode matters; the others' is copied too
 
 
+def _norm_arguments(module) -> dict[str, Any]:
+    """The constructor arguments of a BatchNorm1d or LayerNorm, torch's or handprop's: the two
+    keep them under the same attribute names."""
+    if hasattr(module, "num_features"):
+        names = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+    else:
+        names = ("normalized_shape", "eps", "elementwise_affine")
+    args = {name: getattr(module, name) for name in names}
+    affine = args.get("affine", args.get("elementwise_affine"))
+    args["bias"] = module.bias is not None or not affine  # (without affine, bias means nothing)
+    return args
+
+
 def _norm_to_torch(module: Module, nn):
     dtype = _torch_dtype(module.dtype or np.dtype(np.float32))  # None: nothing to store
-    if isinstance(module, BatchNorm1d):
-        return nn.BatchNorm1d(
-            module.num_features,
-            eps=module.eps,
-            momentum=module.momentum,
-            affine=module.affine,
-            track_running_stats=module.track_running_stats,
-            bias=module.bias is not None or not module.affine,
-            dtype=dtype,
-        )
-    return nn.LayerNorm(
-        module.normalized_shape,
-        eps=module.eps,
-        elementwise_affine=module.elementwise_affine,
-        bias=module.bias is not None or not module.elementwise_affine,
-        dtype=dtype,
-    )
+    kind = nn.BatchNorm1d if isinstance(module, BatchNorm1d) else nn.LayerNorm
+    return kind(**_norm_arguments(module), dtype=dtype)
 
 
 def _norm_from_torch(module, nn, where: str) -> Module | None:
@@ -140,25 +138,9 @@ def _norm_from_torch(module, nn, where: str) -> Module | None:
             f"from_torch: {type(module).__name__} at '{where.rstrip('.') or '(root)'}' has "
             f"dtype {dtype}; handprop supports float32 and float64"
         )
+    kind = BatchNorm1d if type(module) is nn.BatchNorm1d else LayerNorm
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    if type(module) is nn.BatchNorm1d:
-        ours = BatchNorm1d(
-            module.num_features,
-            eps=module.eps,
-            momentum=module.momentum,
-            affine=module.affine,
-            track_running_stats=module.track_running_stats,
-            bias=module.bias is not None or not module.affine,
-            dtype=np_dtype,
-        )
-    else:
-        ours = LayerNorm(
-            module.normalized_shape,
-            eps=module.eps,
-            elementwise_affine=module.elementwise_affine,
-            bias=module.bias is not None,
-            dtype=np_dtype,
-        )
+    ours = kind(**_norm_arguments(module), dtype=np_dtype)
     ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
     return ours.train(module.training)
 
