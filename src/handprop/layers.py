@@ -819,10 +819,9 @@ class BatchNorm1d(Module):
                 f"of shape {shape_str(x.shape)}"
             )
         x64 = x.astype(np.float64)
-        mean = x64.mean(axis=axes)
-        var = ((x64 - mean.reshape([-1 if a == 1 else 1 for a in range(x.ndim)])) ** 2).mean(
-            axis=axes
-        )
+        mean = x64.mean(axis=axes, keepdims=True)
+        var = ((x64 - mean) ** 2).mean(axis=axes)  # biased: divided by m
+        mean = mean.reshape(-1)
         if self.training and self.track_running_stats:
             self._update_running(mean, var * m / (m - 1))
         return mean.astype(x.dtype), var.astype(x.dtype)
