@@ -522,3 +522,13 @@ class AdamW(Adam):
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach
         )
+
+
+# ``handprop.optim.lr_scheduler``, as in torch: the schedules live in their own module, which
+# is also reachable under this name (``from handprop.optim.lr_scheduler import StepLR``), the
+# way ``os.path`` is registered by ``os``.
+import sys as _sys  # noqa: E402
+
+from . import lr_scheduler  # noqa: E402
+
+_sys.modules[__name__ + ".lr_scheduler"] = lr_scheduler
