@@ -131,3 +131,81 @@ def test_step_sets_the_optimizers_rate_and_the_schedule_starts_from_initial_lr()
 def test_bad_input_raises_a_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_lr": 1.0, "total_steps": 200},
+        {"max_lr": 0.5, "epochs": 10, "steps_per_epoch": 20, "anneal_strategy": "linear"},
+        {"max_lr": 2.0, "total_steps": 200, "three_phase": True, "pct_start": 0.25},
+        {"max_lr": 1.0, "total_steps": 200, "cycle_momentum": False, "div_factor": 10.0},
+    ],
+)
+def test_one_cycle_rates_and_momentum_equal_torchs(optimizer, kwargs):
+    opt, sched, t_opt, t_sched = _pair("OneCycleLR", kwargs, optimizer)
+    key = "momentum" if optimizer == "SGD" else "betas"
+    for step in range(200):
+        assert sched.get_last_lr() == t_sched.get_last_lr(), f"step {step}"
+        assert opt.param_groups[0][key] == t_opt.param_groups[0][key], f"step {step}"
+        opt.step(), t_opt.step()
+        if step < 199:
+            sched.step(), t_sched.step()
+    with pytest.raises(ValueError, match="Tried to step 201 times"):
+        sched.step(), sched.step()
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"mode": "max", "factor": 0.5, "patience": 2},
+        {"threshold_mode": "abs", "threshold": 0.05, "patience": 1, "cooldown": 3},
+        {"factor": 0.2, "patience": 0, "min_lr": 0.01},
+    ],
+)
+def test_reduce_on_plateau_follows_torch_on_a_noisy_metric(kwargs):
+    p, t = Parameter(np.zeros(1)), torch.zeros(1, requires_grad=True)
+    opt, t_opt = SGD([p], lr=1.0), torch.optim.SGD([t], lr=1.0)
+    sched = ours.ReduceLROnPlateau(opt, **kwargs)
+    t_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, **kwargs)
+    rng = np.random.default_rng(0)
+    metric = 1.0
+    for epoch in range(200):
+        metric = metric * 0.99 + rng.normal(0, 0.02) + (0.05 if epoch % 40 > 25 else 0.0)
+        sched.step(metric)
+        t_sched.step(metric)
+        assert sched.get_last_lr() == t_sched.get_last_lr(), f"epoch {epoch}"
+        assert (sched.best, sched.num_bad_epochs) == (t_sched.best, t_sched.num_bad_epochs)
+    assert sched.get_last_lr()[0] < 1.0  # it did reduce
+
+
+def test_one_cycle_and_plateau_refuse_bad_input():
+    opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+    with pytest.raises(ValueError, match="You must define either total_steps OR"):
+        ours.OneCycleLR(opt, max_lr=1.0)
+    with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
+        ours.OneCycleLR(
+            SGD([Parameter(np.zeros(1))], lr=1.0, momentum=0.0) if False else _NoMomentum(),
+            max_lr=1.0,
+            total_steps=5,
+        )
+    with pytest.raises(
+        ValueError, match="anneal_strategy must be one of 'cos' or 'linear', instead got cosine"
+    ):
+        ours.OneCycleLR(opt, max_lr=1.0, total_steps=5, anneal_strategy="cosine")
+    with pytest.raises(ValueError, match="mode maximum is unknown!"):
+        ours.ReduceLROnPlateau(opt, mode="maximum")
+    with pytest.raises(ValueError, match="Factor should be < 1.0."):
+        ours.ReduceLROnPlateau(opt, factor=2.0)
+
+
+class _NoMomentum(SGD):
+    """An optimizer whose group has neither momentum nor betas."""
+
+    def __init__(self):
+        super().__init__([Parameter(np.zeros(1))], lr=1.0)
+        del self.param_groups[0]["momentum"]

@@ -30,6 +30,8 @@ __all__ = [
     "LambdaLR",
     "LinearLR",
     "MultiStepLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
     "StepLR",
 ]
 
@@ -240,3 +242,203 @@ class LinearLR(LRScheduler):
         change = self.end_factor - self.start_factor
         previous = self.total_iters * self.start_factor + (self.last_epoch - 1) * change
         return [self._lr() * (1.0 + change / previous)]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith, 2018): the rate rises from ``max_lr / div_factor`` to
+    ``max_lr`` over the first ``pct_start`` of ``total_steps``, then falls to
+    ``initial_lr / final_div_factor``; the momentum (or Adam's beta1) moves the other way,
+    between ``max_momentum`` and ``base_momentum``. Each phase anneals by a half cosine
+    (``"cos"``) or linearly; ``three_phase=True`` comes back down to the start before the final
+    fall. Call ``step()`` after every batch: ``total_steps`` counts batches, not epochs.
+    """
+
+    def __init__(
+        self,
+        optimizer: Any,
+        max_lr: float,
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ):
+        from .optim import Optimizer
+
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        self.total_steps = _total_steps(total_steps, epochs, steps_per_epoch)
+        if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
+            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(
+                f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
+            )
+        self.anneal_strategy = anneal_strategy
+        self._phases = _one_cycle_phases(pct_start, self.total_steps, three_phase)
+        group = optimizer.param_groups[0]
+        if last_epoch == -1:
+            group["initial_lr"] = max_lr / div_factor
+            group["max_lr"] = max_lr
+            group["min_lr"] = group["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in group and "betas" not in group:
+                raise ValueError(
+                    "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
+                )
+            self.use_beta1 = "betas" in group
+            if last_epoch == -1:
+                self._set_momentum(max_momentum)
+                group["max_momentum"], group["base_momentum"] = max_momentum, base_momentum
+        super().__init__(optimizer, last_epoch)
+
+    def _set_momentum(self, value: float) -> None:
+        group = self.optimizer.param_groups[0]
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self) -> list[float]:
+        t = self.last_epoch
+        if t > self.total_steps:
+            raise ValueError(
+                f"Tried to step {t} times. The specified number of total steps is "
+                f"{self.total_steps}"
+            )
+        group, start_step = self.optimizer.param_groups[0], 0.0
+        for i, (end_step, lr_from, lr_to, m_from, m_to) in enumerate(self._phases):
+            if t <= end_step or i == len(self._phases) - 1:
+                pct = (t - start_step) / (end_step - start_step)
+                if self.cycle_momentum:
+                    self._set_momentum(self._anneal(group[m_from], group[m_to], pct))
+                return [self._anneal(group[lr_from], group[lr_to], pct)]
+            start_step = end_step
+        raise AssertionError("unreachable: the last phase always matches")
+
+
+def _total_steps(total_steps, epochs, steps_per_epoch) -> int:
+    if total_steps is not None:
+        if not isinstance(total_steps, int) or total_steps <= 0:
+            raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
+        return total_steps
+    if epochs is not None and steps_per_epoch is not None:
+        for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Expected positive integer {name}, but got {value}")
+        return epochs * steps_per_epoch
+    raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+
+
+def _one_cycle_phases(pct_start: float, total: int, three_phase: bool) -> list[tuple]:
+    """``(end_step, lr from, lr to, momentum from, momentum to)`` for each phase (group keys)."""
+    up = float(pct_start * total) - 1
+    if three_phase:
+        return [
+            (up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+            (
+                float(2 * pct_start * total) - 2,
+                "max_lr",
+                "initial_lr",
+                "base_momentum",
+                "max_momentum",
+            ),
+            (total - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
+        ]
+    return [
+        (up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+        (total - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
+    ]
+
+
+class ReduceLROnPlateau:
+    """Divide the rate by ``1 / factor`` when a metric stops improving: after more than
+    ``patience`` steps without a better value (better: below ``best * (1 - threshold)`` for
+    ``mode="min"`` and ``threshold_mode="rel"``; above for ``"max"``; by ``threshold`` itself
+    for ``"abs"``), then wait ``cooldown`` steps; never below ``min_lr``, and not at all if
+    the change would be smaller than ``eps``. ``step(metric)`` takes the metric, usually the
+    validation loss, once per epoch.
+    """
+
+    def __init__(
+        self,
+        optimizer: Any,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0,
+        eps: float = 1e-8,
+    ):
+        from .optim import Optimizer
+
+        if factor >= 1.0:
+            raise ValueError("Factor should be < 1.0.")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode {mode} is unknown!")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold mode {threshold_mode} is unknown!")
+        self.optimizer, self.factor, self.patience, self.cooldown = (
+            optimizer,
+            factor,
+            patience,
+            cooldown,
+        )
+        self.mode, self.threshold, self.threshold_mode = mode, threshold, threshold_mode
+        self.min_lrs, self.eps, self.last_epoch = [min_lr], eps, 0
+        self._last_lr = [optimizer.param_groups[0]["lr"]]
+        self.best = math.inf if mode == "min" else -math.inf
+        self.cooldown_counter = self.num_bad_epochs = 0
+
+    def _is_better(self, a: float, best: float) -> bool:
+        if self.threshold_mode == "rel":
+            scale = 1.0 - self.threshold if self.mode == "min" else self.threshold + 1.0
+            return a < best * scale if self.mode == "min" else a > best * scale
+        return a < best - self.threshold if self.mode == "min" else a > best + self.threshold
+
+    def step(self, metrics: float) -> None:
+        """Record this epoch's metric; reduce the rate if it has not improved for too long."""
+        current = float(metrics)
+        self.last_epoch += 1
+        if self._is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in the cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            group = self.optimizer.param_groups[0]
+            old = float(group["lr"])
+            new = max(old * self.factor, self.min_lrs[0])
+            if old - new > self.eps:
+                group["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [self.optimizer.param_groups[0]["lr"]]
+
+    def get_last_lr(self) -> list[float]:
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.__dict__.update(state_dict)
