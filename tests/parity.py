@@ -217,7 +217,10 @@ def _upstream_scales(model: Sequential, X, run: NetworkRun) -> list:
         module = model[i]
         if isinstance(module, (BatchNorm1d, LayerNorm)):
             x = X if i == 0 else run.outputs[i - 1]
-            carried = max(carried or 0.0, _norm_scale(module, run.grad_outputs[i], x))
+            # the noise that came down is amplified too, by up to 3 inv_std |w| (three terms)
+            weight = 1.0 if module.weight is None else float(np.abs(module.weight.data).max())
+            amplified = (carried or 0.0) * 3 * float(np.abs(module._inv_std).max()) * weight
+            carried = max(amplified, _norm_scale(module, run.grad_outputs[i], x))
         elif isinstance(module, Linear) and carried is not None:  # g @ W sums |W| of a column
             carried *= max(1.0, float(np.abs(module.weight.data).sum(axis=0).max()))
         scales[i] = carried
