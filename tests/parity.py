@@ -160,7 +160,11 @@ def check_network(model: Sequential, loss, X, y) -> NetworkRun:
     run.grads = {name: p.grad.copy() for name, p in model.named_parameters()}
 
     for i, (out, t_out) in enumerate(zip(run.outputs, t_outs, strict=True)):
-        assert_close(f"output of module {i} ({model[i]!r})", out, t_out.detach().numpy(), dtype)
+        module, x = model[i], (X if i == 0 else run.outputs[i - 1])
+        scale = _norm_output_scale(module, x) if hasattr(module, "_x_hat") else None
+        assert_close(
+            f"output of module {i} ({module!r})", out, t_out.detach().numpy(), dtype, scale
+        )
     assert_close("cost", run.cost, t_cost.detach().numpy(), dtype)
     scales = _upstream_scales(model, X, run)
     for i, (grad, t_out) in enumerate(zip(run.grad_outputs, t_outs, strict=True)):

@@ -137,7 +137,12 @@ def test_worked_example_trace_matches_torch(dtype):
 @DTYPES
 @given(data=st.data())
 def test_random_network_traces_match_torch(dtype, data):
-    model, loss, X, y = data.draw(generic_problems(dtype))
+    """Every named value of random networks, end to end against torch. Without normalisations:
+    compared end to end, a normalised small batch is ill-conditioned (float32 rounding noise,
+    amplified by 1/std, differs from run to run in torch), and this test compares every value
+    with the plain tolerance. A normalisation's trace values are checked equal to handprop's own
+    backward (test_normalisation.py), and that against torch in test_parity_random.py."""
+    model, loss, X, y = data.draw(generic_problems(dtype, norms=False))
     check_trace(model, loss, X, y)
 
 
