@@ -14,7 +14,6 @@ twin: the same weights, batches and dropout masks), and the loss curves are comp
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 
 import numpy as np
@@ -97,13 +96,14 @@ class _TorchTwin:
     def __init__(self, model: Sequential, lr: float) -> None:
         import torch
 
-        from handprop.interop import to_torch
+        from handprop.interop import same_mask_dropout, to_torch
 
         self.torch = torch
         torch.set_num_threads(1)  # matrices of 50 x 100: starting threads costs more than it saves
         modules = []
         for module in model:
-            modules.append(_same_masks(module) if isinstance(module, Dropout) else to_torch(module))
+            twin = same_mask_dropout(module) if isinstance(module, Dropout) else to_torch(module)
+            modules.append(twin)
         self.model = torch.nn.Sequential(*modules)
         self.loss = torch.nn.CrossEntropyLoss()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
@@ -123,25 +123,6 @@ class _TorchTwin:
             predicted = self.model(torch.from_numpy(X)).argmax(dim=1).numpy()
         self.model.train()
         return float(np.mean(predicted == y))
-
-
-def _same_masks(dropout: Dropout):
-    import torch
-
-    class SameMaskDropout(torch.nn.Module):
-        """Dropout whose masks come from a copy of handprop's generator: the same masks."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.p, self.rng = dropout.p, copy.deepcopy(dropout.rng)
-
-        def forward(self, x):
-            if not self.training:
-                return x
-            keep = torch.from_numpy(self.rng.random(tuple(x.shape)) >= self.p)
-            return x * keep * (1.0 / (1.0 - self.p))
-
-    return SameMaskDropout()
 
 
 def plot(histories: dict, path: str) -> None:

@@ -25,7 +25,7 @@ import torch
 from closeness import assert_close
 
 from handprop import Sequential
-from handprop.interop import to_torch, to_torch_loss
+from handprop.interop import same_mask_dropout, to_torch, to_torch_loss
 from handprop.layers import (
     BatchNorm1d,
     Dropout,
@@ -40,28 +40,13 @@ from handprop.layers import (
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
-class SameMaskDropout(torch.nn.Module):
-    """The torch twin of a handprop ``Dropout`` in training mode: it draws its keep-masks from a
-    copy of that Dropout's generator, so its n-th forward uses the mask of the Dropout's n-th
-    forward from now (torch's own Dropout draws other masks, and nothing could be compared)."""
-
-    def __init__(self, module: Dropout) -> None:
-        super().__init__()
-        self.p, self.rng = module.p, copy.deepcopy(module.rng)
-
-    def forward(self, x):
-        mask = torch.from_numpy(self.rng.random(tuple(x.shape)) >= self.p)
-        scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
-        return x * mask * scale  # the order of torch's native_dropout: (x * mask) * scale
-
-
 def to_torch_module(module):
-    """The torch twin of one handprop module (handprop.interop.to_torch), a training Dropout
-    replaced by ``SameMaskDropout``."""
+    """The torch twin of one handprop module (handprop.interop.to_torch), a Dropout's drawing
+    the same masks (handprop.interop.same_mask_dropout)."""
     if isinstance(module, Sequential):
         return torch.nn.Sequential(*(to_torch_module(m) for m in module))
-    if isinstance(module, Dropout) and module.training and module.p > 0:
-        return SameMaskDropout(module)
+    if isinstance(module, Dropout):
+        return same_mask_dropout(module)
     return to_torch(module)
 
 

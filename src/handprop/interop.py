@@ -13,6 +13,7 @@ without it; calling them without torch raises an ``ImportError`` that says what 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ __all__ = [
     "compare",
     "from_torch",
     "parity_report",
+    "same_mask_dropout",
     "to_torch",
     "to_torch_loss",
 ]
@@ -447,22 +449,26 @@ def _one_dtype(model: Module) -> np.dtype:
     return params[0].dtype
 
 
-def _drops(module: Module) -> bool:
-    return isinstance(module, Dropout) and module.training and module.p > 0
-
-
-def _replayed_dropout(module: Dropout):
-    """A torch module applying the keep-mask handprop's Dropout just drew, with its scale:
-    torch's own Dropout would draw another mask, so its numbers could not be compared."""
+def same_mask_dropout(module: Dropout):
+    """The torch twin of a handprop ``Dropout`` that drops what it drops: it draws its
+    keep-masks from a copy of the Dropout's generator, so the twin's n-th training forward
+    uses the mask of the Dropout's n-th training forward from now on (torch's own Dropout
+    would draw other masks, and no number could be compared). In evaluation it is the identity.
+    """
     torch = _torch()
-    mask = torch.from_numpy(np.array(module.mask))
-    scale = 0.0 if module.p == 1.0 else 1.0 / (1.0 - module.p)
+    p, rng = module.p, copy.deepcopy(module.rng)
 
-    class ReplayedDropout(torch.nn.Module):
+    class SameMaskDropout(torch.nn.Module):
         def forward(self, x):
-            return x * mask * scale
+            if not self.training or p == 0:
+                return x
+            keep = torch.from_numpy(rng.random(tuple(x.shape)) >= p)
+            return x * keep * (0.0 if p == 1.0 else 1.0 / (1.0 - p))  # torch's order
 
-    return ReplayedDropout()
+        def extra_repr(self) -> str:
+            return f"p={p}"
+
+    return SameMaskDropout().train(module.training)
 
 
 def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
@@ -485,6 +491,8 @@ def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
     tdt = _torch_dtype(dtype)
     names = output_names(modules)
 
+    # the twins first: a Dropout's twin copies its generator before it draws
+    twin = [same_mask_dropout(m) if isinstance(m, Dropout) else to_torch(m) for m in modules]
     model.zero_grad()
     outputs, h = [], X
     for module in modules:
@@ -497,7 +505,6 @@ def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
         grads_out.insert(0, grad)
         grad = module.backward(grad)
 
-    twin = [_replayed_dropout(m) if _drops(m) else to_torch(m) for m in modules]
     tx = torch.tensor(np.asarray(X, dtype=dtype), requires_grad=True)
     y_arr = np.asarray(y)
     ty = torch.tensor(y_arr) if y_arr.dtype.kind in "iu" else torch.tensor(y_arr, dtype=tdt)
