@@ -377,7 +377,9 @@ def check_modules(model: Sequential, loss, X, y) -> None:
         grad = new_grad
 
 
-TORCH_OPTIMIZERS = {"SGD": torch.optim.SGD, "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}
+TORCH_OPTIMIZERS = {
+    name: getattr(torch.optim, name) for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
+}
 
 
 def check_training(model: Sequential, loss, X, y, optimizer: str, steps: int, **hyper):

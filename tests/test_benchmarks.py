@@ -36,3 +36,13 @@ def test_profile_step_runs_and_reports_every_phase(monkeypatch, capsys):
     out = capsys.readouterr().out
     for phase in ("forward", "backward", "SGD step", "Adam step", "torch.optim.Adam step"):
         assert phase in out, phase
+
+
+def test_bench_optimizers_runs_every_variant():
+    import bench_optimizers
+
+    row = bench_optimizers.run("worked example 2-3-2-1", "RMSprop", repeats=1, budget=0.001)
+    assert {"plain_us", "fast_us", "default_us", "torch_us", "fast_vs_plain"} <= set(row)
+    assert min(row[k] for k in ("plain_us", "fast_us", "default_us", "torch_us")) > 0
+    names = {name for _, name, _ in bench_optimizers.OPTIMIZERS}
+    assert names == {"SGD", "Adam", "RMSprop", "Adagrad"}

@@ -332,7 +332,7 @@ def test_parameter_needs_float_data():
 
 
 # --- optimizers: torch's wording -------------------------------------------------------------
-from handprop.optim import SGD, Adam, AdamW  # noqa: E402
+from handprop.optim import SGD, Adagrad, Adam, AdamW, RMSprop  # noqa: E402
 
 
 def params():
@@ -358,6 +358,20 @@ def params():
         (lambda: Adam(params(), betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
         (lambda: Adam(params(), eps=-1), "Invalid epsilon value: -1"),
         (lambda: AdamW(params(), weight_decay=-1), "Invalid weight_decay value: -1"),
+        (lambda: RMSprop(params(), lr=-1), "Invalid learning rate: -1"),
+        (lambda: RMSprop(params(), eps=-1e-8), "Invalid epsilon value: -1e-08"),
+        (lambda: RMSprop(params(), momentum=-0.9), "Invalid momentum value: -0.9"),
+        (lambda: RMSprop(params(), weight_decay=-1), "Invalid weight_decay value: -1"),
+        (lambda: RMSprop(params(), alpha=-0.5), "Invalid alpha value: -0.5"),
+        (lambda: Adagrad(params(), lr=-1), "Invalid learning rate: -1"),
+        (lambda: Adagrad(params(), lr_decay=-0.1), "Invalid lr_decay value: -0.1"),
+        (lambda: Adagrad(params(), weight_decay=-1), "Invalid weight_decay value: -1"),
+        (
+            lambda: Adagrad(params(), initial_accumulator_value=-1),
+            "Invalid initial_accumulator_value value: -1",
+        ),
+        (lambda: Adagrad(params(), eps=-1), "Invalid epsilon value: -1"),
+        (lambda: RMSprop([]), "optimizer got an empty parameter list"),
         (lambda: Adam([]), "optimizer got an empty parameter list"),
         (lambda: SGD(iter([]), lr=0.1), "optimizer got an empty parameter list"),
     ],
@@ -365,6 +379,36 @@ def params():
 def test_optimizer_hyperparameters_use_torchs_wording(make, message):
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         make()
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("RMSprop", {"lr": -1}),
+        ("RMSprop", {"eps": -1e-8}),
+        ("RMSprop", {"momentum": -0.9}),
+        ("RMSprop", {"weight_decay": -1}),
+        ("RMSprop", {"alpha": -0.5}),
+        ("RMSprop", {"alpha": float("nan")}),
+        ("Adagrad", {"lr": -1}),
+        ("Adagrad", {"lr_decay": -0.1}),
+        ("Adagrad", {"weight_decay": -1}),
+        ("Adagrad", {"initial_accumulator_value": -1}),
+        ("Adagrad", {"eps": -1}),
+        ("Adagrad", {"lr": float("nan")}),
+    ],
+)
+def test_new_optimizers_refuse_what_torch_refuses_in_its_words(name, bad):
+    import torch
+
+    import handprop.optim
+
+    with pytest.raises(ValueError) as theirs:
+        getattr(torch.optim, name)([torch.nn.Parameter(torch.ones(2))], **bad)
+    with pytest.raises(ValueError) as ours:
+        getattr(handprop.optim, name)(params(), **bad)
+    assert str(ours.value) == str(theirs.value)
 
 
 def test_optimizer_argument_types():
@@ -468,7 +512,7 @@ def test_optimizer_load_state_dict_refuses_another_optimizers_state_and_bad_valu
         sgd.load_state_dict({**sgd_state, "state": good["state"]})
 
 
-@pytest.mark.parametrize("cls", [SGD, Adam, AdamW])
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad])
 @pytest.mark.parametrize(
     ("bad", "error", "message"),
     [

@@ -6,6 +6,7 @@ import itertools
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+from closeness import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,7 +14,7 @@ from handprop import Parameter, Sequential
 from handprop import worked_example as we
 from handprop.layers import Linear, Tanh
 from handprop.losses import MSELoss
-from handprop.optim import SGD, Adam, AdamW
+from handprop.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
 try:  # the tests marked torch need it (and skip without it); the others run anyway
     import torch
@@ -48,8 +49,42 @@ def adam_options():
         yield dict(lr=0.01, betas=(0.8, 0.99), amsgrad=amsgrad, weight_decay=wd, maximize=maximize)
 
 
+def rmsprop_options():
+    for wd, momentum, centered, maximize in itertools.product(
+        (0.0, 0.1), (0.0, 0.9), (False, True), (False, True)
+    ):
+        yield dict(
+            lr=0.005,
+            alpha=0.9,
+            weight_decay=wd,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
+    # alpha < 0.5: torch's lerp of the centered mean takes its other branch
+    yield dict(lr=0.005, alpha=0.3, momentum=0.5, centered=True, eps=1e-6)
+
+
+def adagrad_options():
+    for lr_decay, wd, initial, maximize in itertools.product(
+        (0.0, 0.01), (0.0, 0.1), (0.0, 0.1), (False, True)
+    ):
+        yield dict(
+            lr=0.05,
+            lr_decay=lr_decay,
+            weight_decay=wd,
+            initial_accumulator_value=initial,
+            maximize=maximize,
+        )
+
+
 CASES = [("SGD", o) for o in sgd_options()]
 CASES += [(name, o) for name in ("Adam", "AdamW") for o in adam_options()]
+CASES += [("Adagrad", o) for o in adagrad_options()]
+# RMSprop is compared step by step instead (test_update_matches_torch_step_by_step): its own
+# trajectories are chaotic, see test_rmsprop_trajectories_are_chaotic_even_in_torch.
+STEP_CASES = [("RMSprop", o) for o in rmsprop_options()]
+STEP_CASES += [("Adagrad", o) for o in adagrad_options()]
 
 
 @pytest.mark.torch
@@ -62,6 +97,94 @@ def test_trajectory_matches_torch(dtype, optimizer, hyper):
     y = rng.normal(size=(16, 2)).astype(dtype)
     costs, _ = check_training(model, MSELoss(), X, y, optimizer, STEPS, **hyper)
     assert costs[-1] < 0.9 * costs[0]  # it did train (maximize climbs -cost: the same descent)
+
+
+def _small_problem(dtype):
+    model = Sequential(Linear(3, 8, dtype=dtype, rng=0), Tanh(), Linear(8, 2, dtype=dtype, rng=1))
+    rng = np.random.default_rng(0)
+    return model, rng.normal(size=(16, 3)).astype(dtype), rng.normal(size=(16, 2)).astype(dtype)
+
+
+@pytest.mark.torch
+@DTYPES
+@pytest.mark.parametrize(
+    ("optimizer", "hyper"), STEP_CASES, ids=[f"{n}-{o}" for n, o in STEP_CASES]
+)
+def test_update_matches_torch_step_by_step(dtype, optimizer, hyper):
+    """torch trains for 150 steps; before each of its steps, handprop's optimizer is handed
+    torch's parameters, gradients and optimizer state (``load_state_dict`` of torch's own
+    ``state_dict()``), and its update must give torch's new parameters and state.
+
+    Each step takes a random half of the data (mini-batches, as RMSprop is used): with the
+    same full-batch gradient at every step, centered RMSprop's variance v - a^2 shrinks
+    towards 0 and the rounding of that subtraction, not the update, would be compared."""
+    from parity import TORCH_OPTIMIZERS, to_torch_model
+
+    import handprop.optim
+
+    model, X, y = _small_problem(dtype)
+    twin, params = to_torch_model(model), list(model.parameters())
+    t_opt = TORCH_OPTIMIZERS[optimizer](twin.parameters(), **hyper)
+    opt = getattr(handprop.optim, optimizer)(params, **hyper)
+    tx, ty = torch.from_numpy(X), torch.from_numpy(y)
+    sign = -1.0 if hyper.get("maximize") else 1.0  # as check_training: climb -cost
+    batches, first = np.random.default_rng(1), None
+    for step in range(STEPS):
+        t_opt.zero_grad()
+        if first is None:
+            first = torch.nn.functional.mse_loss(twin(tx), ty).item()
+        rows = torch.from_numpy(batches.permutation(len(X))[: len(X) // 2])
+        cost = torch.nn.functional.mse_loss(twin(tx[rows]), ty[rows])
+        (sign * cost).backward()
+        for p, t_p in zip(params, twin.parameters(), strict=True):
+            p.data[...] = t_p.detach().numpy()
+            p.grad = t_p.grad.numpy().copy()
+        opt.load_state_dict(t_opt.state_dict())
+        opt.step()
+        t_opt.step()
+        for k, (p, t_p) in enumerate(zip(params, twin.parameters(), strict=True)):
+            where = f"parameter {k} after step {step + 1}"
+            assert_close(where, p.data, t_p.detach().numpy(), dtype)
+            t_state = t_opt.state[t_p]
+            assert opt.state[k].keys() == t_state.keys(), where
+            assert opt.state[k]["step"] == t_state["step"].item(), where
+            for key in t_state.keys() - {"step"}:
+                assert_close(f"{key} of {where}", opt.state[k][key], t_state[key].numpy(), dtype)
+    full = torch.nn.functional.mse_loss(twin(tx), ty).item()
+    assert full < 0.9 * first  # it did train
+
+
+@pytest.mark.torch
+def test_rmsprop_trajectories_are_chaotic_even_in_torch():
+    """Why RMSprop is compared step by step, not over a whole trajectory: dividing by the root
+    of the running mean square makes a weight whose gradient hovers around 0 take steps of
+    about lr whatever the gradient's size, so a difference in the last bit can grow into a
+    different step. torch against itself, the first layer's weights nudged by one ulp, on the
+    trajectory problem in float64: with RMSprop (weight decay 0.1) the two runs drift more
+    than 1e-9 apart (1.7e-6 measured), with Adam they stay within 1e-14 (9e-16 measured)."""
+    from parity import TORCH_OPTIMIZERS, to_torch_model
+
+    def drift(optimizer, **hyper):
+        runs = []
+        for nudge in (False, True):
+            model, X, y = _small_problem(np.float64)
+            if nudge:  # every weight of the first layer up by one ulp
+                w = model[0].weight.data
+                w[...] = np.nextafter(w, np.inf)
+            twin = to_torch_model(model)
+            t_opt = TORCH_OPTIMIZERS[optimizer](twin.parameters(), **hyper)
+            path = []
+            for _ in range(STEPS):
+                t_opt.zero_grad()
+                cost = torch.nn.functional.mse_loss(twin(torch.from_numpy(X)), torch.from_numpy(y))
+                cost.backward()
+                t_opt.step()
+                path.append(np.concatenate([t.detach().numpy().ravel() for t in twin.parameters()]))
+            runs.append(np.array(path))
+        return np.abs(runs[0] - runs[1]).max()
+
+    assert drift("RMSprop", lr=0.005, alpha=0.9, weight_decay=0.1) > 1e-9
+    assert drift("Adam", lr=0.01, betas=(0.8, 0.99)) < 1e-14
 
 
 # torch's float32 costs for the worked example under Adam(lr=0.01), before step 1..5 and after
@@ -106,12 +229,52 @@ def test_worked_example_one_sgd_step(dtype):
 
 def test_parameters_without_grad_are_skipped():
     a, b = Parameter(np.ones(2)), Parameter(np.ones(2))
-    for opt in (SGD([a, b], lr=0.1, momentum=0.9), Adam([a, b]), AdamW([a, b])):
+    for opt in (SGD([a, b], lr=0.1, momentum=0.9), Adam([a, b]), AdamW([a, b]), RMSprop([a, b])):
         a.grad, b.grad = np.ones(2), None
         opt.step()
         np.testing.assert_array_equal(b.data, 1.0)
         assert 1 not in opt.state
         a.data[...] = 1.0
+    opt = Adagrad([a, b], initial_accumulator_value=0.5)  # as torch: state from the start
+    a.grad, b.grad = np.ones(2), None
+    opt.step()
+    np.testing.assert_array_equal(b.data, 1.0)
+    assert opt.state[1]["step"] == 0 and opt.state[0]["step"] == 1
+    np.testing.assert_array_equal(opt.state[1]["sum"], 0.5)
+    np.testing.assert_array_equal(opt.state[0]["sum"], 1.5)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("cls", [RMSprop, Adagrad])
+def test_state_dict_keys_and_defaults_are_torchs(cls):
+    """The same hyper-parameter defaults and state keys as torch's optimizer, so that state
+    dicts pass between them both ways."""
+    import inspect
+
+    ours = inspect.signature(cls).parameters
+    theirs = inspect.signature(getattr(torch.optim, cls.__name__)).parameters
+    for name, parameter in ours.items():
+        assert theirs[name].default == parameter.default, name
+    p = Parameter(np.ones(3))
+    t_p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    options = {"momentum": 0.5, "centered": True} if cls is RMSprop else {}
+    opt, t_opt = cls([p], **options), getattr(torch.optim, cls.__name__)([t_p], **options)
+    p.grad, t_p.grad = np.ones(3), torch.ones(3, dtype=torch.float64)
+    opt.step()
+    t_opt.step()
+    assert opt.state_dict()["state"][0].keys() == t_opt.state_dict()["state"][0].keys()
+    ours_group = opt.state_dict()["param_groups"][0]
+    assert ours_group.keys() <= t_opt.state_dict()["param_groups"][0].keys()
+    saved = opt.state_dict()  # torch takes handprop's state too, arrays made tensors
+    saved["state"] = {
+        i: {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in e.items()}
+        for i, e in saved["state"].items()
+    }
+    t_opt.load_state_dict(saved)
+    p.grad, t_p.grad = np.full(3, 2.0), torch.full((3,), 2.0, dtype=torch.float64)
+    opt.step()
+    t_opt.step()
+    np.testing.assert_allclose(p.data, t_p.detach().numpy(), rtol=1e-14)
 
 
 def test_momentum_buffer_does_not_alias_the_gradient():
@@ -124,11 +287,15 @@ def test_momentum_buffer_does_not_alias_the_gradient():
     np.testing.assert_array_equal(opt.state[0]["momentum_buffer"], 1.0)
 
 
-@pytest.mark.parametrize("cls", [SGD, Adam, AdamW])
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad])
 def test_state_dict_round_trip_continues_bit_for_bit(cls):
     def setup():
         model = Sequential(Linear(3, 4, rng=0), Tanh(), Linear(4, 1, rng=1))
-        kwargs = {"momentum": 0.9} if cls is SGD else {"amsgrad": True}
+        kwargs = {
+            SGD: {"momentum": 0.9},
+            RMSprop: {"momentum": 0.9, "centered": True},
+            Adagrad: {"lr_decay": 0.01, "initial_accumulator_value": 0.1},
+        }.get(cls, {"amsgrad": True})
         return model, cls(model.parameters(), lr=0.01, **kwargs)
 
     X = np.random.default_rng(1).normal(size=(8, 3))
@@ -409,14 +576,29 @@ OPTION_GRID = {
     ],
 }
 OPTION_GRID[AdamW] = OPTION_GRID[Adam]
+OPTION_GRID[RMSprop] = [
+    dict(zip(("alpha", "weight_decay", "momentum", "centered", "maximize"), combo, strict=True))
+    for combo in itertools.product((0.9, 0.3), (0.0, 0.1), (0.0, 0.9), (False, True), (False, True))
+]
+OPTION_GRID[Adagrad] = [
+    dict(
+        zip(
+            ("lr_decay", "weight_decay", "initial_accumulator_value", "maximize"),
+            combo,
+            strict=True,
+        )
+    )
+    for combo in itertools.product((0.0, 0.01), (0.0, 0.1), (0.0, 0.1), (False, True))
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("cls", [SGD, Adam, AdamW])
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad])
 def test_plain_and_fast_updates_agree_bit_for_bit_for_every_option(monkeypatch, cls, dtype):
     """optim's plain per-parameter functions (foreach=False) against the fast paths of
-    _foreach (blocks, Adam's batch of small parameters), for every option combination: equal
-    parameters and state, bit for bit, over 6 steps with a grad skipped now and then."""
+    _foreach (blocks, Adam's batch of small parameters; foreach=True) and the default's mix
+    (None), for every option combination: equal parameters and state, bit for bit, over 6
+    steps with a grad skipped now and then."""
     from handprop import _foreach
 
     monkeypatch.setattr(_foreach, "_BLOCK", 64)  # so the 20 x 10 parameter is blocked
@@ -426,7 +608,7 @@ def test_plain_and_fast_updates_agree_bit_for_bit_for_every_option(monkeypatch, 
     grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(6)]
     for options in OPTION_GRID[cls]:
         runs = []
-        for foreach in (False, True):
+        for foreach in (False, True, None):
             params = [Parameter(a.copy()) for a in start]
             opt = cls(params, lr=0.05, foreach=foreach, **options)
             for step, step_grads in enumerate(grads):
@@ -434,17 +616,16 @@ def test_plain_and_fast_updates_agree_bit_for_bit_for_every_option(monkeypatch, 
                     p.grad = None if (step + k) % 5 == 4 else g.copy()
                 opt.step()
             runs.append((params, opt.state_dict()["state"]))
-        (plain, plain_state), (fast, fast_state) = runs
-        for k, (p, q) in enumerate(zip(plain, fast, strict=True)):
-            assert p.data.tobytes() == q.data.tobytes(), (options, k)
-        assert plain_state.keys() == fast_state.keys()
-        for k, entry in plain_state.items():
-            for key, value in entry.items():
-                assert np.asarray(value).tobytes() == np.asarray(fast_state[k][key]).tobytes(), (
-                    options,
-                    k,
-                    key,
-                )
+        (plain, plain_state), *others = runs
+        for fast, fast_state in others:
+            for k, (p, q) in enumerate(zip(plain, fast, strict=True)):
+                assert p.data.tobytes() == q.data.tobytes(), (options, k)
+            assert plain_state.keys() == fast_state.keys()
+            for k, entry in plain_state.items():
+                assert entry.keys() == fast_state[k].keys(), (options, k)
+                for key, value in entry.items():
+                    fast_value = np.asarray(fast_state[k][key])
+                    assert np.asarray(value).tobytes() == fast_value.tobytes(), (options, k, key)
 
 
 def test_the_bit_for_bit_comparison_can_fail(monkeypatch):
@@ -462,6 +643,51 @@ def test_the_bit_for_bit_comparison_can_fail(monkeypatch):
         test_plain_and_fast_updates_agree_bit_for_bit_for_every_option(
             monkeypatch, Adam, np.float32
         )
+
+
+@pytest.mark.parametrize("cls", [RMSprop, Adagrad])
+def test_the_bit_for_bit_comparison_catches_a_reordered_fast_path(monkeypatch, cls):
+    """The same for RMSprop and Adagrad: a fast path that computes p - lr * (g / avg) instead
+    of torch's p - (lr * g) / avg (a different rounding) is caught."""
+    from handprop import _foreach
+
+    def reordered(p, g, *state, **h):
+        lr = h.get("lr", h.get("clr"))
+        before = p.copy()
+        original(p, g, *state, **h)
+        moved = before - p  # (lr * g) / avg, as rounded
+        p[...] = before - lr * (moved / lr)
+
+    name = "_rmsprop_update" if cls is RMSprop else "_adagrad_update"
+    original = getattr(_foreach, name)
+    monkeypatch.setattr(_foreach, name, reordered)
+    with pytest.raises(AssertionError):
+        test_plain_and_fast_updates_agree_bit_for_bit_for_every_option(monkeypatch, cls, np.float32)
+
+
+@pytest.mark.parametrize("cls", [RMSprop, Adagrad])
+def test_default_foreach_takes_the_fast_path_only_on_large_parameters(monkeypatch, cls):
+    """foreach=None: blocks where they pay (parameters of _FAST_FROM bytes or more), the plain
+    function elsewhere; True: the fast path everywhere; False: nowhere."""
+    from handprop import _foreach
+
+    name = "_rmsprop_update" if cls is RMSprop else "_adagrad_update"
+    original, sizes = getattr(_foreach, name), []
+
+    def recording(p, *args, **kwargs):
+        sizes.append(p.size)
+        original(p, *args, **kwargs)
+
+    monkeypatch.setattr(_foreach, name, recording)
+    monkeypatch.setattr(_foreach, "_BLOCK", 64)
+    monkeypatch.setattr(_foreach, "_FAST_FROM", 800)  # bytes: 200 float32 numbers
+    params = [Parameter(np.ones(s, np.float32)) for s in [(20, 10), (3, 4), (64,)]]
+    for foreach, expected in [(None, [200]), (True, [200, 12, 64]), (False, [])]:
+        sizes.clear()
+        for p in params:
+            p.grad = np.ones(p.shape, np.float32)
+        cls(params, foreach=foreach).step()
+        assert sizes == expected, foreach
 
 
 def test_foreach_is_a_flag_and_survives_state_dict():

@@ -1,12 +1,14 @@
 """The optimizers' fast paths: the same updates as ``optim.py``'s plain functions, faster.
 
 ``optim.py`` writes each update once, per parameter, as its equations read (``sgd_update``,
-``adam_update``); that is the version to read. With ``foreach=True`` (the default,
-``foreach=None``, picks it) ``step()`` comes here instead, where the same operations, in the
-same order, run
+``adam_update``, ``rmsprop_update``, ``adagrad_update``); that is the version to read. With
+``foreach=True`` ``step()`` comes here instead (with the default, ``foreach=None``, SGD and
+Adam always do, RMSprop and Adagrad for parameters of 4 MiB or more: see ``split``), where
+the same operations, in the same order, run
 
 * in cache-sized blocks with small scratch arrays (``_blocks``) on large parameters, so each
-  of an update's passes over memory stays in the CPU cache, and
+  of an update's passes over memory stays in the CPU cache, with the intermediate results
+  written into those scratch arrays (``out=``) rather than into new arrays, and
 * for Adam, over all small parameters at once (``_SmallBatch``): 13 NumPy operations in all,
   not 13 per parameter, as torch's ``foreach`` optimizers batch their tensors.
 
@@ -168,7 +170,97 @@ def _adam_update(p, g, m, v, v_max, *, beta1, beta2, eps, step_size, bias_correc
         pb -= t
 
 
+def _block_pairs(written: list[np.ndarray], read: list[np.ndarray], scratch: int):
+    """``(written blocks, read blocks, scratch arrays)`` over same-shaped arrays: one block for
+    a small parameter, cache-sized blocks (see _blocks) for a large one; ``scratch`` arrays
+    shaped like each block, reused from block to block."""
+    p = written[0]
+    if p.size <= _BLOCK:  # small: one block, without the blocking machinery
+        buffers = [np.empty_like(p) for _ in range(scratch)]
+        yield written, read, buffers
+        return
+    buffers = [np.empty(_BLOCK, p.dtype) for _ in range(scratch)]
+    for blocks_written, blocks_read in _blocks(written, read):
+        yield blocks_written, blocks_read, [_scratch(b, blocks_written[0]) for b in buffers]
+
+
+def _rmsprop_update(p, g, v, a, buf, *, lr, alpha, eps, momentum):
+    """One RMSprop update, in place, in torch's order of operations (``a`` the running mean of
+    g when centered, ``buf`` the momentum buffer when momentum > 0, else None)::
+
+        v = alpha * v + ((1 - alpha) * g) * g
+        a = a + (1 - alpha) * (g - a);  avg = sqrt(v - a * a) + eps      (centered)
+        avg = sqrt(v) + eps                                               (otherwise)
+        buf = momentum * buf + g / avg;  p = p - lr * buf                 (momentum)
+        p = p - (lr * g) / avg                                            (otherwise)
+    """
+    extra = [x for x in (a, buf) if x is not None]
+    for (pb, vb, *rest), (gb,), (t, avg) in _block_pairs([p, v, *extra], [g], 2):
+        ab = rest[0] if a is not None else None  # the optional arrays, in the order given
+        bb = rest[-1] if buf is not None else None
+        vb *= alpha  # v = alpha * v + ((1 - alpha) * g) * g
+        np.multiply(gb, 1 - alpha, out=t)
+        t *= gb
+        vb += t
+        if ab is not None:  # centered
+            np.subtract(gb, ab, out=t)  # a = a + (1 - alpha) * (g - a)
+            t *= 1 - alpha
+            ab += t
+            np.multiply(ab, ab, out=t)  # avg = sqrt(v - a * a)
+            np.subtract(vb, t, out=avg)
+            np.sqrt(avg, out=avg)
+        else:
+            np.sqrt(vb, out=avg)
+        avg += eps
+        if bb is not None:  # momentum
+            bb *= momentum  # buf = momentum * buf + g / avg
+            np.divide(gb, avg, out=t)
+            bb += t
+            np.multiply(bb, lr, out=t)  # p = p - lr * buf
+        else:
+            np.multiply(gb, lr, out=t)  # p = p - (lr * g) / avg
+            t /= avg
+        pb -= t
+
+
+def _adagrad_update(p, g, s, *, clr, eps):
+    """One Adagrad update, in place, in torch's order of operations::
+
+    s = s + g * g
+    p = p - (clr * g) / (sqrt(s) + eps)
+    """
+    for (pb, sb), (gb,), (t, std) in _block_pairs([p, s], [g], 2):
+        np.multiply(gb, gb, out=t)  # s = s + g * g
+        sb += t
+        np.sqrt(sb, out=std)  # std = sqrt(s) + eps
+        std += eps
+        np.multiply(gb, clr, out=t)  # p = p - (clr * g) / std
+        t /= std
+        pb -= t
+
+
 # -- the steps ---------------------------------------------------------------------------------
+
+
+#: The default (foreach=None) of RMSprop and Adagrad takes the blocked fast path on
+#: parameters of at least this many bytes (4 MiB: a million float32 numbers), see ``split``.
+_FAST_FROM = 1 << 22
+
+
+def split(grads, foreach: bool | None):
+    """``(plain, fast)``: which of ``grads`` the plain per-parameter function updates and which
+    the fast path. ``foreach=False``: all plain; ``True``: all fast; ``None``: the fast path
+    only where it helps, on parameters of at least ``_FAST_FROM`` bytes.
+
+    Measured (benchmarks/bench_optimizers.py; float32, 2-core AMD EPYC, 32 MiB L3): the blocks
+    pay once a parameter's arrays no longer fit the cache together. RMSprop's fast/plain time
+    is 1.1-1.4 up to 600 000 elements, 1.09 at one million, 0.84-0.87 from 1.6 million;
+    Adagrad's 1.3, 1.06, 0.88. On small parameters the scratch arrays only add calls (63 us
+    against 44 us for RMSprop on the worked example's six parameters)."""
+    if foreach is None:
+        plain = [x for x in grads if x[2].nbytes < _FAST_FROM]
+        return plain, [x for x in grads if x[2].nbytes >= _FAST_FROM]
+    return ([], grads) if foreach else (grads, [])
 
 
 def sgd_step(grads, states: dict[int, dict[str, Any]], h: dict[str, Any], direction) -> None:
@@ -226,3 +318,29 @@ def _adam_arrays(h: dict[str, Any], params, grads, states) -> None:
             step_size=h["lr"] / (1 - beta1**t),
             bias_correction2_sqrt=math.sqrt(1 - beta2**t),
         )
+
+
+def rmsprop_step(grads, states: dict[int, dict[str, Any]], h: dict[str, Any], prepare) -> None:
+    """RMSprop over ``grads``: ``prepare`` is optim's own ``rmsprop_prepare`` (maximize, weight
+    decay, the state and its step count); the update runs in blocks with scratch arrays."""
+    for i, p, g in grads:
+        g, state = prepare(p.data, g, states, i, h)
+        _rmsprop_update(
+            p.data,
+            g,
+            state["square_avg"],
+            state["grad_avg"] if h["centered"] else None,
+            state["momentum_buffer"] if h["momentum"] > 0 else None,
+            lr=h["lr"],
+            alpha=h["alpha"],
+            eps=h["eps"],
+            momentum=h["momentum"],
+        )
+
+
+def adagrad_step(grads, states: dict[int, dict[str, Any]], h: dict[str, Any], prepare) -> None:
+    """Adagrad over ``grads``: ``prepare`` is optim's own ``adagrad_prepare`` (the step count,
+    maximize, weight decay, the decayed rate); the update runs in blocks with scratch arrays."""
+    for i, p, g in grads:
+        g, state, clr = prepare(p.data, g, states, i, h)
+        _adagrad_update(p.data, g, state["sum"], clr=clr, eps=h["eps"])

@@ -1,4 +1,5 @@
-"""Optimizers: ``SGD``, ``Adam``, ``AdamW``: torch.optim's update equations in torch's order.
+"""Optimizers: ``SGD``, ``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad``: torch.optim's update
+equations in torch's order.
 
 An optimizer holds a list of parameters and, in ``step()``, moves each one whose ``.grad`` is
 not None using that gradient (parameters whose grad is None are skipped, as in torch). Updates
@@ -9,11 +10,13 @@ change ``optimizer.param_groups[0]["lr"]`` between steps. Per-parameter state (m
 buffers, Adam's moments) lives in ``state[i]`` for the i-th parameter.
 
 Each update is written once here as a plain function of one parameter that reads like its
-equations (``sgd_update``, ``adam_update``), as torch's ``_single_tensor_adam``. The fast
+equations (``sgd_update``, ``adam_update``, ``rmsprop_update``, ``adagrad_update``), as
+torch's ``_single_tensor_adam``. The fast
 paths (``_foreach.py``: large arrays in cache-sized blocks, Adam's small parameters all at
 once) do the same operations in the same order; ``foreach=False`` makes ``step()`` use the
-plain functions, ``foreach=None`` (the default) or ``True`` the fast path, and a test checks
-that the two agree bit for bit.
+plain functions, ``True`` the fast path, and ``None`` (the default) the fast path where it
+helps (everywhere for SGD and Adam, on parameters of 4 MiB or more for RMSprop and
+Adagrad); a test checks that they agree bit for bit.
 
 Examples:
     >>> import numpy as np
@@ -38,7 +41,18 @@ from . import _foreach
 from ._arrays import as_float_array, shape_str
 from .module import Parameter
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "adam_update", "sgd_update"]
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "RMSprop",
+    "adagrad_update",
+    "adam_update",
+    "rmsprop_update",
+    "sgd_update",
+]
 
 
 def _check(ok: bool, message: str) -> None:
@@ -522,6 +536,287 @@ class AdamW(Adam):
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach
         )
+
+
+class RMSprop(Optimizer):
+    """RMSprop (torch.optim.RMSprop): each weight's step divided by the root of a running mean
+    of its squared gradients, so steep and flat directions move at similar speeds.
+
+    For each parameter p with gradient g, in this order::
+
+        g = -g                                    if maximize
+        g = g + weight_decay * p                  if weight_decay != 0
+        v = alpha * v + (1 - alpha) * g * g       running mean of g^2 (square_avg)
+        if centered:
+            a = a + (1 - alpha) * (g - a)         running mean of g (grad_avg)
+            avg = sqrt(v - a * a) + eps           the running *variance* instead
+        else:
+            avg = sqrt(v) + eps                   eps *after* the sqrt (Hinton's slides: inside)
+        if momentum > 0:
+            buf = momentum * buf + g / avg
+            p = p - lr * buf
+        else:
+            p = p - lr * g / avg
+
+    There is no bias correction (unlike Adam): v starts at 0, so the first steps are large,
+    about ``lr / sqrt(1 - alpha)``, 10 lr with the default alpha.
+
+    Args:
+        params: the parameters to optimise.
+        lr: learning rate (default 1e-2, as torch).
+        alpha: smoothing constant of the running means (default 0.99).
+        eps: added to the denominator (default 1e-8; Keras and nnfs use 1e-7).
+        weight_decay: L2 penalty added to the gradient (default 0).
+        momentum: momentum factor (default 0).
+        centered: divide by the running variance of g, not its running mean square.
+        maximize: climb the objective instead of descending it.
+        foreach: None for the fast path on parameters of 4 MiB or more (where it helps), True for
+            it everywhere, False for the plain ``rmsprop_update`` loop (the same numbers).
+
+    Examples:
+        >>> import numpy as np
+        >>> from handprop import Parameter
+        >>> p = Parameter(np.array([1.0, 1.0]))
+        >>> p.grad = np.array([0.5, -2.0])
+        >>> RMSprop([p], lr=0.01).step()  # first step: lr / sqrt(1 - alpha) = 0.1 each way
+        >>> p.data.round(6)
+        array([0.9, 1.1])
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+    ) -> None:
+        defaults = self._checked_hyper(
+            {
+                "lr": lr,
+                "momentum": momentum,
+                "alpha": alpha,
+                "eps": eps,
+                "centered": centered,
+                "weight_decay": weight_decay,
+                "foreach": foreach,
+                "maximize": maximize,
+            }
+        )
+        super().__init__(params, defaults)
+
+    _state_keys = (frozenset({"step", "square_avg"}), frozenset({"momentum_buffer", "grad_avg"}))
+
+    @classmethod
+    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
+        lr = _number(group["lr"], "RMSprop", "lr")
+        momentum = _number(group["momentum"], "RMSprop", "momentum")
+        alpha = _number(group["alpha"], "RMSprop", "alpha")
+        eps = _number(group["eps"], "RMSprop", "eps")
+        weight_decay = _number(group["weight_decay"], "RMSprop", "weight_decay")
+        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+        _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
+        _check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
+        _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        _check(alpha >= 0.0, f"Invalid alpha value: {alpha}")
+        return {
+            "lr": lr,
+            "momentum": momentum,
+            "alpha": alpha,
+            "eps": eps,
+            "centered": bool(group["centered"]),
+            "weight_decay": weight_decay,
+            "foreach": _foreach_flag(group["foreach"], "RMSprop"),
+            "maximize": bool(group["maximize"]),
+        }
+
+    def step(self) -> None:
+        """One update of every parameter that has a gradient (see ``rmsprop_update``)."""
+        h = self.param_groups[0]
+        grads = self._grads()  # all checked before any parameter changes
+        plain, fast = _foreach.split(grads, h["foreach"])
+        for i, p, g in plain:
+            rmsprop_update(p.data, g, self.state, i, h)
+        _foreach.rmsprop_step(fast, self.state, h, rmsprop_prepare)
+
+
+def rmsprop_prepare(p, g, states: dict, i: int, h: dict):
+    """The first lines of RMSprop for parameter ``i``: maximize, weight decay, the state
+    created at step 0 (the momentum buffer and the mean of g only when used), and the step
+    counted. Returns the gradient to use and the state."""
+    if h["maximize"]:
+        g = -g
+    if h["weight_decay"] != 0:
+        g = g + h["weight_decay"] * p
+    state = states.get(i)
+    if state is None:
+        state = states[i] = {"step": 0, "square_avg": np.zeros_like(p)}
+    # created when first needed (also when momentum or centered is switched on later)
+    if h["momentum"] > 0:
+        state.setdefault("momentum_buffer", np.zeros_like(p))
+    if h["centered"]:
+        state.setdefault("grad_avg", np.zeros_like(p))
+    state["step"] += 1
+    return g, state
+
+
+def rmsprop_update(p, g, states: dict, i: int, h: dict) -> None:
+    """RMSprop on one parameter array ``p`` (in place), as the RMSprop docstring's equations
+    read, in torch's order of operations."""
+    g, state = rmsprop_prepare(p, g, states, i, h)
+    alpha, v = h["alpha"], state["square_avg"]
+    v *= alpha  # v = alpha * v + (1 - alpha) * g * g
+    v += ((1 - alpha) * g) * g
+    if h["centered"]:
+        a = state["grad_avg"]
+        a += (1 - alpha) * (g - a)  # the running mean of g
+        avg = np.sqrt(v - a * a)  # the running variance's root
+    else:
+        avg = np.sqrt(v)
+    avg += h["eps"]  # eps after the sqrt
+    if h["momentum"] > 0:
+        buf = state["momentum_buffer"]
+        buf *= h["momentum"]  # buf = momentum * buf + g / avg
+        buf += g / avg
+        p -= h["lr"] * buf
+    else:
+        p -= (h["lr"] * g) / avg
+
+
+class Adagrad(Optimizer):
+    """Adagrad (torch.optim.Adagrad): each weight's step divided by the root of the *sum* of
+    all its squared gradients so far, so often-updated weights slow down for good.
+
+    For each parameter p with gradient g, at step t = 1, 2, ...::
+
+        g = -g                                     if maximize
+        g = g + weight_decay * p                   if weight_decay != 0
+        clr = lr / (1 + (t - 1) * lr_decay)        the decayed learning rate
+        s = s + g * g                              s starts at initial_accumulator_value
+        p = p - clr * g / (sqrt(s) + eps)          eps *after* the sqrt
+
+    The sum only grows, so the effective learning rate only shrinks: Adagrad suits convex
+    problems and sparse features; RMSprop and Adam replace the sum by a running mean.
+
+    Args:
+        params: the parameters to optimise.
+        lr: learning rate (default 1e-2).
+        lr_decay: learning-rate decay per step (default 0).
+        weight_decay: L2 penalty added to the gradient (default 0).
+        initial_accumulator_value: the starting value of every s (default 0).
+        eps: added to the denominator (default 1e-10, not the 1e-7 or 1e-8 of other texts).
+        foreach: None for the fast path on parameters of 4 MiB or more (where it helps), True for
+            it everywhere, False for the plain ``adagrad_update`` loop (the same numbers).
+        maximize: climb the objective instead of descending it.
+
+    As in torch, each parameter's state (``step`` 0, ``sum``) exists from construction.
+
+    Examples:
+        >>> import numpy as np
+        >>> from handprop import Parameter
+        >>> p = Parameter(np.array([1.0, 1.0]))
+        >>> opt = Adagrad([p], lr=0.1)
+        >>> p.grad = np.array([0.5, -2.0])
+        >>> opt.step()  # first step: g / sqrt(g * g) = sign(g), so lr each way
+        >>> p.data
+        array([0.9, 1.1])
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        defaults = self._checked_hyper(
+            {
+                "lr": lr,
+                "lr_decay": lr_decay,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "initial_accumulator_value": initial_accumulator_value,
+                "foreach": foreach,
+                "maximize": maximize,
+            }
+        )
+        super().__init__(params, defaults)
+        for i, p in enumerate(self.params):
+            adagrad_state(p.data, self.state, i, self.param_groups[0])
+
+    _state_keys = (frozenset({"step", "sum"}), frozenset())
+
+    @classmethod
+    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
+        lr = _number(group["lr"], "Adagrad", "lr")
+        lr_decay = _number(group["lr_decay"], "Adagrad", "lr_decay")
+        eps = _number(group["eps"], "Adagrad", "eps")
+        weight_decay = _number(group["weight_decay"], "Adagrad", "weight_decay")
+        initial = group["initial_accumulator_value"]
+        initial = _number(initial, "Adagrad", "initial_accumulator_value")
+        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+        _check(lr_decay >= 0.0, f"Invalid lr_decay value: {lr_decay}")
+        _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        _check(initial >= 0.0, f"Invalid initial_accumulator_value value: {initial}")
+        _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
+        return {
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "initial_accumulator_value": initial,
+            "foreach": _foreach_flag(group["foreach"], "Adagrad"),
+            "maximize": bool(group["maximize"]),
+        }
+
+    def step(self) -> None:
+        """One update of every parameter that has a gradient (see ``adagrad_update``)."""
+        h = self.param_groups[0]
+        grads = self._grads()  # all checked before any parameter changes
+        plain, fast = _foreach.split(grads, h["foreach"])
+        for i, p, g in plain:
+            adagrad_update(p.data, g, self.state, i, h)
+        _foreach.adagrad_step(fast, self.state, h, adagrad_prepare)
+
+
+def adagrad_state(p, states: dict, i: int, h: dict) -> dict:
+    """Parameter ``i``'s state, created if missing: step 0, the sum at its initial value."""
+    if i not in states:
+        states[i] = {"step": 0, "sum": np.full_like(p, h["initial_accumulator_value"])}
+    return states[i]
+
+
+def adagrad_prepare(p, g, states: dict, i: int, h: dict):
+    """The first lines of Adagrad for parameter ``i``: the step counted, maximize, weight decay,
+    and the decayed learning rate. Returns the gradient to use, the state and the rate."""
+    state = adagrad_state(p, states, i, h)
+    state["step"] += 1
+    if h["maximize"]:
+        g = -g
+    if h["weight_decay"] != 0:
+        g = g + h["weight_decay"] * p
+    clr = h["lr"] / (1 + (state["step"] - 1) * h["lr_decay"])
+    return g, state, clr
+
+
+def adagrad_update(p, g, states: dict, i: int, h: dict) -> None:
+    """Adagrad on one parameter array ``p`` (in place), as the Adagrad docstring's equations
+    read, in torch's order of operations."""
+    g, state, clr = adagrad_prepare(p, g, states, i, h)
+    s = state["sum"]
+    s += g * g  # the sum of all squared gradients
+    std = np.sqrt(s)
+    std += h["eps"]  # eps after the sqrt
+    p -= (clr * g) / std
 
 
 # ``handprop.optim.lr_scheduler``, as in torch: the schedules live in their own module, which
