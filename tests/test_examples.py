@@ -1,6 +1,9 @@
-"""examples/regularisation.py: an overfitting MLP without and with Dropout and BatchNorm,
-trained in handprop and in torch side by side (same weights, batches and dropout masks)."""
+"""The examples that compare training set-ups: regularisation.py (an overfitting MLP without
+and with Dropout and BatchNorm, trained in handprop and in torch side by side),
+compare_optimizers.py (five optimizers on one network) and init_histograms.py (activations per
+layer for each initialisation)."""
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -44,3 +47,101 @@ def test_the_script_prints_a_line_per_variant_and_draws_the_png(tmp_path, capsys
         assert f"{variant:<10} train accuracy" in out
     assert "loss vs torch: max difference" in out
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+# --- examples/compare_optimizers.py and examples/init_histograms.py --------------------------
+import compare_optimizers  # noqa: E402
+import init_histograms  # noqa: E402
+
+
+def test_every_optimizer_starts_from_the_same_weights_and_batches():
+    """Only the update differs: the first loss (before any update) is the same in all five
+    runs, so they start from the same weights and the same first batch."""
+    first = {
+        label: compare_optimizers.train(label, steps=1)["loss"][0]
+        for label, _, _ in compare_optimizers.OPTIMIZERS
+    }
+    assert len(set(first.values())) == 1
+
+
+def test_plain_sgd_is_the_slowest_and_every_optimizer_learns():
+    results = {
+        label: compare_optimizers.train(label, steps=150)
+        for label, _, _ in compare_optimizers.OPTIMIZERS
+    }
+    final = {label: compare_optimizers.smooth(r["loss"])[-1] for label, r in results.items()}
+    for label, loss in final.items():
+        assert loss < 0.5 * results[label]["loss"][0], label
+        assert results[label]["test_accuracy"] > 0.75, label
+    assert max(final, key=final.get) == "SGD"  # the curve the others leave behind
+    assert all(final["SGD"] > 2 * loss for label, loss in final.items() if label != "SGD")
+
+
+def test_smooth_is_a_trailing_mean():
+    np.testing.assert_allclose(compare_optimizers.smooth([1, 3, 5, 7], window=2), [1, 2, 4, 6])
+
+
+def test_compare_optimizers_script_prints_each_and_draws_the_png(tmp_path, capsys):
+    path = tmp_path / "optimizers.png"
+    compare_optimizers.main(["--steps", "5", "--plot", str(path)])
+    out = capsys.readouterr().out
+    for label, _, _ in compare_optimizers.OPTIMIZERS:
+        assert f"{label:<9} loss " in out
+    assert path.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(SystemExit):
+        compare_optimizers.main(["--steps", "0"])
+
+
+def _rms(a):
+    return float(np.sqrt(np.mean(a * a)))
+
+
+@pytest.mark.parametrize(
+    ("scheme", "ratio"),
+    [
+        # each ReLU layer multiplies the mean square by fan_in * std^2 / 2 (half is zeroed)
+        ("N(0, 1)", (100 * 1.0 / 2) ** 0.5),
+        ("N(0, 0.01)", (100 * 0.01**2 / 2) ** 0.5),
+        ("Xavier", (100 * (2 / 200) / 2) ** 0.5),
+        ("Kaiming", (100 * (2 / 100) / 2) ** 0.5),
+    ],
+)
+def test_relu_activations_scale_by_the_variance_argument(scheme, ratio):
+    """The histograms' story in numbers: from layer to layer the root mean square of ReLU
+    activations is multiplied by sqrt(fan_in * std^2 / 2), so it explodes for N(0, 1), dies
+    for N(0, 0.01), halves every two layers for Xavier, and stays put for Kaiming."""
+    outputs = init_histograms.activations(scheme, "relu")
+    rms = [_rms(a) for a in outputs]
+    for before, after in itertools.pairwise(rms):
+        assert after / before == pytest.approx(ratio, rel=0.15)
+    assert [a.shape for a in outputs] == [(1000, 100)] * 5
+
+
+def test_tanh_saturates_with_large_weights_and_not_with_xavier():
+    stuck = {
+        scheme: [
+            row["stuck"]
+            for row in init_histograms.statistics(
+                init_histograms.activations(scheme, "tanh"), "tanh"
+            )
+        ]
+        for scheme in init_histograms.INITS
+    }
+    assert min(stuck["N(0, 1)"]) > 0.5  # most outputs at -1 or 1: almost no gradient
+    assert max(stuck["Xavier"]) < 0.05
+    small = init_histograms.statistics(init_histograms.activations("N(0, 0.01)", "tanh"), "tanh")
+    assert small[-1]["std"] < 1e-3  # the signal has died out by layer 5
+
+
+def test_init_histograms_script_and_bad_input(tmp_path, capsys):
+    path = tmp_path / "hist.png"
+    init_histograms.main(["--activation", "relu", "--plot", str(path)])
+    out = capsys.readouterr().out
+    assert out.startswith("relu: the std of each layer's activations (share exactly 0)")
+    for scheme in init_histograms.INITS:
+        assert f"  {scheme:<11}" in out
+    assert path.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="unknown activation 'elu'"):
+        init_histograms.activations("Xavier", "elu")
+    with pytest.raises(ValueError, match="unknown initialisation 'He'"):
+        init_histograms.activations("He", "relu")

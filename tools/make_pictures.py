@@ -20,7 +20,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 IMG = ROOT / "docs" / "img"
-COLOURS = ("#1f5fbf", "#d0452b", "#2e8b3e", "#8a4fbf")
+COLOURS = ("#1f5fbf", "#d0452b", "#2e8b3e", "#8a4fbf", "#c98a00")
 FONT = 'font-family="Helvetica, Arial, sans-serif"'
 
 
@@ -147,6 +147,58 @@ def figure(charts, title: str) -> str:
         parts += [f'<g transform="translate({x} 0)">', body, "</g>"]
         x += w
     return "\n".join([*parts, "</svg>"]) + "\n"
+
+
+def grid(rows, title: str) -> str:
+    """Rows of charts, each row's charts side by side, in one SVG document."""
+    width = max(sum(size[0] for _, size in row) for row in rows)
+    heights = [max(size[1] for _, size in row) for row in rows]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{sum(heights)}" '
+        f'viewBox="0 0 {width} {sum(heights)}" {FONT} font-size="12">',
+        f"<title>{escape(title)}</title>",
+        f'<rect width="{width}" height="{sum(heights)}" fill="white"/>',
+    ]
+    y = 0
+    for row, height in zip(rows, heights, strict=True):
+        x = 0
+        for body, (w, _) in row:
+            parts += [f'<g transform="translate({x} {y})">', body, "</g>"]
+            x += w
+        y += height
+    return "\n".join([*parts, "</svg>"]) + "\n"
+
+
+def histogram(values, *, low, high, title, bins=30, width=150, height=96):
+    """A small histogram (bar heights relative to the tallest) as an SVG group, and its size;
+    values outside [low, high] are counted in the first or last bin."""
+    left, right, top, bottom = 8, 8, 18, 18
+    plot_w, plot_h = width - left - right, height - top - bottom
+    counts, _ = np.histogram(np.clip(values, low, high), bins=bins, range=(low, high))
+    tallest = max(int(counts.max()), 1)
+    bar = plot_w / bins
+    parts = [_tag("rect", x=left, y=top, width=plot_w, height=plot_h, fill="#fafafa")]
+    for i, count in enumerate(counts):
+        h = count / tallest * plot_h
+        if h > 0:
+            parts.append(
+                _tag(
+                    "rect",
+                    x=left + i * bar,
+                    y=top + plot_h - h,
+                    width=bar,
+                    height=h,
+                    fill=COLOURS[0],
+                )
+            )
+    parts.append(
+        _tag("rect", x=left, y=top, width=plot_w, height=plot_h, fill="none", stroke="#999")
+    )
+    for value, anchor in ((low, "start"), (high, "end")):
+        x = left if anchor == "start" else left + plot_w
+        parts.append(_tag("text", _label(value), x=x, y=height - 5, text_anchor=anchor))
+    parts.append(_tag("text", title, x=left + plot_w / 2, y=13, text_anchor="middle"))
+    return "\n".join(parts), (width, height)
 
 
 # --- activations: f and f', the derivative from handprop's own backward -----------------------
@@ -277,6 +329,52 @@ def regularisation_figure() -> str:
     return figure(charts, "An overfitting MLP on 300 digits, without and with regularisation")
 
 
+def optimizers_figure() -> str:
+    """examples/compare_optimizers.py: each optimizer's training loss, smoothed over 20 steps."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import compare_optimizers as example
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    series = []
+    for label, _, _ in example.OPTIMIZERS:
+        result = example.train(label)
+        losses = example.smooth(result["loss"])
+        steps = np.arange(1, len(losses) + 1)
+        series.append((f"{label}: test {result['test_accuracy']:.3f}", steps, losses))
+    body = chart(
+        series,
+        title="training loss (mean of 20 steps)",
+        xlabel="step (mini-batch of 128)",
+        ylabel="loss",
+        xlim=(0, len(series[0][1])),
+        ylim=(0.0, 3.0),
+        width=560,
+        height=320,
+        legend="bottom",
+    )
+    return figure([body], "Five optimizers, one network, the same batches (8x8 digits)")
+
+
+def init_figure(activation: str) -> str:
+    """examples/init_histograms.py: one row of per-layer histograms per initialisation."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import init_histograms as example
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    low, high = {"tanh": (-1, 1), "sigmoid": (0, 1), "relu": (0, 4)}[activation]
+    rows = []
+    for scheme in example.INITS:
+        row = []
+        for layer, a in enumerate(example.activations(scheme, activation), start=1):
+            values = a[a != 0] if activation == "relu" else a.ravel()
+            title = f"{scheme} L{layer}: std {a.std():.2g}"
+            row.append(histogram(values, low=low, high=high, title=title, width=168))
+        rows.append(row)
+    return grid(rows, f"{activation} activations per layer, for each initialisation")
+
+
 # --- the worked example's network: values forward, gradients backward --------------------------
 
 
@@ -382,6 +480,9 @@ def pictures() -> dict[str, str]:
             run_example("train_breast_cancer"), "breast cancer, 30-16-1 MLP"
         ),
         "regularisation.svg": regularisation_figure(),
+        "compare_optimizers.svg": optimizers_figure(),
+        "init_tanh.svg": init_figure("tanh"),
+        "init_relu.svg": init_figure("relu"),
     }
 
 
