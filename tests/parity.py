@@ -28,6 +28,7 @@ from handprop import Sequential
 from handprop.interop import same_mask_dropout, to_torch, to_torch_loss
 from handprop.layers import (
     BatchNorm1d,
+    Conv2d,
     Dropout,
     LayerNorm,
     Linear,
@@ -108,7 +109,7 @@ def check_network(model: Sequential, loss, X, y) -> NetworkRun:
     same as stepping through the modules by hand, that ``grad_output`` is not written into,
     and that everything has the model's dtype.
     """
-    dtype = next(model.parameters()).dtype
+    dtype = _model_dtype(model, X)
     twin = to_torch_model(model)
     tx, ty = _torch_inputs(X, y, dtype)
 
@@ -212,6 +213,8 @@ def _upstream_scales(model: Sequential, X, run: NetworkRun) -> list:
             carried = max(amplified, _norm_scale(module, run.grad_outputs[i], x))
         elif isinstance(module, Linear) and carried is not None:  # g @ W sums |W| of a column
             carried *= max(1.0, float(np.abs(module.weight.data).sum(axis=0).max()))
+        elif isinstance(module, Conv2d) and carried is not None:  # each input: |W| of a channel
+            carried *= max(1.0, float(np.abs(module.weight.data).sum(axis=(0, 2, 3)).max()))
         scales[i] = carried
     return scales
 
@@ -222,11 +225,12 @@ def _parameter_scales(model: Sequential, X, run: NetworkRun, scales: list) -> di
     over the batch (``|x|`` for the weight, 1 for the bias)."""
     found = {}
     for i, module in enumerate(model):
-        if not isinstance(module, Linear) or scales[i + 1] is None:
+        if not isinstance(module, (Linear, Conv2d)) or scales[i + 1] is None:
             continue
         x = np.abs(np.asarray(X if i == 0 else run.outputs[i - 1], dtype=np.float64))
-        found[f"{i}.weight"] = scales[i + 1] * max(1.0, float(x.sum(axis=0).max()))
-        found[f"{i}.bias"] = scales[i + 1] * x.shape[0]
+        axes = (0,) if isinstance(module, Linear) else (0, 2, 3)  # what each sum runs over
+        found[f"{i}.weight"] = scales[i + 1] * max(1.0, float(x.sum(axis=axes).max()))
+        found[f"{i}.bias"] = scales[i + 1] * run.grad_outputs[i].size / module.weight.shape[0]
     return found
 
 
@@ -248,8 +252,8 @@ def _norm_parameter_scale(module, name: str, x, grad) -> float:
     feature)."""
     g = np.abs(np.asarray(grad, dtype=np.float64))
     x = np.abs(np.asarray(x, dtype=np.float64))
-    if isinstance(module, BatchNorm1d):
-        axes = (0,) if g.ndim == 2 else (0, 2)
+    if isinstance(module, BatchNorm1d):  # (and BatchNorm2d): every axis but the channels'
+        axes = tuple(a for a in range(g.ndim) if a != 1)
     else:
         axes = tuple(range(g.ndim - len(module.normalized_shape)))
     if name == "weight":
@@ -270,8 +274,8 @@ def _norm_scale(module, grad, x) -> float:
     if module.weight is not None:
         shape = inv_std.shape if isinstance(module, BatchNorm1d) else module.weight.shape
         g_hat = g_hat * np.abs(module.weight.data).reshape(shape)
-    if isinstance(module, BatchNorm1d):
-        axes = (0,) if x_hat.ndim == 2 else (0, 2)
+    if isinstance(module, BatchNorm1d):  # (and BatchNorm2d): every axis but the channels'
+        axes = tuple(a for a in range(x_hat.ndim) if a != 1)
     else:
         axes = tuple(range(x_hat.ndim - len(module.normalized_shape), x_hat.ndim))
     m = np.prod([x_hat.shape[a] for a in axes])
@@ -287,6 +291,30 @@ def _norm_scale(module, grad, x) -> float:
     return max(1.0, float(terms.max(initial=0.0)))
 
 
+def _model_dtype(model: Sequential, X) -> np.dtype:
+    """The model's dtype: its first parameter's, or the input's for a model without any (a
+    stack of pooling layers)."""
+    first = next(model.parameters(), None)
+    return first.dtype if first is not None else np.asarray(X).dtype
+
+
+def _conv_scales(module: Conv2d, x, grad) -> dict:
+    """The size of the terms each of a convolution's results sums: the same convolution run
+    on absolute values in float64 (``|x|`` through ``|W|``, ``|g|`` back), as
+    ``_matmul_scale`` is the matrix product of absolute values."""
+    twin = copy.deepcopy(module)
+    twin.zero_grad()
+    twin.weight.data = np.abs(twin.weight.data).astype(np.float64)
+    if twin.bias is not None:
+        twin.bias.data = np.abs(twin.bias.data).astype(np.float64)
+    out = twin(np.abs(np.asarray(x, dtype=np.float64)))
+    dx = twin.backward(np.abs(np.asarray(grad, dtype=np.float64)))
+    scales = {"output": out, "dJ/d input": dx, "weight": twin.weight.grad}
+    if twin.bias is not None:
+        scales["bias"] = twin.bias.grad
+    return {name: max(1.0, float(value.max(initial=0.0))) for name, value in scales.items()}
+
+
 def _matmul_scale(a, b) -> float:
     """max(1, max |a| @ |b|): the size of the terms a matrix product sums."""
     return max(1.0, float(np.max(np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64))))
@@ -298,7 +326,7 @@ def check_modules(model: Sequential, loss, X, y) -> None:
     For module i, torch's twin gets handprop's input to module i and handprop's grad_output of
     module i; its output, input gradient and parameter gradients are compared with handprop's.
     """
-    dtype = next(model.parameters()).dtype
+    dtype = _model_dtype(model, X)
     tdt = TORCH_DTYPES[dtype]
     model.zero_grad()
     inputs, h = [], np.asarray(X)
@@ -325,14 +353,17 @@ def check_modules(model: Sequential, loss, X, y) -> None:
         y_hp = module(x)  # the same forward again: caches are refreshed with the same input
         new_grad = module.backward(grad)
         what = f"module {i} ({module!r})"
-        if isinstance(module, Linear):
+        if isinstance(module, (Linear, Conv2d)):
             xf = np.asarray(x, dtype=module.dtype)
-            scales = {
-                "output": _matmul_scale(xf, module.weight.data.T),
-                "dJ/d input": _matmul_scale(grad, module.weight.data),
-                "weight": _matmul_scale(grad.T, xf),
-                "bias": max(1.0, float(np.abs(grad).sum(axis=0).max())),
-            }
+            if isinstance(module, Conv2d):
+                scales = _conv_scales(module, xf, grad)
+            else:
+                scales = {
+                    "output": _matmul_scale(xf, module.weight.data.T),
+                    "dJ/d input": _matmul_scale(grad, module.weight.data),
+                    "weight": _matmul_scale(grad.T, xf),
+                    "bias": max(1.0, float(np.abs(grad).sum(axis=0).max())),
+                }
             assert_close(f"{what} output", y_hp, t_y.detach().numpy(), dtype, scales["output"])
             assert_close(
                 f"{what} dJ/d input", new_grad, tx.grad.numpy(), dtype, scales["dJ/d input"]

@@ -108,9 +108,9 @@ B = np.ones(1, np.float32)
             "invalid architecture: format 'other' version 1",
         ),
         (
-            lambda p: write_npz(p, architecture=architecture({"type": "Conv2d"})),
+            lambda p: write_npz(p, architecture=architecture({"type": "Conv3d"})),
             ValueError,
-            "invalid architecture: unknown layer type 'Conv2d'; known: Sequential, Linear",
+            "invalid architecture: unknown layer type 'Conv3d'; known: Sequential, Linear",
         ),
         (
             lambda p: write_npz(p, architecture=architecture({"type": "Linear", "in_features": 2})),

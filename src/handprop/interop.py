@@ -22,13 +22,18 @@ import numpy as np
 from .explain.naming import output_names
 from .layers import (
     GELU,
+    AvgPool2d,
     BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
     Dropout,
+    Flatten,
     Identity,
     LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
+    MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
@@ -104,10 +109,31 @@ def _layer_to_torch(module: Module):
         twin = _norm_to_torch(module, nn)
         _copy_state_to_torch(module, twin)  # parameters and running statistics
         return twin.train(module.training)
+    if isinstance(module, Conv2d):
+        twin = nn.Conv2d(**_conv_arguments(module), dtype=_torch_dtype(module.dtype))
+        _copy_state_to_torch(module, twin)
+        return twin
     twin = _activation_to_torch(module, nn)
     if twin is None:
         raise TypeError(f"to_torch: no torch equivalent for {type(module).__name__}")
     return twin.train(module.training)  # Dropout's mode matters; the others' is copied too
+
+
+def _conv_arguments(module) -> dict[str, Any]:
+    """The constructor arguments of a Conv2d, torch's or handprop's (the same names)."""
+    names = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation")
+    args = {name: getattr(module, name) for name in names}
+    return {**args, "groups": module.groups, "bias": module.bias is not None}
+
+
+def _pool_arguments(module) -> dict[str, Any]:
+    """The constructor arguments of a MaxPool2d or AvgPool2d, torch's or handprop's."""
+    names = ["kernel_size", "stride", "padding", "ceil_mode"]
+    if "Max" in type(module).__name__:
+        names.append("dilation")
+    else:
+        names += ["count_include_pad", "divisor_override"]
+    return {name: getattr(module, name) for name in names}
 
 
 def _norm_arguments(module) -> dict[str, Any]:
@@ -125,14 +151,17 @@ def _norm_arguments(module) -> dict[str, Any]:
 
 def _norm_to_torch(module: Module, nn):
     dtype = _torch_dtype(module.dtype or np.dtype(np.float32))  # None: nothing to store
-    kind = nn.BatchNorm1d if isinstance(module, BatchNorm1d) else nn.LayerNorm
+    kind = {BatchNorm1d: nn.BatchNorm1d, BatchNorm2d: nn.BatchNorm2d}.get(
+        type(module), nn.LayerNorm
+    )
     return kind(**_norm_arguments(module), dtype=dtype)
 
 
 def _norm_from_torch(module, nn, where: str) -> Module | None:
     """handprop's BatchNorm1d or LayerNorm for torch's, values copied; None for others."""
     torch = _torch()
-    if type(module) not in (nn.BatchNorm1d, nn.LayerNorm):
+    kinds = {nn.BatchNorm1d: BatchNorm1d, nn.BatchNorm2d: BatchNorm2d, nn.LayerNorm: LayerNorm}
+    if type(module) not in kinds:
         return None
     dtype = next(iter(module.state_dict().values()), torch.zeros(0)).dtype
     if module.state_dict() and dtype not in (torch.float32, torch.float64):
@@ -140,7 +169,7 @@ def _norm_from_torch(module, nn, where: str) -> Module | None:
             f"from_torch: {type(module).__name__} at '{where.rstrip('.') or '(root)'}' has "
             f"dtype {dtype}; handprop supports float32 and float64"
         )
-    kind = BatchNorm1d if type(module) is nn.BatchNorm1d else LayerNorm
+    kind = kinds[type(module)]
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
     ours = kind(**_norm_arguments(module), dtype=np_dtype)
     ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
@@ -149,20 +178,23 @@ def _norm_from_torch(module, nn, where: str) -> Module | None:
 
 def _activation_to_torch(module: Module, nn):
     """The torch twin of a layer without parameters, or None."""
-    if isinstance(module, LeakyReLU):
-        return nn.LeakyReLU(module.negative_slope)
-    if isinstance(module, Softmax):
-        return nn.Softmax(dim=module.dim)
-    if isinstance(module, LogSoftmax):
-        return nn.LogSoftmax(dim=module.dim)
-    if isinstance(module, GELU):
-        return nn.GELU(approximate=module.approximate)
-    if isinstance(module, Dropout):
-        return nn.Dropout(module.p)
-    simple = ((ReLU, nn.ReLU), (Sigmoid, nn.Sigmoid), (Tanh, nn.Tanh), (Identity, nn.Identity))
-    for ours, theirs in simple:
+    makers = {
+        LeakyReLU: lambda m: nn.LeakyReLU(m.negative_slope),
+        Softmax: lambda m: nn.Softmax(dim=m.dim),
+        LogSoftmax: lambda m: nn.LogSoftmax(dim=m.dim),
+        GELU: lambda m: nn.GELU(approximate=m.approximate),
+        Dropout: lambda m: nn.Dropout(m.p),
+        MaxPool2d: lambda m: nn.MaxPool2d(**_pool_arguments(m)),
+        AvgPool2d: lambda m: nn.AvgPool2d(**_pool_arguments(m)),
+        Flatten: lambda m: nn.Flatten(m.start_dim, m.end_dim),
+        ReLU: lambda m: nn.ReLU(),
+        Sigmoid: lambda m: nn.Sigmoid(),
+        Tanh: lambda m: nn.Tanh(),
+        Identity: lambda m: nn.Identity(),
+    }
+    for ours, make in makers.items():
         if isinstance(module, ours):
-            return theirs()
+            return make(module)
     return None
 
 
@@ -216,6 +248,8 @@ def _layer_from_torch(module, where: str) -> Module:
         )
         layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
         return layer
+    if type(module) is nn.Conv2d:
+        return _conv_from_torch(module, where)
     ours = _activation_from_torch(module, nn)
     if ours is not None:
         return ours.train(module.training)
@@ -231,8 +265,24 @@ def _layer_from_torch(module, where: str) -> Module:
     raise TypeError(
         f"from_torch: unsupported module at '{place}': {module!r}{hint}; supported: "
         "Sequential, Linear (float32/float64), ReLU, Sigmoid, Tanh, LeakyReLU, GELU, "
-        "Softmax(dim=int), LogSoftmax(dim=int), Dropout, Identity, BatchNorm1d, LayerNorm"
+        "Softmax(dim=int), LogSoftmax(dim=int), Dropout, Identity, BatchNorm1d, LayerNorm, "
+        "Conv2d (float32/float64, zero padding), MaxPool2d, AvgPool2d, Flatten, BatchNorm2d"
     )
+
+
+def _conv_from_torch(module, where: str) -> Conv2d:
+    torch = _torch()
+    dtype = module.weight.dtype
+    if dtype not in (torch.float32, torch.float64) or module.padding_mode != "zeros":
+        raise TypeError(
+            f"from_torch: Conv2d at '{where.rstrip('.') or '(root)'}' has dtype {dtype} and "
+            f"padding_mode {module.padding_mode!r}; handprop supports float32 and float64, "
+            "zero padding"
+        )
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    layer = Conv2d(**_conv_arguments(module), dtype=np_dtype, rng=0)
+    layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
+    return layer
 
 
 def _activation_from_torch(module, nn) -> Module | None:
@@ -246,6 +296,12 @@ def _activation_from_torch(module, nn) -> Module | None:
         return GELU(module.approximate)
     if kind is nn.Dropout:  # its masks are drawn by handprop's generator, not torch's
         return Dropout(module.p)
+    if kind is nn.MaxPool2d and not module.return_indices:
+        return MaxPool2d(**_pool_arguments(module))
+    if kind is nn.AvgPool2d:
+        return AvgPool2d(**_pool_arguments(module))
+    if kind is nn.Flatten:
+        return Flatten(module.start_dim, module.end_dim)
     simple = {nn.ReLU: ReLU, nn.Sigmoid: Sigmoid, nn.Tanh: Tanh, nn.Identity: Identity}
     if kind in simple:  # ReLU(inplace=True) too: the numbers are the same
         return simple[kind]()
@@ -266,6 +322,11 @@ _SUPPORTED = (
     "Identity",
     "BatchNorm1d",
     "LayerNorm",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Flatten",
+    "BatchNorm2d",
 )
 
 

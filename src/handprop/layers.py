@@ -1,5 +1,6 @@
 """Layers: ``Linear``; the activations ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU``, ``GELU``,
-``Softmax``, ``LogSoftmax``; ``Dropout`` and ``Identity``; ``BatchNorm1d`` and ``LayerNorm``.
+``Softmax``, ``LogSoftmax``; ``Dropout`` and ``Identity``; ``BatchNorm1d``, ``BatchNorm2d`` and
+``LayerNorm``; and, from ``conv.py``, ``Conv2d``, ``MaxPool2d``, ``AvgPool2d`` and ``Flatten``.
 
 Each class has its forward and its backward side by side. Notation: ``N`` is the batch size,
 ``x`` the forward input, ``y`` the forward output, ``g = dJ/dy`` the ``grad_output`` that
@@ -23,13 +24,18 @@ from .module import Module, Parameter
 
 __all__ = [
     "GELU",
+    "AvgPool2d",
     "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
     "Dropout",
+    "Flatten",
     "Identity",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
+    "MaxPool2d",
     "ReLU",
     "Sigmoid",
     "Softmax",
@@ -844,7 +850,7 @@ class BatchNorm1d(Module):
         """
         x_hat = self._x_hat
         g = self._grad_output(grad_output, x_hat.shape, x_hat.dtype)
-        reduce = (0,) if x_hat.ndim == 2 else (0, 2)
+        reduce = tuple(a for a in range(x_hat.ndim) if a != 1)  # all but the channel axis
         if self.affine:
             self.weight.accumulate_grad((g * x_hat).sum(axis=reduce))
         if self.bias is not None:
@@ -864,6 +870,28 @@ class BatchNorm1d(Module):
         if self.dtype not in (None, DEFAULT_DTYPE):
             text += f", dtype={self.dtype}"
         return text
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalisation of images ``(N, C, H, W)``, per channel ``c``: BatchNorm1d's rules
+    (the same arguments, running estimates and backward), with each channel's mean and
+    variance taken over the batch and every position, ``m = N * H * W`` values.
+
+    Examples:
+        >>> bn = BatchNorm2d(1)
+        >>> bn(np.array([[[[1.0, 3.0]]], [[[5.0, 7.0]]]])).round(3).ravel()
+        array([-1.342, -0.447,  0.447,  1.342], dtype=float32)
+    """
+
+    def _check_input(self, input: Any) -> tuple[np.ndarray, tuple[int, ...]]:
+        x = as_float_array(input, self, "input", self.dtype)
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            hint = "; for one image use x[None]" if x.ndim == 3 else ""
+            raise ValueError(
+                f"{self!r}: expected input of shape (N, {self.num_features}, H, W), "
+                f"got {shape_str(x.shape)}{hint}"
+            )
+        return x, (0, 2, 3)
 
 
 class LayerNorm(Module):
@@ -979,3 +1007,8 @@ class LayerNorm(Module):
         if self.dtype not in (None, DEFAULT_DTYPE):
             text += f", dtype={self.dtype}"
         return text
+
+
+# The convolutional layers live in conv.py (one file per topic stays readable) and are part of
+# this module's namespace, so that ``from handprop.layers import Conv2d`` works as for Linear.
+from .conv import AvgPool2d, Conv2d, Flatten, MaxPool2d  # noqa: E402

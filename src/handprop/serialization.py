@@ -40,15 +40,21 @@ from typing import Any
 import numpy as np
 
 from ._arrays import float_dtype
+from .conv import _pair
 from .layers import (
     GELU,
+    AvgPool2d,
     BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
     Dropout,
+    Flatten,
     Identity,
     LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
+    MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
@@ -172,6 +178,65 @@ def _check_dropout(a: dict[str, Any]) -> dict[str, Any]:
     return {"p": a["p"]}
 
 
+def _check_conv(a: dict[str, Any]) -> dict[str, Any]:
+    """Conv2d's arguments, checked without building it (building would allocate the weight
+    before the file's arrays are compared with the shapes it declares)."""
+    args = {
+        "in_channels": _positive_int(a["in_channels"], "Conv2d", "in_channels"),
+        "out_channels": _positive_int(a["out_channels"], "Conv2d", "out_channels"),
+        "groups": _positive_int(a["groups"], "Conv2d", "groups"),
+        "bias": _flag(a, "bias", "Conv2d"),
+        "dtype": float_dtype(a["dtype"], "Conv2d"),
+    }
+    for name, minimum in (("kernel_size", 1), ("stride", 1), ("dilation", 1)):
+        args[name] = _pair(a[name], "Conv2d", name, minimum=minimum)
+    padding = a["padding"]
+    args["padding"] = (
+        padding if padding in ("valid", "same") else _pair(padding, "Conv2d", "padding", minimum=0)
+    )
+    if args["in_channels"] % args["groups"] or args["out_channels"] % args["groups"]:
+        raise ValueError("Conv2d: in_channels and out_channels must be divisible by groups")
+    if args["padding"] == "same" and args["stride"] != (1, 1):
+        raise ValueError("padding='same' is not supported for strided convolutions")
+    return args
+
+
+def _conv_state(in_channels, out_channels, kernel_size, groups, bias, dtype, **_):
+    state = {"weight": ((out_channels, in_channels // groups, *kernel_size), dtype, "param:")}
+    if bias:
+        state["bias"] = ((out_channels,), dtype, "param:")
+    return state
+
+
+def _pool_fields(m) -> dict[str, Any]:
+    fields = {
+        "kernel_size": list(m.kernel_size),
+        "stride": list(m.stride),
+        "padding": list(m.padding),
+        "ceil_mode": m.ceil_mode,
+    }
+    if isinstance(m, MaxPool2d):
+        fields["dilation"] = list(m.dilation)
+    else:
+        fields["count_include_pad"] = m.count_include_pad
+        fields["divisor_override"] = m.divisor_override
+    return fields
+
+
+def _check_pool(cls):
+    def check(a: dict[str, Any]) -> dict[str, Any]:
+        args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in a.items()}
+        cls(**args)  # its own checks (a pool holds no arrays)
+        return args
+
+    return check
+
+
+def _check_flatten(a: dict[str, Any]) -> dict[str, Any]:
+    Flatten(a["start_dim"], a["end_dim"])
+    return {"start_dim": a["start_dim"], "end_dim": a["end_dim"]}
+
+
 _LAYERS: dict[str, _Layer] = {
     "Linear": _Layer(
         Linear,
@@ -241,6 +306,74 @@ _LAYERS: dict[str, _Layer] = {
             normalized_shape, eps, elementwise_affine, bias, dtype=dtype
         ),
         _layer_norm_state,
+    ),
+    "BatchNorm2d": _Layer(
+        BatchNorm2d,
+        ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias", "dtype"),
+        lambda m: {
+            "num_features": m.num_features,
+            "eps": m.eps,
+            "momentum": m.momentum,
+            "affine": m.affine,
+            "track_running_stats": m.track_running_stats,
+            "bias": m.bias is not None,
+            "dtype": (m.dtype or np.dtype(np.float32)).name,
+        },
+        _check_batch_norm,
+        lambda dtype, **args: BatchNorm2d(**args, dtype=dtype),
+        _batch_norm_state,
+    ),
+    "Conv2d": _Layer(
+        Conv2d,
+        (
+            "in_channels",
+            "out_channels",
+            "kernel_size",
+            "stride",
+            "padding",
+            "dilation",
+            "groups",
+            "bias",
+            "dtype",
+        ),
+        lambda m: {
+            "in_channels": m.in_channels,
+            "out_channels": m.out_channels,
+            "kernel_size": list(m.kernel_size),
+            "stride": list(m.stride),
+            "padding": m.padding if isinstance(m.padding, str) else list(m.padding),
+            "dilation": list(m.dilation),
+            "groups": m.groups,
+            "bias": m.bias is not None,
+            "dtype": m.dtype.name,
+        },
+        _check_conv,
+        lambda dtype, **args: Conv2d(**args, dtype=dtype, rng=0),
+        _conv_state,
+    ),
+    "MaxPool2d": _Layer(
+        MaxPool2d,
+        ("kernel_size", "stride", "padding", "ceil_mode", "dilation"),
+        _pool_fields,
+        _check_pool(MaxPool2d),
+        MaxPool2d,
+        _no_state,
+    ),
+    "AvgPool2d": _Layer(
+        AvgPool2d,
+        ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+        _pool_fields,
+        _check_pool(AvgPool2d),
+        AvgPool2d,
+        _no_state,
+    ),
+    "Flatten": _Layer(
+        Flatten,
+        ("start_dim", "end_dim"),
+        lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim},
+        _check_flatten,
+        Flatten,
+        _no_state,
     ),
     # Dropout: p only; its generator is not saved (a loaded one draws fresh masks)
     "Dropout": _Layer(Dropout, ("p",), lambda m: {"p": m.p}, _check_dropout, Dropout, _no_state),

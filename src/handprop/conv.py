@@ -1,0 +1,646 @@
+"""Convolutional layers: ``Conv2d``, ``MaxPool2d``, ``AvgPool2d`` and ``Flatten`` (also in
+``handprop.layers``), with torch's arguments, shapes and numbers.
+
+Images are ``(N, C, H, W)``: batch, channels, height, width. Each layer's forward and backward
+sit side by side, as in ``layers.py``. A convolution is computed the fast way, *im2col*: every
+window the kernel visits is copied into one row of a matrix, so that the whole convolution is
+one matrix product; ``conv2d_loops`` below is the same convolution as the nested loops of its
+definition, for reading (a test checks that both give the same numbers). docs/layers/conv2d.md
+derives the backward.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+
+from ._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, freeze, private, shape_str
+from .module import Module, Parameter
+
+__all__ = ["AvgPool2d", "Conv2d", "Flatten", "MaxPool2d", "conv2d_loops"]
+
+
+# --- arguments --------------------------------------------------------------------------------
+
+
+def _pair(value: Any, owner: str, name: str, *, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each at least ``minimum``, as a pair (torch's ``_pair``)."""
+    values = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(values) != 2 or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values
+    ):
+        raise TypeError(f"{owner}: {name} must be an int or a pair of ints, got {value!r}")
+    if any(v < minimum for v in values):
+        raise ValueError(f"{owner}: {name} must be at least {minimum}, got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+def _image(module: Module, input: Any, dtype: np.dtype | None = None) -> np.ndarray:
+    """The input as a float (N, C, H, W) array, or a clear error (a single image needs its
+    batch axis: ``x[None]``)."""
+    x = as_float_array(input, module, "input", dtype)
+    if x.ndim != 4:
+        hint = "; for one image use x[None]" if x.ndim == 3 else ""
+        raise ValueError(
+            f"{module!r}: expected input of shape (N, C, H, W), got {shape_str(x.shape)}{hint}"
+        )
+    return x
+
+
+def _output_size(
+    size: int, kernel: int, stride: int, pad: tuple[int, int], dilation: int, ceil_mode=False
+) -> int:
+    """How many windows fit: ``floor((size + pads - dilation * (kernel - 1) - 1) / stride) + 1``
+    (rounded up with ``ceil_mode``; then a last window must still start inside the input or
+    its left padding, torch's rule). 0 when not even one fits."""
+    span = size + pad[0] + pad[1] - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1  # // floors, as torch's
+    if ceil_mode and (out - 1) * stride >= size + pad[0]:
+        out -= 1
+    return max(out, 0)
+
+
+def _windows(xp: np.ndarray, kernel, stride, dilation, out) -> np.ndarray:
+    """A read-only view ``(N, C, Ho, Wo, kH, kW)`` of the padded input: element
+    ``[n, c, i, j, a, b]`` is ``xp[n, c, i * sH + a * dH, j * sW + b * dW]``, the input under
+    kernel position (a, b) of the window of output (i, j). No copy: strides only."""
+    sN, sC, sH, sW = xp.strides
+    shape = (*xp.shape[:2], out[0], out[1], kernel[0], kernel[1])
+    strides = (sN, sC, sH * stride[0], sW * stride[1], sH * dilation[0], sW * dilation[1])
+    return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
+
+
+def _add_windows(grad_windows: np.ndarray, padded_shape, stride, dilation) -> np.ndarray:
+    """The backward of ``_windows`` (col2im): an array of the padded input's shape in which
+    every element receives the sum of the gradients of all the window positions that read it.
+    One slice assignment per kernel position (kH * kW of them), each over all windows."""
+    ho, wo, kh, kw = grad_windows.shape[2:]
+    dxp = np.zeros(padded_shape, grad_windows.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            rows = slice(a * dilation[0], a * dilation[0] + stride[0] * (ho - 1) + 1, stride[0])
+            cols = slice(b * dilation[1], b * dilation[1] + stride[1] * (wo - 1) + 1, stride[1])
+            dxp[:, :, rows, cols] += grad_windows[:, :, :, :, a, b]
+    return dxp
+
+
+def _pad(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
+    (top, bottom), (left, right) = padding
+    if not (top or bottom or left or right):
+        return x
+    width = ((0, 0), (0, 0), (top, bottom), (left, right))
+    return np.pad(x, width, constant_values=value)
+
+
+def _crop(dxp: np.ndarray, padding, shape) -> np.ndarray:
+    (top, _), (left, _) = padding
+    return dxp[:, :, top : top + shape[2], left : left + shape[3]]
+
+
+# --- Conv2d -----------------------------------------------------------------------------------
+
+
+class Conv2d(Module):
+    """2-D convolution (torch's, a cross-correlation): for output channel o at (i, j),
+
+    ``y[n, o, i, j] = b[o] + sum_{c, a, e} W[o, c, a, e] * xp[n, g*Cg + c, i*s + a*d, j*s + e*d]``
+
+    where xp is the zero-padded input, s the stride, d the dilation, and the sum runs over the
+    Cg = C / groups input channels of o's group g and the kernel's kH x kW positions.
+
+    Args:
+        in_channels: C, the input's channels.
+        out_channels: O, the output's channels (the number of filters).
+        kernel_size: kH x kW, an int or a pair.
+        stride: step between windows (default 1), an int or a pair.
+        padding: zeros added on each side (default 0), an int, a pair, or ``"valid"`` (none)
+            or ``"same"`` (the output as large as the input; stride 1 only; an odd total is
+            split with the extra zero at the bottom/right, as torch).
+        dilation: spacing between the kernel's taps (default 1).
+        groups: split the channels into this many independent convolutions (default 1;
+            ``groups = C`` is a depthwise convolution).
+        bias: learn a bias per output channel (default True).
+        dtype: ``np.float32`` (default) or ``np.float64``.
+        rng: seed or Generator for the initial values: uniform in +-1/sqrt(fan_in), with
+            fan_in = Cg * kH * kW (torch's default, ``kaiming_uniform_(a=sqrt(5))``).
+
+    Shape:
+        - Input ``(N, C, H, W)``; output ``(N, O, Ho, Wo)``, with
+          ``Ho = floor((H + pad_top + pad_bottom - d * (kH - 1) - 1) / s) + 1`` (Wo alike).
+        - ``weight``: ``(O, C / groups, kH, kW)``; ``bias``: ``(O,)``.
+
+    Examples:
+        >>> conv = Conv2d(1, 1, 2, bias=False)
+        >>> conv.weight.data[...] = [[[[1, 0], [0, -1]]]]  # top-left minus bottom-right
+        >>> conv(np.arange(9.0).reshape(1, 1, 3, 3))
+        array([[[[-4., -4.],
+                 [-4., -4.]]]], dtype=float32)
+    """
+
+    _cache = ("_cols", "_x_shape", "_out")
+    _guards_its_arrays = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        *,
+        dtype: Any = np.float32,
+        rng: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = _pair(in_channels, "Conv2d", "in_channels", minimum=1)[0]
+        self.out_channels = _pair(out_channels, "Conv2d", "out_channels", minimum=1)[0]
+        self.kernel_size = _pair(kernel_size, "Conv2d", "kernel_size", minimum=1)
+        self.stride = _pair(stride, "Conv2d", "stride", minimum=1)
+        self.dilation = _pair(dilation, "Conv2d", "dilation", minimum=1)
+        self.groups = _pair(groups, "Conv2d", "groups", minimum=1)[0]
+        if self.in_channels % self.groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if self.out_channels % self.groups:
+            raise ValueError("out_channels must be divisible by groups")
+        if padding_mode != "zeros":
+            raise ValueError(
+                f"Conv2d: only padding_mode='zeros' is supported, got {padding_mode!r}"
+            )
+        self.padding_mode = padding_mode
+        self.padding = self._padding_argument(padding)
+        dtype = float_dtype(dtype, "Conv2d")
+        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        self.weight = Parameter(np.empty(shape, dtype))
+        self.bias = Parameter(np.empty(self.out_channels, dtype)) if bias else None
+        self.reset_parameters(rng)
+
+    def _padding_argument(self, padding):
+        """``padding`` as given (torch keeps the string), and the pads per side it means."""
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(
+                    f"Invalid padding string {padding!r}, should be one of ('valid', 'same')"
+                )
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            totals = [
+                0 if padding == "valid" else d * (k - 1)
+                for d, k in zip(self.dilation, self.kernel_size, strict=True)
+            ]
+            self._pads = tuple((t // 2, t - t // 2) for t in totals)
+            return padding
+        pair = _pair(padding, "Conv2d", "padding", minimum=0)
+        self._pads = ((pair[0], pair[0]), (pair[1], pair[1]))
+        return pair
+
+    def reset_parameters(self, rng: int | np.random.Generator | None = None) -> None:
+        """Draw weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) again."""
+        rng = np.random.default_rng(rng)
+        bound = 1.0 / math.sqrt(math.prod(self.weight.shape[1:]))
+        self.weight.data[...] = rng.uniform(-bound, bound, size=self.weight.shape)
+        if self.bias is not None:
+            self.bias.data[...] = rng.uniform(-bound, bound, size=self.bias.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.weight.dtype
+
+    def _check(self, x: np.ndarray) -> tuple[int, int]:
+        """The output's (Ho, Wo), or torch's errors for a wrong channel count or an input
+        smaller than the (dilated) kernel."""
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self!r}: given groups={self.groups}, weight of size "
+                f"{shape_str(self.weight.shape)}, expected input {shape_str(x.shape)} to have "
+                f"{self.in_channels} channels, but got {x.shape[1]} channels instead"
+            )
+        out = tuple(
+            _output_size(
+                x.shape[2 + i], self.kernel_size[i], self.stride[i], self._pads[i], self.dilation[i]
+            )
+            for i in range(2)
+        )
+        if min(out) < 1:
+            padded = [x.shape[2 + i] + sum(self._pads[i]) for i in range(2)]
+            span = [self.dilation[i] * (self.kernel_size[i] - 1) + 1 for i in range(2)]
+            raise ValueError(
+                f"{self!r}: calculated padded input size per channel: ({padded[0]} x "
+                f"{padded[1]}). Kernel size: ({span[0]} x {span[1]}). Kernel size can't be "
+                "greater than actual input size"
+            )
+        return out
+
+    def forward(self, input: Any) -> np.ndarray:
+        """im2col, then one matrix product per group:
+
+        - ``cols``: (N*Ho*Wo, G, Cg*kH*kW), one row per window (and group), its inputs;
+        - ``W``: (G, Og, Cg*kH*kW), each filter flattened the same way;
+        - ``y = cols @ W.T + b``: (N*Ho*Wo, G, Og) -> (N, O, Ho, Wo).
+        """
+        x = _image(self, input, self.weight.data.dtype)
+        ho, wo = self._check(x)
+        n, g = x.shape[0], self.groups
+        windows = _windows(
+            _pad(x, self._pads), self.kernel_size, self.stride, self.dilation, (ho, wo)
+        )
+        # (N, C, Ho, Wo, kH, kW) -> (N, Ho, Wo, C, kH, kW) -> rows of (group, Cg * kH * kW)
+        cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, g, -1)
+        w = self.weight.data.reshape(g, self.out_channels // g, -1)
+        y = np.matmul(cols.transpose(1, 0, 2), w.transpose(0, 2, 1))  # (G, N*Ho*Wo, Og)
+        y = y.transpose(1, 0, 2).reshape(n, ho, wo, self.out_channels)
+        if self.bias is not None:
+            y += self.bias.data
+        self._cols, self._x_shape, self._out = freeze(cols), x.shape, (ho, wo)
+        return freeze(np.ascontiguousarray(y.transpose(0, 3, 1, 2)))
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """With ``g = dJ/dy`` as rows ``gm`` (N*Ho*Wo, G, Og), per group:
+
+        - ``dJ/dW = gm.T @ cols``   (Og, N*Ho*Wo) @ (N*Ho*Wo, Cg*kH*kW): every window's input
+          times its output's gradient, summed over windows and batch (Linear's ``g.T @ x``);
+        - ``dJ/db = g.sum((0, 2, 3))``: the bias is added at every position;
+        - ``dJ/dcols = gm @ W``, then col2im: each input element collects the gradients of
+          every window that read it (overlapping windows add up), and the padding is cut off.
+        """
+        cols, (ho, wo) = self._cols, self._out
+        n, c, h, w_ = self._x_shape
+        g_ = self.groups
+        g = self._grad_output(grad_output, (n, self.out_channels, ho, wo), cols.dtype)
+        gm = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, g_, -1).transpose(1, 0, 2)
+        dw = np.matmul(gm.transpose(0, 2, 1), cols.transpose(1, 0, 2))  # (G, Og, Cg*kH*kW)
+        self.weight.accumulate_grad(dw.reshape(self.weight.shape))
+        if self.bias is not None:
+            self.bias.accumulate_grad(g.sum(axis=(0, 2, 3)))
+        if not input_grad:
+            return None
+        w = self.weight.data.reshape(g_, self.out_channels // g_, -1)
+        dcols = np.matmul(gm, w)  # (G, N*Ho*Wo, Cg*kH*kW)
+        kh, kw = self.kernel_size
+        dwin = dcols.transpose(1, 0, 2).reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
+        padded = (n, c, h + sum(self._pads[0]), w_ + sum(self._pads[1]))
+        dxp = _add_windows(dwin, padded, self.stride, self.dilation)
+        return np.ascontiguousarray(_crop(dxp, self._pads, self._x_shape))
+
+    def extra_repr(self) -> str:
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
+        if self.padding != (0, 0):
+            text += (
+                f", padding={self.padding!r}"
+                if isinstance(self.padding, str)
+                else (f", padding={self.padding}")
+            )
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        if self.dtype != DEFAULT_DTYPE:
+            text += f", dtype={self.dtype}"
+        return text
+
+
+def conv2d_loops(
+    x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1
+):
+    """``Conv2d``'s forward as the loops of its definition (slow; for reading and for checking
+    the im2col version): for every sample, output channel and output position, the sum over
+    the group's input channels and the kernel's taps. ``padding`` is per side:
+    ``((top, bottom), (left, right))``. Returns ``(y, backward)``, where ``backward(g)`` gives
+    ``(dJ/dx, dJ/dW, dJ/db)`` by the same loops: each term ``W * x`` of a sum sends ``g * x``
+    to W and ``g * W`` to x."""
+    x, weight = np.asarray(x), np.asarray(weight)
+    n, _, h, w = x.shape
+    o, cg, kh, kw = weight.shape
+    og = o // groups
+    xp = _pad(x, padding)
+    ho = _output_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = _output_size(w, kw, stride[1], padding[1], dilation[1])
+    outputs = list(itertools.product(range(n), range(o), range(ho), range(wo)))
+
+    def terms(oc, i, j):
+        """(input channel, row and column in xp, weight index) of each term of y[., oc, i, j]."""
+        for ci, a, e in itertools.product(range(cg), range(kh), range(kw)):
+            row, col = i * stride[0] + a * dilation[0], j * stride[1] + e * dilation[1]
+            yield (oc // og) * cg + ci, row, col, (oc, ci, a, e)
+
+    y = np.zeros((n, o, ho, wo), x.dtype)
+    for s, oc, i, j in outputs:
+        total = bias[oc] if bias is not None else 0.0
+        for ch, row, col, k in terms(oc, i, j):
+            total += weight[k] * xp[s, ch, row, col]
+        y[s, oc, i, j] = total
+
+    def backward(g):
+        dxp, dw = np.zeros_like(xp), np.zeros_like(weight)
+        for s, oc, i, j in outputs:
+            for ch, row, col, k in terms(oc, i, j):
+                dw[k] += g[s, oc, i, j] * xp[s, ch, row, col]
+                dxp[s, ch, row, col] += g[s, oc, i, j] * weight[k]
+        return _crop(dxp, padding, x.shape), dw, g.sum(axis=(0, 2, 3))
+
+    return y, backward
+
+
+# --- pooling ----------------------------------------------------------------------------------
+
+
+class _Pool2d(Module):
+    """What MaxPool2d and AvgPool2d share: the arguments, the output size, the windows."""
+
+    _guards_its_arrays = True
+
+    def __init__(self, kernel_size, stride, padding, dilation, ceil_mode) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.kernel_size = _pair(kernel_size, name, "kernel_size", minimum=1)
+        self.stride = (
+            self.kernel_size if stride is None else _pair(stride, name, "stride", minimum=1)
+        )
+        self.padding = _pair(padding, name, "padding", minimum=0)
+        self.dilation = _pair(dilation, name, "dilation", minimum=1)
+        self.ceil_mode = bool(ceil_mode)
+        for p, k, d in zip(self.padding, self.kernel_size, self.dilation, strict=True):
+            if p > (d * (k - 1) + 1) // 2:
+                raise ValueError(
+                    f"{name}: pad should be at most half of effective kernel size, but got "
+                    f"pad={p}, kernel_size={k} and dilation={d}"
+                )
+        (ph, pw), (kh, kw) = self.padding, self.kernel_size
+        if ph > kh // 2 or pw > kw // 2:  # torch checks this too, dilation or not
+            raise ValueError(
+                f"{name}: pad should be smaller than or equal to half of kernel size, but got "
+                f"padW = {pw}, padH = {ph}, kW = {kw}, kH = {kh}"
+            )
+        self._pads = tuple((p, p) for p in self.padding)
+
+    def _geometry(self, x: np.ndarray):
+        """The output's (Ho, Wo), and the padding actually needed: with ``ceil_mode`` the
+        last window may hang over the bottom/right edge, so extra padding is added there."""
+        out = tuple(
+            _output_size(
+                x.shape[2 + i],
+                self.kernel_size[i],
+                self.stride[i],
+                self._pads[i],
+                self.dilation[i],
+                self.ceil_mode,
+            )
+            for i in range(2)
+        )
+        if min(out) < 1:
+            raise ValueError(
+                f"{self!r}: given input size: ({x.shape[1]}x{x.shape[2]}x{x.shape[3]}). "
+                f"Calculated output size: ({x.shape[1]}x{out[0]}x{out[1]}). Output size is "
+                "too small"
+            )
+        pads = []
+        for i in range(2):
+            needed = (
+                (out[i] - 1) * self.stride[i] + self.dilation[i] * (self.kernel_size[i] - 1) + 1
+            )
+            before = self.padding[i]
+            pads.append((before, max(needed - x.shape[2 + i] - before, self.padding[i])))
+        return out, tuple(pads)
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling: each output is the largest input of its window (padding counts as -inf,
+    so it never wins).
+
+    Which input gets the gradient: the one that was the maximum, torch's way: on a tie, the
+    *first* maximum in row-major order of the window (``argmax``); if the window holds a NaN,
+    the output is NaN and the gradient goes to the *last* NaN. Windows that overlap (stride
+    smaller than the kernel) and pick the same input add their gradients there.
+
+    Args:
+        kernel_size: the window, an int or a pair.
+        stride: step between windows (default: the kernel size).
+        padding: -inf added on each side (at most half the kernel).
+        dilation: spacing between a window's taps (default 1).
+        ceil_mode: round the output size up: a last, partial window at the bottom/right.
+
+    Shape: input ``(N, C, H, W)``; output ``(N, C, Ho, Wo)`` (Conv2d's formula, floor or ceil).
+
+    Examples:
+        >>> pool = MaxPool2d(2)
+        >>> pool(np.array([[[[1.0, 3.0, 3.0, 0.0], [3.0, 2.0, 1.0, 3.0]]]]))
+        array([[[[3., 3.]]]])
+        >>> pool.backward(np.ones((1, 1, 1, 2)))  # ties: the first maximum of each window
+        array([[[[0., 1., 1., 0.],
+                 [0., 0., 0., 0.]]]])
+    """
+
+    _cache = ("_where", "_padded_shape", "_x_shape", "_dtype", "_geometry_pads")
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
+        if return_indices:
+            raise ValueError("MaxPool2d: return_indices=True is not supported")
+
+    def _choose(self, x: np.ndarray):
+        """Each window's chosen input: ``(flat windows, where, padded shape, pads)``, with
+        ``flat`` (N, C, Ho, Wo, kH*kW) a copy of the windows and ``where`` the positions."""
+        out, pads = self._geometry(x)
+        xp = _pad(x, pads, value=-np.inf)
+        win = _windows(xp, self.kernel_size, self.stride, self.dilation, out)
+        flat = win.reshape(*win.shape[:4], -1)
+        where = flat.argmax(axis=-1)  # argmax: the first of equal maxima
+        nan = np.isnan(flat)
+        if nan.any():  # a NaN wins its window: the last one, as torch's loop picks it
+            last_nan = flat.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+            where = np.where(nan.any(axis=-1), last_nan, where)
+        return flat, where, xp.shape, pads
+
+    def forward(self, input: Any) -> np.ndarray:
+        x = _image(self, input)
+        flat, where, padded_shape, pads = self._choose(x)
+        y = np.take_along_axis(flat, where[..., None], axis=-1)[..., 0]
+        self._where, self._padded_shape, self._x_shape = freeze(where), padded_shape, x.shape
+        self._dtype, self._geometry_pads = x.dtype, pads
+        return freeze(y)
+
+    def _scatter(self, where, values, padded_shape, pads, x_shape) -> np.ndarray:
+        """An input-shaped array in which each window adds its value at the input it chose."""
+        kh, kw = self.kernel_size
+        one_hot = np.zeros((*where.shape, kh * kw), values.dtype)
+        np.put_along_axis(one_hot, where[..., None], values[..., None], axis=-1)
+        dwin = one_hot.reshape(*where.shape, kh, kw)
+        dxp = _add_windows(dwin, padded_shape, self.stride, self.dilation)
+        return np.ascontiguousarray(_crop(dxp, pads, x_shape))
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """``dJ/dx``: each output's gradient goes to the input its window chose, nowhere else;
+        an input chosen by several (overlapping) windows receives their sum."""
+        where = self._where
+        g = self._grad_output(grad_output, where.shape, self._dtype)
+        if not input_grad:
+            return None
+        return self._scatter(where, g, self._padded_shape, self._geometry_pads, self._x_shape)
+
+    def branches(self, x: np.ndarray) -> np.ndarray:
+        """How many windows choose each input (input-shaped). A max has a kink where two inputs
+        tie: a tiny change makes a window choose another input and the derivative jumps.
+        ``gradcheck`` compares this count before and after each perturbation, and judges the
+        elements whose perturbation changed it as at a kink (as it does ReLU's 0)."""
+        x = np.asarray(x, np.float64)
+        _, where, padded_shape, pads = self._choose(x)
+        return self._scatter(where, np.ones(where.shape), padded_shape, pads, x.shape)
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling: each output is the mean of its window: the window's sum divided by
+
+    - ``divisor_override`` if given; else
+    - with ``count_include_pad`` (default), the window's size counting padding but not the
+      part that ``ceil_mode`` lets hang past the padding; else
+    - the number of real (unpadded) inputs in the window.
+
+    The backward gives each input of a window ``g / divisor``; overlapping windows add up.
+
+    Args:
+        kernel_size, stride, padding, ceil_mode: as ``MaxPool2d`` (zeros as padding).
+        count_include_pad: count padding zeros in the divisor (default True).
+        divisor_override: divide every window by this instead.
+
+    Examples:
+        >>> AvgPool2d(2)(np.arange(8.0).reshape(1, 1, 2, 4))
+        array([[[[2.5, 4.5]]]])
+    """
+
+    _cache = ("_divisor", "_padded_shape", "_x_shape", "_dtype", "_geometry_pads")
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+        if divisor_override is not None:
+            divisor_override = _pair(divisor_override, "AvgPool2d", "divisor_override", minimum=1)[
+                0
+            ]
+        self.divisor_override = divisor_override
+
+    def _divisors(self, x_shape, out) -> np.ndarray:
+        """Each window's divisor, (Ho, Wo), by the rules in the class docstring."""
+        if self.divisor_override is not None:
+            return np.full(out, float(self.divisor_override))
+        counts = []
+        for i in range(2):
+            start = np.arange(out[i]) * self.stride[i] - self.padding[i]
+            end = start + self.kernel_size[i]
+            if self.count_include_pad:  # up to the padding's edge, not past it
+                size = np.minimum(end, x_shape[2 + i] + self.padding[i]) - start
+            else:  # real inputs only
+                size = np.minimum(end, x_shape[2 + i]) - np.maximum(start, 0)
+            counts.append(size)
+        return np.outer(counts[0], counts[1]).astype(np.float64)
+
+    def forward(self, input: Any) -> np.ndarray:
+        x = _image(self, input)
+        out, pads = self._geometry(x)
+        xp = _pad(x, pads)
+        win = _windows(xp, self.kernel_size, self.stride, (1, 1), out)
+        divisor = self._divisors(x.shape, out).astype(x.dtype)
+        y = win.sum(axis=(4, 5)) / divisor
+        self._divisor, self._padded_shape, self._x_shape = divisor, xp.shape, x.shape
+        self._dtype, self._geometry_pads = x.dtype, pads
+        return freeze(y)
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """``dJ/dx``: every input of a window receives ``g / divisor`` from it."""
+        n, c = self._x_shape[:2]
+        g = self._grad_output(grad_output, (n, c, *self._divisor.shape), self._dtype)
+        if not input_grad:
+            return None
+        share = (g / self._divisor)[..., None, None]
+        dwin = np.broadcast_to(share, (*share.shape[:4], *self.kernel_size))
+        dxp = _add_windows(dwin, self._padded_shape, self.stride, (1, 1))
+        return np.ascontiguousarray(_crop(dxp, self._geometry_pads, self._x_shape))
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"ceil_mode={self.ceil_mode}, count_include_pad={self.count_include_pad}"
+            + (f", divisor_override={self.divisor_override}" if self.divisor_override else "")
+        )
+
+
+# --- Flatten ----------------------------------------------------------------------------------
+
+
+class Flatten(Module):
+    """Flatten axes ``start_dim`` to ``end_dim`` into one (torch's default: all but the batch
+    axis), e.g. a convolution's ``(N, C, H, W)`` into the ``(N, C*H*W)`` a Linear takes. The
+    backward reshapes the gradient back: nothing else happens to the numbers.
+
+    Examples:
+        >>> Flatten()(np.zeros((2, 3, 4, 5))).shape
+        (2, 60)
+    """
+
+    _cache = ("_shape", "_dtype")
+    _guards_its_arrays = True
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"Flatten: {name} must be an int, got {value!r}")
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def _flat_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        nd = len(shape)
+        if not (-nd <= self.start_dim < nd and -nd <= self.end_dim < nd) or (
+            self.start_dim % nd > self.end_dim % nd
+        ):
+            raise ValueError(
+                f"{self!r}: cannot flatten dims {self.start_dim} to {self.end_dim} of an input "
+                f"of shape {shape_str(shape)}"
+            )
+        start, end = self.start_dim % nd, self.end_dim % nd
+        return (*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
+
+    def forward(self, input: Any) -> np.ndarray:
+        x = as_float_array(input, self, "input")
+        flat = self._flat_shape(x.shape)
+        self._shape, self._dtype = x.shape, x.dtype
+        return freeze(private(x, input).reshape(flat))
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """``dJ/dx`` is ``g`` in the input's shape."""
+        g = self._grad_output(grad_output, self._flat_shape(self._shape), self._dtype)
+        return None if not input_grad else g.reshape(self._shape)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
