@@ -1,9 +1,11 @@
 """Measure how far handprop and torch differ, to set the parity suite's tolerances.
 
-Runs the parity helper (tests/parity.py) over many random networks, generic and edge, in
-both dtypes, and prints per dtype the smallest tolerance ``tol`` (as ``rtol = atol = tol`` in
-the bound ``|handprop - torch| <= rtol * |torch| + atol * scale``) that every compared tensor
-would have passed, next to the tolerance in use.
+Runs the parity helper (tests/parity.py) over many random networks, generic and edge, and
+over random convolutions and pooling layers (tests/test_conv.py's strategies), in both dtypes,
+and prints per dtype the smallest tolerance ``tol`` (as ``rtol = atol = tol`` in the bound
+``|handprop - torch| <= rtol * |torch| + atol * scale``) that every compared tensor would have
+passed, next to the tolerance in use: for the networks, and for the convolutional layers
+apart.
 
 Usage:  python benchmarks/measure_tolerances.py [examples per property and dtype, default 1000]
 """
@@ -19,8 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import closeness
 import parity
 from strategies import edge_problems, generic_problems
+from test_conv import conv_configs, pool_configs
 
+from handprop import Sequential
 from handprop.interop import TOLERANCES
+from handprop.layers import AvgPool2d, Conv2d, Flatten
+from handprop.losses import MSELoss
 
 
 def run(dtype, n: int) -> None:
@@ -48,16 +54,50 @@ def run(dtype, n: int) -> None:
     edge()
 
 
+def run_conv(dtype, n: int) -> None:
+    """Random Conv2d and AvgPool2d configurations (max pooling is exact: no rounding)."""
+    config = settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+    @config
+    @given(conv=conv_configs(), pool=pool_configs(AvgPool2d), seed=st.integers(0, 2**16))
+    def conv_layers(conv, pool, seed):
+        rng = np.random.default_rng(seed)
+        for model, shape in (
+            (Sequential(Conv2d(**conv[0], dtype=dtype, rng=seed), Flatten()), conv[1]),
+            (Sequential(AvgPool2d(**pool[0]), Flatten()), pool[1]),
+        ):
+            X = rng.standard_normal(shape).astype(dtype)
+            y = rng.standard_normal(model(X).shape).astype(dtype)
+            parity.check_network(model, MSELoss(), X, y)
+            parity.check_modules(model, MSELoss(), X, y)
+
+    conv_layers()
+
+
+def _report(what: str, records) -> None:
+    for dtype in ("float32", "float64"):
+        needed = [tol for d, tol in records if d == dtype]
+        print(
+            f"{what}, {dtype}: {len(needed)} tensors compared, smallest passing tolerance "
+            f"{max(needed):.3g}; in use {TOLERANCES[np.dtype(dtype)]}"
+        )
+
+
 def main(n: int) -> None:
     closeness.RECORD = []
     for dtype in (np.float32, np.float64):
         run(dtype, n)
-    for dtype in ("float32", "float64"):
-        needed = [tol for d, tol in closeness.RECORD if d == dtype]
-        print(
-            f"{dtype}: {len(needed)} tensors compared, smallest passing tolerance "
-            f"{max(needed):.3g}; in use {TOLERANCES[np.dtype(dtype)]}"
-        )
+    _report("networks", closeness.RECORD)
+    closeness.RECORD = []
+    for dtype in (np.float32, np.float64):
+        run_conv(dtype, n)
+    _report("convolution and average pooling", closeness.RECORD)
 
 
 if __name__ == "__main__":

@@ -384,3 +384,27 @@ def test_bad_input_names_the_module_and_the_shapes(module, shape, message):
     with pytest.raises(ValueError, match=re.escape(message)) as error:
         module(np.ones(shape))
     assert type(module).__name__ in str(error.value)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"kernel_size": 2, "padding": 1},
+        {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+        {"kernel_size": 2, "stride": 1},
+    ],
+)
+def test_max_pool_of_minus_infinity_chooses_a_real_input_as_torch(args):
+    """A window of -inf inputs (and -inf padding): torch keeps its first in-bounds input, so
+    the gradient reaches the input, not the padding."""
+    x = np.full((1, 1, 3, 3), -np.inf)
+    x[0, 0, 2, 2] = 1.0
+    pool = MaxPool2d(**args)
+    y = pool(x)
+    g = np.arange(1.0, y.size + 1).reshape(y.shape)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.MaxPool2d(**args)(tx)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(pool.backward(g), tx.grad.numpy())

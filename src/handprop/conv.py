@@ -63,28 +63,40 @@ def _output_size(
     return max(out, 0)
 
 
-def _windows(xp: np.ndarray, kernel, stride, dilation, out) -> np.ndarray:
-    """A read-only view ``(N, C, Ho, Wo, kH, kW)`` of the padded input: element
-    ``[n, c, i, j, a, b]`` is ``xp[n, c, i * sH + a * dH, j * sW + b * dW]``, the input under
-    kernel position (a, b) of the window of output (i, j). No copy: strides only."""
-    sN, sC, sH, sW = xp.strides
-    shape = (*xp.shape[:2], out[0], out[1], kernel[0], kernel[1])
-    strides = (sN, sC, sH * stride[0], sW * stride[1], sH * dilation[0], sW * dilation[1])
-    return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
+def _taps(kernel, stride, dilation, out):
+    """For each kernel position (a, b), in row-major order, the slices of the padded input that
+    it reads across all windows: rows ``a*dH, a*dH + sH, ...`` (Ho of them), columns alike.
+    Window (i, j) reads ``xp[..., i*sH + a*dH, j*sW + b*dW]`` at tap (a, b), so the slice
+    pair gives that tap for every window at once."""
+    for a in range(kernel[0]):
+        rows = slice(a * dilation[0], a * dilation[0] + stride[0] * (out[0] - 1) + 1, stride[0])
+        for b in range(kernel[1]):
+            cols = slice(b * dilation[1], b * dilation[1] + stride[1] * (out[1] - 1) + 1, stride[1])
+            yield a, b, rows, cols
 
 
-def _add_windows(grad_windows: np.ndarray, padded_shape, stride, dilation) -> np.ndarray:
-    """The backward of ``_windows`` (col2im): an array of the padded input's shape in which
-    every element receives the sum of the gradients of all the window positions that read it.
-    One slice assignment per kernel position (kH * kW of them), each over all windows."""
-    ho, wo, kh, kw = grad_windows.shape[2:]
-    dxp = np.zeros(padded_shape, grad_windows.dtype)
-    for a in range(kh):
-        for b in range(kw):
-            rows = slice(a * dilation[0], a * dilation[0] + stride[0] * (ho - 1) + 1, stride[0])
-            cols = slice(b * dilation[1], b * dilation[1] + stride[1] * (wo - 1) + 1, stride[1])
-            dxp[:, :, rows, cols] += grad_windows[:, :, :, :, a, b]
-    return dxp
+def _im2col(xp: np.ndarray, kernel, stride, dilation, out) -> np.ndarray:
+    """The windows of the padded input ``xp`` (N, C, Hp, Wp) as columns: an array
+    ``(C, kH, kW, N, Ho, Wo)`` whose element ``[c, a, b, n, i, j]`` is the input under tap
+    (a, b) of window (i, j): ``xp[n, c, i*sH + a*dH, j*sW + b*dW]``. Reshaped to
+    ``(C*kH*kW, N*Ho*Wo)`` it is the matrix X_col (transposed: one row per channel and tap,
+    one column per window). Filled with one strided copy per tap."""
+    cols = np.empty((xp.shape[1], *kernel, xp.shape[0], *out), xp.dtype)
+    channels_first = xp.transpose(1, 0, 2, 3)  # a view: (C, N, Hp, Wp)
+    for a, b, rows, columns in _taps(kernel, stride, dilation, out):
+        cols[:, a, b] = channels_first[:, :, rows, columns]
+    return cols
+
+
+def _col2im(dcols: np.ndarray, padded_shape, stride, dilation) -> np.ndarray:
+    """The backward of ``_im2col``: ``dcols`` (C, kH, kW, N, Ho, Wo) added back where each
+    element was copied from, into an array of the padded input's shape (N, C, Hp, Wp). An
+    input read by several windows (they overlap) receives the sum of their gradients."""
+    c, kh, kw, n, ho, wo = dcols.shape
+    dxp = np.zeros((c, n, *padded_shape[2:]), dcols.dtype)  # channels first, as dcols
+    for a, b, rows, columns in _taps((kh, kw), stride, dilation, (ho, wo)):
+        dxp[:, :, rows, columns] += dcols[:, a, b]
+    return dxp.transpose(1, 0, 2, 3)
 
 
 def _pad(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
@@ -240,52 +252,51 @@ class Conv2d(Module):
     def forward(self, input: Any) -> np.ndarray:
         """im2col, then one matrix product per group:
 
-        - ``cols``: (N*Ho*Wo, G, Cg*kH*kW), one row per window (and group), its inputs;
+        - ``cols``: (G, Cg*kH*kW, N*Ho*Wo), one column per window, its inputs (``_im2col``);
         - ``W``: (G, Og, Cg*kH*kW), each filter flattened the same way;
-        - ``y = cols @ W.T + b``: (N*Ho*Wo, G, Og) -> (N, O, Ho, Wo).
+        - ``y = W @ cols + b``: (G, Og, N*Ho*Wo) -> (O, N, Ho, Wo) -> (N, O, Ho, Wo).
+
+        (Linear's ``x @ W.T``, transposed: X_col is stored a row per channel and tap, so that
+        it is filled with one contiguous copy per tap.)
         """
         x = _image(self, input, self.weight.data.dtype)
         ho, wo = self._check(x)
-        n, g = x.shape[0], self.groups
-        windows = _windows(
-            _pad(x, self._pads), self.kernel_size, self.stride, self.dilation, (ho, wo)
-        )
-        # (N, C, Ho, Wo, kH, kW) -> (N, Ho, Wo, C, kH, kW) -> rows of (group, Cg * kH * kW)
-        cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, g, -1)
-        w = self.weight.data.reshape(g, self.out_channels // g, -1)
-        y = np.matmul(cols.transpose(1, 0, 2), w.transpose(0, 2, 1))  # (G, N*Ho*Wo, Og)
-        y = y.transpose(1, 0, 2).reshape(n, ho, wo, self.out_channels)
+        n, g, o = x.shape[0], self.groups, self.out_channels
+        xp = _pad(x, self._pads)
+        cols = _im2col(xp, self.kernel_size, self.stride, self.dilation, (ho, wo))
+        cols = cols.reshape(g, -1, n * ho * wo)
+        w = self.weight.data.reshape(g, o // g, -1)
+        y = np.matmul(w, cols).reshape(o, n, ho, wo)
         if self.bias is not None:
-            y += self.bias.data
+            y += self.bias.data.reshape(o, 1, 1, 1)
         self._cols, self._x_shape, self._out = freeze(cols), x.shape, (ho, wo)
-        return freeze(np.ascontiguousarray(y.transpose(0, 3, 1, 2)))
+        return freeze(np.ascontiguousarray(y.transpose(1, 0, 2, 3)))
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
-        """With ``g = dJ/dy`` as rows ``gm`` (N*Ho*Wo, G, Og), per group:
+        """With ``g = dJ/dy`` as ``gm`` (G, Og, N*Ho*Wo), per group:
 
-        - ``dJ/dW = gm.T @ cols``   (Og, N*Ho*Wo) @ (N*Ho*Wo, Cg*kH*kW): every window's input
+        - ``dJ/dW = gm @ cols.T``   (Og, N*Ho*Wo) @ (N*Ho*Wo, Cg*kH*kW): every window's input
           times its output's gradient, summed over windows and batch (Linear's ``g.T @ x``);
         - ``dJ/db = g.sum((0, 2, 3))``: the bias is added at every position;
-        - ``dJ/dcols = gm @ W``, then col2im: each input element collects the gradients of
+        - ``dJ/dcols = W.T @ gm``, then col2im: each input element collects the gradients of
           every window that read it (overlapping windows add up), and the padding is cut off.
         """
         cols, (ho, wo) = self._cols, self._out
         n, c, h, w_ = self._x_shape
-        g_ = self.groups
-        g = self._grad_output(grad_output, (n, self.out_channels, ho, wo), cols.dtype)
-        gm = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, g_, -1).transpose(1, 0, 2)
-        dw = np.matmul(gm.transpose(0, 2, 1), cols.transpose(1, 0, 2))  # (G, Og, Cg*kH*kW)
+        g_, o = self.groups, self.out_channels
+        g = self._grad_output(grad_output, (n, o, ho, wo), cols.dtype)
+        gm = g.transpose(1, 0, 2, 3).reshape(g_, o // g_, n * ho * wo)
+        dw = np.matmul(gm, cols.transpose(0, 2, 1))  # (G, Og, Cg*kH*kW)
         self.weight.accumulate_grad(dw.reshape(self.weight.shape))
         if self.bias is not None:
             self.bias.accumulate_grad(g.sum(axis=(0, 2, 3)))
         if not input_grad:
             return None
-        w = self.weight.data.reshape(g_, self.out_channels // g_, -1)
-        dcols = np.matmul(gm, w)  # (G, N*Ho*Wo, Cg*kH*kW)
-        kh, kw = self.kernel_size
-        dwin = dcols.transpose(1, 0, 2).reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
+        w = self.weight.data.reshape(g_, o // g_, -1)
+        dcols = np.matmul(w.transpose(0, 2, 1), gm)  # (G, Cg*kH*kW, N*Ho*Wo)
+        dcols = dcols.reshape(c, *self.kernel_size, n, ho, wo)
         padded = (n, c, h + sum(self._pads[0]), w_ + sum(self._pads[1]))
-        dxp = _add_windows(dwin, padded, self.stride, self.dilation)
+        dxp = _col2im(dcols, padded, self.stride, self.dilation)
         return np.ascontiguousarray(_crop(dxp, self._pads, self._x_shape))
 
     def extra_repr(self) -> str:
@@ -463,34 +474,60 @@ class MaxPool2d(_Pool2d):
             raise ValueError("MaxPool2d: return_indices=True is not supported")
 
     def _choose(self, x: np.ndarray):
-        """Each window's chosen input: ``(flat windows, where, padded shape, pads)``, with
-        ``flat`` (N, C, Ho, Wo, kH*kW) a copy of the windows and ``where`` the positions."""
+        """Each window's maximum and chosen input: ``(y, where, padded shape, pads)``, with
+        ``where`` (N, C, Ho, Wo) the chosen tap's index in row-major order of the window.
+
+        One pass per tap (kH * kW of them), each over all windows at once: the running
+        maximum (``np.maximum`` propagates NaN, so a NaN wins its window), then the first tap
+        equal to it, or, where the window holds NaN, the last NaN (torch's loop keeps
+        replacing its choice on ``val > max or isnan(val)``)."""
         out, pads = self._geometry(x)
         xp = _pad(x, pads, value=-np.inf)
-        win = _windows(xp, self.kernel_size, self.stride, self.dilation, out)
-        flat = win.reshape(*win.shape[:4], -1)
-        where = flat.argmax(axis=-1)  # argmax: the first of equal maxima
-        nan = np.isnan(flat)
-        if nan.any():  # a NaN wins its window: the last one, as torch's loop picks it
-            last_nan = flat.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
-            where = np.where(nan.any(axis=-1), last_nan, where)
-        return flat, where, xp.shape, pads
+        taps = [
+            xp[:, :, r, c]
+            for _, _, r, c in _taps(self.kernel_size, self.stride, self.dilation, out)
+        ]
+        y = taps[0].copy()
+        for tap in taps[1:]:
+            np.maximum(y, tap, out=y)
+        where = np.zeros(y.shape, np.intp)
+        inside = self._inside(x.shape, out, pads)
+        for index in reversed(range(len(taps))):  # the first tap equal to the max wins
+            wins = taps[index] == y
+            if inside is not None:  # padding (-inf) never wins, not even against -inf inputs
+                wins &= inside[index]
+            where[wins] = index
+        if np.isnan(y).any():
+            for index, tap in enumerate(taps):  # the last NaN wins
+                where[np.isnan(tap)] = index
+        return y, where, xp.shape, pads
+
+    def _inside(self, shape, out, pads):
+        """Per tap, an (Ho, Wo) mask of the windows whose tap reads the input, not its
+        padding; None when there is no padding."""
+        if not any(p for pair in pads for p in pair):
+            return None
+        masks = []
+        for a, b, _, _ in _taps(self.kernel_size, self.stride, self.dilation, out):
+            r = np.arange(out[0]) * self.stride[0] + a * self.dilation[0] - pads[0][0]
+            c = np.arange(out[1]) * self.stride[1] + b * self.dilation[1] - pads[1][0]
+            masks.append(np.outer((r >= 0) & (r < shape[2]), (c >= 0) & (c < shape[3])))
+        return masks
 
     def forward(self, input: Any) -> np.ndarray:
         x = _image(self, input)
-        flat, where, padded_shape, pads = self._choose(x)
-        y = np.take_along_axis(flat, where[..., None], axis=-1)[..., 0]
+        y, where, padded_shape, pads = self._choose(x)
         self._where, self._padded_shape, self._x_shape = freeze(where), padded_shape, x.shape
         self._dtype, self._geometry_pads = x.dtype, pads
         return freeze(y)
 
     def _scatter(self, where, values, padded_shape, pads, x_shape) -> np.ndarray:
-        """An input-shaped array in which each window adds its value at the input it chose."""
-        kh, kw = self.kernel_size
-        one_hot = np.zeros((*where.shape, kh * kw), values.dtype)
-        np.put_along_axis(one_hot, where[..., None], values[..., None], axis=-1)
-        dwin = one_hot.reshape(*where.shape, kh, kw)
-        dxp = _add_windows(dwin, padded_shape, self.stride, self.dilation)
+        """An input-shaped array in which each window adds its value at the input it chose:
+        per tap, the windows that chose it add their values at its slice."""
+        dxp = np.zeros(padded_shape, values.dtype)
+        taps = _taps(self.kernel_size, self.stride, self.dilation, where.shape[2:])
+        for index, (_, _, rows, columns) in enumerate(taps):
+            dxp[:, :, rows, columns] += np.where(where == index, values, 0)
         return np.ascontiguousarray(_crop(dxp, pads, x_shape))
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -570,12 +607,13 @@ class AvgPool2d(_Pool2d):
         x = _image(self, input)
         out, pads = self._geometry(x)
         xp = _pad(x, pads)
-        win = _windows(xp, self.kernel_size, self.stride, (1, 1), out)
+        total = np.zeros((*x.shape[:2], *out), x.dtype)
+        for _, _, rows, columns in _taps(self.kernel_size, self.stride, (1, 1), out):
+            total += xp[:, :, rows, columns]  # the window sums, one tap at a time
         divisor = self._divisors(x.shape, out).astype(x.dtype)
-        y = win.sum(axis=(4, 5)) / divisor
         self._divisor, self._padded_shape, self._x_shape = divisor, xp.shape, x.shape
         self._dtype, self._geometry_pads = x.dtype, pads
-        return freeze(y)
+        return freeze(total / divisor)
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx``: every input of a window receives ``g / divisor`` from it."""
@@ -583,9 +621,10 @@ class AvgPool2d(_Pool2d):
         g = self._grad_output(grad_output, (n, c, *self._divisor.shape), self._dtype)
         if not input_grad:
             return None
-        share = (g / self._divisor)[..., None, None]
-        dwin = np.broadcast_to(share, (*share.shape[:4], *self.kernel_size))
-        dxp = _add_windows(dwin, self._padded_shape, self.stride, (1, 1))
+        share = g / self._divisor
+        dxp = np.zeros(self._padded_shape, self._dtype)
+        for _, _, rows, columns in _taps(self.kernel_size, self.stride, (1, 1), share.shape[2:]):
+            dxp[:, :, rows, columns] += share
         return np.ascontiguousarray(_crop(dxp, self._geometry_pads, self._x_shape))
 
     def extra_repr(self) -> str:

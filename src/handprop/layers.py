@@ -524,7 +524,8 @@ class GELU(Module):
     def _cdf(self, x: np.ndarray) -> np.ndarray:
         """``Phi(x)``, exact or approximated."""
         if self.approximate == "tanh":
-            return 0.5 * (1 + np.tanh(self._SQRT_2_OVER_PI * (x + self._KAPPA * x**3)))
+            x_cube = x * x * x  # as torch: (x * x) * x
+            return 0.5 * (1 + np.tanh(self._SQRT_2_OVER_PI * (x + self._KAPPA * x_cube)))
         return 0.5 * (1 + erf(x / np.sqrt(x.dtype.type(2))))
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -541,8 +542,11 @@ class GELU(Module):
             return None
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             if self.approximate == "tanh":
-                t = np.tanh(self._SQRT_2_OVER_PI * (x + self._KAPPA * x**3))
-                du_dx = self._SQRT_2_OVER_PI * (1 + 3 * self._KAPPA * x * x)
+                # torch's association, term by term: where 1 + t cancels (x below about -3)
+                # the rounding of each step shows, so the steps are torch's
+                x_sq = x * x
+                t = np.tanh(self._SQRT_2_OVER_PI * (x + self._KAPPA * (x_sq * x)))
+                du_dx = self._SQRT_2_OVER_PI * (1 + 3 * self._KAPPA * x_sq)
                 slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx
             else:
                 pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
