@@ -46,3 +46,15 @@ def test_bench_optimizers_runs_every_variant():
     assert min(row[k] for k in ("plain_us", "fast_us", "default_us", "torch_us")) > 0
     names = {name for _, name, _ in bench_optimizers.OPTIMIZERS}
     assert names == {"SGD", "Adam", "RMSprop", "Adagrad"}
+
+
+def test_bench_cnn_runs_and_reads_its_goals():
+    import bench_cnn
+
+    row = bench_cnn.run(batch=2, repeats=1, budget=0.001)
+    assert {"handprop_ms", "torch_ms", "limit_ms", "vs_torch", "vs_limit"} <= set(row)
+    assert row["handprop_ms"] > 0 and row["torch_ms"] > 0 and row["handprop_peak_mib"] > 0
+    assert bench_cnn.verdict({"vs_torch": 1.2, "vs_limit": 1.6}).endswith(": missed")
+    assert bench_cnn.verdict({"vs_torch": 1.2, "vs_limit": 1.4}) == (
+        "<= 1.50x torch, <= 1.50x limit: met"
+    )

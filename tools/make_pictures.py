@@ -356,6 +356,64 @@ def optimizers_figure() -> str:
     return figure([body], "Five optimizers, one network, the same batches (8x8 digits)")
 
 
+def filters_chart(filters, *, title, cell=22):
+    """Small grey images of a convolution's filters (one input channel each), darker for larger
+    weights, each scaled to its own range; an SVG group and its size."""
+    count, kh, kw = filters.shape
+    columns = (count + 1) // 2
+    gap, top = 10, 40
+    width = 20 + columns * (kw * cell + gap)
+    height = top + 2 * (kh * cell + gap) + 10
+    parts = []
+    for k, kernel in enumerate(filters):
+        x0 = 10 + (k % columns) * (kw * cell + gap)
+        y0 = top + (k // columns) * (kh * cell + gap)
+        low, high = float(kernel.min()), float(kernel.max())
+        for (r, c), value in np.ndenumerate(kernel):
+            level = 0.0 if high == low else (value - low) / (high - low)
+            grey = round(255 * (1 - level))  # darker for larger
+            parts.append(
+                _tag(
+                    "rect",
+                    x=x0 + c * cell,
+                    y=y0 + r * cell,
+                    width=cell,
+                    height=cell,
+                    fill=f"rgb({grey},{grey},{grey})",
+                )
+            )
+        parts.append(
+            _tag("rect", x=x0, y=y0, width=kw * cell, height=kh * cell, fill="none", stroke="#999")
+        )
+    parts.append(_tag("text", title, x=width / 2, y=18, text_anchor="middle", font_weight="bold"))
+    return "\n".join(parts), (width, height)
+
+
+def cnn_figure() -> str:
+    """examples/train_cnn.py on the digits without torch: loss, test accuracy, filters."""
+    history = run_example("train_cnn", "digits", with_torch=False)
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    left = chart(
+        [("training loss", epochs, history["loss"])],
+        title="loss per epoch",
+        xlabel="epoch",
+        ylabel="cross-entropy",
+        xlim=(0, len(epochs)),
+        ylim=(0.0, 2.4),
+    )
+    middle = chart(
+        [("test", epochs, history["test"])],
+        title=f"test accuracy: {history['test'][-1]:.3f}",
+        xlabel="epoch",
+        ylabel="accuracy",
+        xlim=(0, len(epochs)),
+        ylim=(0.4, 1.0),
+        legend="bottom",
+    )
+    right = filters_chart(history["filters"][:, 0], title="first-layer filters")
+    return figure([left, middle, right], "LeNet-5-style CNN on the 8x8 digits")
+
+
 def init_figure(activation: str) -> str:
     """examples/init_histograms.py: one row of per-layer histograms per initialisation."""
     sys.path.insert(0, str(ROOT / "examples"))
@@ -481,6 +539,7 @@ def pictures() -> dict[str, str]:
         ),
         "regularisation.svg": regularisation_figure(),
         "compare_optimizers.svg": optimizers_figure(),
+        "train_cnn.svg": cnn_figure(),
         "init_tanh.svg": init_figure("tanh"),
         "init_relu.svg": init_figure("relu"),
     }

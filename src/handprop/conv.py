@@ -77,26 +77,27 @@ def _taps(kernel, stride, dilation, out):
 
 def _im2col(xp: np.ndarray, kernel, stride, dilation, out) -> np.ndarray:
     """The windows of the padded input ``xp`` (N, C, Hp, Wp) as columns: an array
-    ``(C, kH, kW, N, Ho, Wo)`` whose element ``[c, a, b, n, i, j]`` is the input under tap
+    ``(C, kH, kW, Ho, Wo, N)`` whose element ``[c, a, b, i, j, n]`` is the input under tap
     (a, b) of window (i, j): ``xp[n, c, i*sH + a*dH, j*sW + b*dW]``. Reshaped to
-    ``(C*kH*kW, N*Ho*Wo)`` it is the matrix X_col (transposed: one row per channel and tap,
-    one column per window). Filled with one strided copy per tap."""
-    cols = np.empty((xp.shape[1], *kernel, xp.shape[0], *out), xp.dtype)
-    channels_first = xp.transpose(1, 0, 2, 3)  # a view: (C, N, Hp, Wp)
+    ``(C*kH*kW, Ho*Wo*N)`` it is the matrix X_col (transposed: one row per channel and tap,
+    one column per window). Filled with one strided copy per tap; the batch axis is last so
+    that each copy moves runs of N numbers, not single ones."""
+    cols = np.empty((xp.shape[1], *kernel, *out, xp.shape[0]), xp.dtype)
+    batch_last = np.ascontiguousarray(xp.transpose(1, 2, 3, 0))  # (C, Hp, Wp, N)
     for a, b, rows, columns in _taps(kernel, stride, dilation, out):
-        cols[:, a, b] = channels_first[:, :, rows, columns]
+        cols[:, a, b] = batch_last[:, rows, columns]
     return cols
 
 
 def _col2im(dcols: np.ndarray, padded_shape, stride, dilation) -> np.ndarray:
-    """The backward of ``_im2col``: ``dcols`` (C, kH, kW, N, Ho, Wo) added back where each
+    """The backward of ``_im2col``: ``dcols`` (C, kH, kW, Ho, Wo, N) added back where each
     element was copied from, into an array of the padded input's shape (N, C, Hp, Wp). An
     input read by several windows (they overlap) receives the sum of their gradients."""
-    c, kh, kw, n, ho, wo = dcols.shape
-    dxp = np.zeros((c, n, *padded_shape[2:]), dcols.dtype)  # channels first, as dcols
+    c, kh, kw, ho, wo, n = dcols.shape
+    dxp = np.zeros((c, *padded_shape[2:], n), dcols.dtype)  # batch last, as dcols
     for a, b, rows, columns in _taps((kh, kw), stride, dilation, (ho, wo)):
-        dxp[:, :, rows, columns] += dcols[:, a, b]
-    return dxp.transpose(1, 0, 2, 3)
+        dxp[:, rows, columns] += dcols[:, a, b]
+    return dxp.transpose(3, 0, 1, 2)
 
 
 def _pad(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
@@ -252,9 +253,9 @@ class Conv2d(Module):
     def forward(self, input: Any) -> np.ndarray:
         """im2col, then one matrix product per group:
 
-        - ``cols``: (G, Cg*kH*kW, N*Ho*Wo), one column per window, its inputs (``_im2col``);
+        - ``cols``: (G, Cg*kH*kW, Ho*Wo*N), one column per window, its inputs (``_im2col``);
         - ``W``: (G, Og, Cg*kH*kW), each filter flattened the same way;
-        - ``y = W @ cols + b``: (G, Og, N*Ho*Wo) -> (O, N, Ho, Wo) -> (N, O, Ho, Wo).
+        - ``y = W @ cols + b``: (G, Og, Ho*Wo*N) -> (O, Ho, Wo, N) -> (N, O, Ho, Wo).
 
         (Linear's ``x @ W.T``, transposed: X_col is stored a row per channel and tap, so that
         it is filled with one contiguous copy per tap.)
@@ -264,18 +265,18 @@ class Conv2d(Module):
         n, g, o = x.shape[0], self.groups, self.out_channels
         xp = _pad(x, self._pads)
         cols = _im2col(xp, self.kernel_size, self.stride, self.dilation, (ho, wo))
-        cols = cols.reshape(g, -1, n * ho * wo)
+        cols = cols.reshape(g, -1, ho * wo * n)
         w = self.weight.data.reshape(g, o // g, -1)
-        y = np.matmul(w, cols).reshape(o, n, ho, wo)
+        y = np.matmul(w, cols).reshape(o, ho, wo, n)
         if self.bias is not None:
             y += self.bias.data.reshape(o, 1, 1, 1)
         self._cols, self._x_shape, self._out = freeze(cols), x.shape, (ho, wo)
-        return freeze(np.ascontiguousarray(y.transpose(1, 0, 2, 3)))
+        return freeze(np.ascontiguousarray(y.transpose(3, 0, 1, 2)))
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
-        """With ``g = dJ/dy`` as ``gm`` (G, Og, N*Ho*Wo), per group:
+        """With ``g = dJ/dy`` as ``gm`` (G, Og, Ho*Wo*N), per group:
 
-        - ``dJ/dW = gm @ cols.T``   (Og, N*Ho*Wo) @ (N*Ho*Wo, Cg*kH*kW): every window's input
+        - ``dJ/dW = gm @ cols.T``   (Og, Ho*Wo*N) @ (Ho*Wo*N, Cg*kH*kW): every window's input
           times its output's gradient, summed over windows and batch (Linear's ``g.T @ x``);
         - ``dJ/db = g.sum((0, 2, 3))``: the bias is added at every position;
         - ``dJ/dcols = W.T @ gm``, then col2im: each input element collects the gradients of
@@ -285,7 +286,7 @@ class Conv2d(Module):
         n, c, h, w_ = self._x_shape
         g_, o = self.groups, self.out_channels
         g = self._grad_output(grad_output, (n, o, ho, wo), cols.dtype)
-        gm = g.transpose(1, 0, 2, 3).reshape(g_, o // g_, n * ho * wo)
+        gm = g.transpose(1, 2, 3, 0).reshape(g_, o // g_, ho * wo * n)  # as y before
         dw = np.matmul(gm, cols.transpose(0, 2, 1))  # (G, Og, Cg*kH*kW)
         self.weight.accumulate_grad(dw.reshape(self.weight.shape))
         if self.bias is not None:
@@ -293,8 +294,8 @@ class Conv2d(Module):
         if not input_grad:
             return None
         w = self.weight.data.reshape(g_, o // g_, -1)
-        dcols = np.matmul(w.transpose(0, 2, 1), gm)  # (G, Cg*kH*kW, N*Ho*Wo)
-        dcols = dcols.reshape(c, *self.kernel_size, n, ho, wo)
+        dcols = np.matmul(w.transpose(0, 2, 1), gm)  # (G, Cg*kH*kW, Ho*Wo*N)
+        dcols = dcols.reshape(c, *self.kernel_size, ho, wo, n)
         padded = (n, c, h + sum(self._pads[0]), w_ + sum(self._pads[1]))
         dxp = _col2im(dcols, padded, self.stride, self.dilation)
         return np.ascontiguousarray(_crop(dxp, self._pads, self._x_shape))
@@ -477,42 +478,41 @@ class MaxPool2d(_Pool2d):
         """Each window's maximum and chosen input: ``(y, where, padded shape, pads)``, with
         ``where`` (N, C, Ho, Wo) the chosen tap's index in row-major order of the window.
 
-        One pass per tap (kH * kW of them), each over all windows at once: the running
-        maximum (``np.maximum`` propagates NaN, so a NaN wins its window), then the first tap
-        equal to it, or, where the window holds NaN, the last NaN (torch's loop keeps
-        replacing its choice on ``val > max or isnan(val)``)."""
+        torch's loop, one pass per tap (kH * kW of them), each over all windows at once:
+        start from -inf and the window's first tap inside the input; a tap replaces the
+        choice when it is larger (so the first of equal maxima stays) or NaN (so a NaN wins,
+        the last one). Padding is -inf: never larger, never chosen."""
         out, pads = self._geometry(x)
         xp = _pad(x, pads, value=-np.inf)
         taps = [
-            xp[:, :, r, c]
-            for _, _, r, c in _taps(self.kernel_size, self.stride, self.dilation, out)
+            xp[:, :, rows, columns]
+            for _, _, rows, columns in _taps(self.kernel_size, self.stride, self.dilation, out)
         ]
-        y = taps[0].copy()
-        for tap in taps[1:]:
+        y = np.full((*x.shape[:2], *out), -np.inf, x.dtype)
+        where = self._first_inside(x.shape, out, pads)
+        for index, tap in enumerate(taps):
+            where = np.where(tap > y, index, where)  # strictly larger: ties keep the first
             np.maximum(y, tap, out=y)
-        where = np.zeros(y.shape, np.intp)
-        inside = self._inside(x.shape, out, pads)
-        for index in reversed(range(len(taps))):  # the first tap equal to the max wins
-            wins = taps[index] == y
-            if inside is not None:  # padding (-inf) never wins, not even against -inf inputs
-                wins &= inside[index]
-            where[wins] = index
-        if np.isnan(y).any():
-            for index, tap in enumerate(taps):  # the last NaN wins
+        if np.isnan(y).any():  # rare: a NaN wins its window, the last NaN in it
+            for index, tap in enumerate(taps):
                 where[np.isnan(tap)] = index
         return y, where, xp.shape, pads
 
-    def _inside(self, shape, out, pads):
-        """Per tap, an (Ho, Wo) mask of the windows whose tap reads the input, not its
-        padding; None when there is no padding."""
+    def _first_inside(self, shape, out, pads) -> np.ndarray:
+        """Per window, the index of its first tap that reads the input, not the padding
+        (torch's starting choice, which a window of -inf inputs keeps), broadcastable to the
+        output's shape; 0 without padding."""
+        first = np.full(out, -1, np.intp)
         if not any(p for pair in pads for p in pair):
-            return None
-        masks = []
-        for a, b, _, _ in _taps(self.kernel_size, self.stride, self.dilation, out):
+            return np.zeros(out, np.intp)
+        for index, (a, b, _, _) in enumerate(
+            _taps(self.kernel_size, self.stride, self.dilation, out)
+        ):
             r = np.arange(out[0]) * self.stride[0] + a * self.dilation[0] - pads[0][0]
             c = np.arange(out[1]) * self.stride[1] + b * self.dilation[1] - pads[1][0]
-            masks.append(np.outer((r >= 0) & (r < shape[2]), (c >= 0) & (c < shape[3])))
-        return masks
+            inside = np.outer((r >= 0) & (r < shape[2]), (c >= 0) & (c < shape[3]))
+            first[(first < 0) & inside] = index
+        return np.maximum(first, 0)  # a window of padding only: its first tap (torch aborts)
 
     def forward(self, input: Any) -> np.ndarray:
         x = _image(self, input)
