@@ -21,8 +21,18 @@ from handprop import Sequential, trace
 from handprop import worked_example as we
 from handprop.explain.naming import output_names
 from handprop.interop import to_torch_loss
-from handprop.layers import Linear, ReLU, Sigmoid
-from handprop.losses import MSELoss
+from handprop.layers import (
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from handprop.losses import CrossEntropyLoss, MSELoss
 
 try:  # the tests marked torch need it (and skip without it); the others run anyway
     import torch
@@ -146,6 +156,56 @@ def test_random_network_traces_match_torch(dtype, data):
     check_trace(model, loss, X, y)
 
 
+def _small_cnn(dtype):
+    return Sequential(
+        Conv2d(1, 2, 3, padding=1, dtype=dtype, rng=0),
+        BatchNorm2d(2, dtype=dtype),
+        ReLU(),
+        MaxPool2d(2),
+        Conv2d(2, 3, 2, dtype=dtype, rng=1),
+        Tanh(),
+        AvgPool2d(1),
+        Flatten(),
+        Linear(3, 3, dtype=dtype, rng=2),
+    )
+
+
+@pytest.mark.torch
+@DTYPES
+def test_cnn_traces_match_torch(dtype):
+    """Every named value of a small CNN (Z, N, A, P, F and every gradient) against torch's
+    retain_grad() values."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3, 1, 4, 4)).astype(dtype)
+    t, expected = check_trace(_small_cnn(dtype), CrossEntropyLoss(), X, np.array([0, 2, 1]))
+    assert {"Z1", "N1", "A1", "P1", "Z2", "A2", "P2", "F2", "dJ/dP1", "dJ/dF2"} <= set(expected)
+    assert t["W1"].shape == (2, 1, 3, 3) and t["dJ/dW2"].shape == (3, 2, 2, 2)
+
+
+def test_cnn_derivation_and_graph_name_every_step_and_summarise_large_tensors():
+    from handprop.explain.derivation import LATEX_LIMIT
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, 1, 4, 4))  # 128 values: summarised
+    t = trace(_small_cnn(np.float64), CrossEntropyLoss(), X, rng.integers(0, 3, size=8))
+    md = t.to_markdown()
+    assert X.size > LATEX_LIMIT and r"\text{8 x 1 x 4 x 4: from }" in md
+    for heading in (
+        "### Layer 1: Conv2d(1, 2",
+        "through Flatten",
+        "through MaxPool2d",
+        "through AvgPool2d",
+        "back through layer 2",
+        "$\\partial J / \\partial X$, back through layer 1",
+    ):
+        assert heading in md, heading
+    assert "per channel" in md  # BatchNorm2d's statistics, in words
+    svg = t.to_svg()
+    root = ET.fromstring(svg)
+    ids = {g.get("id") for g in root.iter("{http://www.w3.org/2000/svg}g")}
+    assert {"node-P1", "node-F2", "node-W1", "node-N1"} <= ids
+
+
 def test_trace_leaves_the_model_alone_and_aliases_a_without_activation():
     model = Sequential(Linear(2, 3, rng=0), ReLU(), Linear(3, 1, rng=1))
     before = model.state_dict()
@@ -164,12 +224,23 @@ def test_trace_leaves_the_model_alone_and_aliases_a_without_activation():
         (
             Sequential(ReLU(), Linear(2, 2)),
             ValueError,
-            r"trace: the model must start with a Linear layer",
+            r"trace: the model must start with a Linear or Conv2d layer",
         ),
         (
             Sequential(Linear(2, 2), ReLU(), Sigmoid()),
             ValueError,
-            r"trace: module 2 \(Sigmoid\(\)\) follows an activation",
+            r"trace: module 2 \(Sigmoid\(\)\) does not fit: each Linear or Conv2d may be "
+            "followed by at most one normalisation, one activation, one pooling layer",
+        ),
+        (
+            Sequential(Conv2d(1, 1, 1), MaxPool2d(1), ReLU()),
+            ValueError,
+            r"trace: module 2 \(ReLU\(\)\) does not fit",
+        ),
+        (
+            Sequential(Conv2d(1, 1, 1), Flatten(), MaxPool2d(1)),
+            ValueError,
+            r"trace: module 2 \(MaxPool2d.*\) does not fit",
         ),
         (
             Sequential(Linear(2, 2), Sequential(ReLU())),

@@ -20,6 +20,7 @@ from ..layers import (
     LayerNorm,
     LeakyReLU,
     LogSoftmax,
+    MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
@@ -52,11 +53,23 @@ def _latex_number(value: float) -> str:
     return rf"{mantissa} \times 10^{{{exponent}}}" if exponent else mantissa
 
 
+#: Arrays with more elements than this are summarised (shape and range), not written out.
+LATEX_LIMIT = 64
+
+
 def latex(a: Any) -> str:
-    """A scalar, vector (one row, as the worked example writes biases) or matrix in LaTeX."""
+    """A scalar, vector (one row, as the worked example writes biases) or matrix in LaTeX; a
+    large array (more than LATEX_LIMIT elements) as its shape, smallest, largest and mean."""
     a = np.asarray(a)
     if a.ndim == 0:
         return _latex_number(a)
+    if a.size > LATEX_LIMIT:
+        a64 = a.astype(np.float64)
+        return (
+            rf"\left[\text{{{' x '.join(map(str, a.shape))}: from }} {_latex_number(a64.min())}"
+            rf" \text{{ to }} {_latex_number(a64.max())}\text{{, mean }} "
+            rf"{_latex_number(a64.mean())}\right]"
+        )
     rows = a.reshape(1, -1) if a.ndim == 1 else a.reshape(a.shape[0], -1)
     body = r" \\ ".join(" & ".join(_latex_number(v) for v in row) for row in rows)
     return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
@@ -271,8 +284,11 @@ def _forward_section(t: Any) -> list[str]:
     """Each layer's Z = A W^T + b with its shapes, its activation, and any kink hit exactly."""
     out = ["## Forward", ""]
     for layer in t.layers:
-        n, prev = layer.number, ("X" if layer.number == 1 else f"A^{{[{layer.number - 1}]}}")
-        prev_value = t["X"] if n == 1 else t[f"A{n - 1}"]
+        if layer.is_conv:
+            out += _conv_forward(t, layer)
+            continue
+        n, prev = layer.number, _tex(_input(t, layer))
+        prev_value = t[_input(t, layer)]
         bias = f" + \\vec b^{{[{n}]}}" if f"b{n}" in t else ""
         out += [
             f"### Layer {n}",
@@ -284,17 +300,73 @@ def _forward_section(t: Any) -> list[str]:
             + f" gives {_shape(t[f'Z{n}'])}.",
             "",
         ]
-        if layer.norm is not None:
-            out += _norm_forward(t, layer)
-        if layer.activation is not None:
-            out += _activation_forward(t, layer)
+        out += _after_the_layer(t, layer)
     return out
+
+
+def _input(t: Any, layer: Any) -> str:
+    """The name of a layer's input: X, or what the layer before passes on (A, P or F)."""
+    return "X" if layer.number == 1 else t.layers[layer.number - 2].output
+
+
+def _after_the_layer(t: Any, layer: Any) -> list[str]:
+    """The normalisation, activation, pooling and Flatten after a layer's Linear or Conv2d."""
+    out = []
+    if layer.norm is not None:
+        out += _norm_forward(t, layer)
+    if layer.activation is not None:
+        out += _activation_forward(t, layer)
+    if layer.pool is not None:
+        out += _pool_forward(t, layer)
+    if layer.flatten is not None:
+        n, before = layer.number, ("P" if layer.pool is not None else "A")
+        out += [
+            f"$$F^{{[{n}]}} = \\operatorname{{flatten}}({before}^{{[{n}]}}) = {latex(t[f'F{n}'])}$$",
+            "",
+            f"Shape {_shape(t[f'{before}{n}'])} becomes {_shape(t[f'F{n}'])}; no number changes.",
+            "",
+        ]
+    return out
+
+
+def _conv_forward(t: Any, layer: Any) -> list[str]:
+    """A Conv2d layer: the cross-correlation, its arguments and shapes, then what follows."""
+    n, conv, prev = layer.number, layer.linear, _input(t, layer)
+    bias = " + b_o" if f"b{n}" in t else ""
+    return [
+        f"### Layer {n}: {conv!r}",
+        "",
+        f"$$Z^{{[{n}]}}_{{n o i j}} = \\sum_{{c, a, e}} W^{{[{n}]}}_{{o c a e}}\\, "
+        f"{_tex(prev)}_{{n,\\, c,\\, i s + a d,\\, j s + e d}}{bias} = {latex(t[f'Z{n}'])}$$",
+        "",
+        f"A cross-correlation (stride s = {conv.stride}, dilation d = {conv.dilation}, the "
+        f"input zero-padded by {conv._pads}; c runs over the {conv.weight.shape[1]} input "
+        f"channels of the filter's group). Shapes: {_shape(t[prev])} with filters "
+        f"{_shape(t[f'W{n}'])} gives {_shape(t[f'Z{n}'])}. The code copies every window "
+        "into a column (im2col) and does one matrix product.",
+        "",
+        *_after_the_layer(t, layer),
+    ]
+
+
+def _pool_forward(t: Any, layer: Any) -> list[str]:
+    n, pool = layer.number, layer.pool
+    kind = "max" if isinstance(pool, MaxPool2d) else "mean"
+    return [
+        f"$$P^{{[{n}]}}_{{n c i j}} = \\{kind}_{{\\text{{window }} (i, j)}} A^{{[{n}]}}_{{n c \\cdot \\cdot}} "
+        f"= {latex(t[f'P{n}'])}$$",
+        "",
+        f"{pool!r}: shape {_shape(t[f'A{n}'])} becomes {_shape(t[f'P{n}'])}.",
+        "",
+    ]
 
 
 def _norm_over(layer: Any) -> str:
     """Where a normalisation takes its mean and variance, in words."""
     if isinstance(layer.norm, LayerNorm):
         return "over each sample's features (each row)"
+    if layer.is_conv and (layer.norm.training or not layer.norm.track_running_stats):
+        return "over the batch and every position, per channel (the biased variance)"
     if layer.norm.training or not layer.norm.track_running_stats:
         return "over the batch, per feature (each column; the batch's biased variance)"
     return "the running estimates of training (evaluation mode: constants here)"
@@ -354,15 +426,89 @@ class _Backward:
             n = layer.number
             if n == layers[-1].number:
                 self.from_the_loss(n, loss_grad)
+            self.through_flatten_and_pool(layer)
             if layer.activation is not None:
                 self.through_the_activation(layer)
             if layer.norm is not None:
                 self.through_the_norm(layer)
+            if layer.is_conv:
+                self.through_the_convolution(layer)
+                continue
             self.weight_and_bias(layer)
             if n > 1:
                 self.back_through_the_layer(n)
         self.to_the_input()
         return self.out
+
+    def through_flatten_and_pool(self, layer: Any) -> None:
+        """dJ/dP back through a Flatten (a reshape) and dJ/dA back through a pooling layer."""
+        t, n = self.t, layer.number
+        if layer.flatten is not None:
+            before = "P" if layer.pool is not None else "A"
+            self.add_step(
+                f"$\\partial J / \\partial {before}^{{[{n}]}}$, through Flatten",
+                f"\\frac{{\\partial J}}{{\\partial {before}^{{[{n}]}}}} = "
+                f"\\operatorname{{reshape}}\\left(\\frac{{\\partial J}}{{\\partial F^{{[{n}]}}}}\\right)",
+                f"The same numbers in the input's shape, {_shape(t[f'{before}{n}'])}.",
+                f"{before}{n}",
+            )
+        if layer.pool is not None:
+            if isinstance(layer.pool, MaxPool2d):
+                formula = (
+                    f"\\frac{{\\partial J}}{{\\partial A^{{[{n}]}}_{{nchw}}}} = "
+                    f"\\sum_{{(i, j) \\text{{ that chose }} (h, w)}} "
+                    f"\\frac{{\\partial J}}{{\\partial P^{{[{n}]}}_{{ncij}}}}"
+                )
+                how = (
+                    "Each window's gradient goes to the input it chose (the first maximum), "
+                    "the others get 0; overlapping windows add up."
+                )
+            else:
+                formula = (
+                    f"\\frac{{\\partial J}}{{\\partial A^{{[{n}]}}_{{nchw}}}} = "
+                    f"\\sum_{{(i, j) \\ni (h, w)}} \\frac{{1}}{{D_{{ij}}}} "
+                    f"\\frac{{\\partial J}}{{\\partial P^{{[{n}]}}_{{ncij}}}}"
+                )
+                how = "Each input of a window gets the window's gradient over its divisor."
+            self.add_step(
+                f"$\\partial J / \\partial A^{{[{n}]}}$, through {layer.pool!r}",
+                formula,
+                f"{how} Shape {_shape(t[f'A{n}'])}.",
+                f"A{n}",
+            )
+
+    def through_the_convolution(self, layer: Any) -> None:
+        """dJ/dW and dJ/db of a Conv2d, then dJ/d(its input)."""
+        t, n, prev = self.t, layer.number, _input(self.t, layer)
+        dz = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}_{{noij}}}}"
+        self.step += 1
+        self.out += [
+            f"### {self.step}. $\\partial J / \\partial W^{{[{n}]}}$ and $\\partial J / \\partial \\vec b^{{[{n}]}}$",
+            "",
+            f"$$\\frac{{\\partial J}}{{\\partial W^{{[{n}]}}_{{ocae}}}} = \\sum_{{n, i, j}} {dz}\\, "
+            f"{_tex(prev)}_{{n,\\, c,\\, i s + a d,\\, j s + e d}} = {latex(t[f'dJ/dW{n}'])}$$",
+            "",
+            f"Each weight meets every window: its gradient sums, over the batch and all "
+            f"{t[f'Z{n}'].shape[2]} x {t[f'Z{n}'].shape[3]} output positions, the input under "
+            f"it times the output's gradient. Shape {_shape(t[f'W{n}'])}, the filters' shape.",
+            "",
+        ]
+        if f"b{n}" in t:
+            self.out += [
+                f"$$\\frac{{\\partial J}}{{\\partial b^{{[{n}]}}_o}} = \\sum_{{n, i, j}} {dz} "
+                f"= {latex(t[f'dJ/db{n}'])}$$",
+                "",
+            ]
+        name = prev if n > 1 else "X"
+        self.add_step(
+            f"$\\partial J / \\partial {_tex(name)}$, back through layer {n}",
+            f"\\frac{{\\partial J}}{{\\partial {_tex(name)}_{{nchw}}}} = \\sum_{{o,\\, (i, j, a, e):\\; "
+            f"i s + a d = h,\\; j s + e d = w}} {dz}\\, W^{{[{n}]}}_{{ocae}}",
+            "Every window that read an input sends it its gradient times the weight it met "
+            "(col2im: overlapping windows add up, the padding's share is dropped). Shape "
+            f"{_shape(t[name])}.",
+            name,
+        )
 
     def add_step(self, title: str, formula: str, shape_text: str, name: str) -> None:
         """A numbered step: its formula, its shapes, dJ/d(name) and, where it differs, the
@@ -448,8 +594,8 @@ class _Backward:
 
     def weight_and_bias(self, layer: Any) -> None:
         t, n = self.t, layer.number
-        prev = "X" if n == 1 else f"A{n - 1}"
-        prev_tex = "X" if n == 1 else f"A^{{[{n - 1}]}}"
+        prev = _input(t, layer)
+        prev_tex = _tex(prev)
         dz = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}}"
         self.step += 1
         w_formula = f"\\frac{{\\partial J}}{{\\partial W^{{[{n}]}}}} = {dz}^\\top {prev_tex} = {latex(t[f'dJ/dW{n}'])}"
@@ -485,26 +631,29 @@ class _Backward:
 
     def back_through_the_layer(self, n: int) -> None:
         t = self.t
+        prev = _input(t, t.layers[n - 1])
         dz = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}}"
         self.add_step(
-            f"$\\partial J / \\partial A^{{[{n - 1}]}}$, back through layer {n}",
-            f"\\frac{{\\partial J}}{{\\partial A^{{[{n - 1}]}}}} = {dz} \\, W^{{[{n}]}}",
+            f"$\\partial J / \\partial {_tex(prev)}$, back through layer {n}",
+            f"\\frac{{\\partial J}}{{\\partial {_tex(prev)}}} = {dz} \\, W^{{[{n}]}}",
             f"A matrix product: {_shape(t[f'dJ/dZ{n}'])} times {_shape(t[f'W{n}'])} gives "
-            f"{_shape(t[f'A{n - 1}'])}, the shape of $A^{{[{n - 1}]}}$ (an elementwise "
+            f"{_shape(t[prev])}, the shape of ${_tex(prev)}$ (an elementwise "
             f"product with $W^{{[{n}]\\top}}$ would give the wrong shape and values).",
-            f"A{n - 1}",
+            prev,
         )
-        if t[f"Z{n}"].size * t[f"A{n - 1}"].size <= self.limit**2:
+        if t[f"Z{n}"].size * t[prev].size <= self.limit**2:
             jac = np.kron(np.eye(t[f"Z{n}"].shape[0]), t[f"W{n}"].astype(np.float64))
             self.out += _jacobian_block(
                 f"$\\partial \\operatorname{{vec}} Z^{{[{n}]}} / \\partial \\operatorname{{vec}} A^{{[{n - 1}]}} = I_N \\otimes W^{{[{n}]}}$",
                 jac,
                 t[f"dJ/dZ{n}"],
-                t[f"dJ/dA{n - 1}"],
-                f"\\partial J / \\partial A^{{[{n - 1}]}}",
+                t[f"dJ/d{prev}"],
+                f"\\partial J / \\partial {_tex(prev)}",
             )
 
     def to_the_input(self) -> None:
+        if self.t.layers[0].is_conv:  # written as the first layer's last step
+            return
         self.out += [
             f"### {self.step + 1}. $\\partial J / \\partial X$",
             "",

@@ -1,7 +1,8 @@
 """The computational graph of a trace as SVG, drawn by hand (no graphviz needed).
 
-Nodes: X and Y, each layer's W and b (above), Z and A (on the main line), the per-element
-losses L and the cost J; edges in forward order. Each node shows its shape, its value and its
+Nodes: X and Y, each layer's W and b (above), Z and A (on the main line; N, P and F too
+after a normalisation, a pooling layer and a Flatten), the per-element losses L and the cost
+J; edges in forward order. Each node shows its shape, its value and its
 gradient dJ/d(node), so the picture is the whole computation at a glance.
 """
 
@@ -19,7 +20,7 @@ __all__ = ["to_svg"]
 WIDTH, LINE, GAP_X, GAP_Y, PAD = 205, 15, 60, 40, 8  # WIDTH: the narrowest a box may be
 CHAR = 6.7  # px per character of the 11 px monospace font (0.6 em), with a little room
 LEGEND = [
-    "Arrows run forward: X -> Z = A W^T + b (-> N, normalised) -> A -> L -> J.",
+    "Arrows run forward: X -> Z = A W^T + b (-> N, normalised) -> A (-> P, F) -> L -> J.",
     "Blue boxes: values (value = the forward value); yellow: parameters W, b (gamma, beta).",
     "dJ/d...: the gradient of the cost J at that node, what backward computes.",
 ]
@@ -82,11 +83,15 @@ def _nodes_and_edges(t: Any) -> tuple[list[dict], dict[int, list[dict]], list[tu
             main[-1]["lines"][0] += f"  {type(layer.norm).__name__}"
             edges.append((previous, f"N{n}"))
             previous = f"N{n}"
-        if layer.activation is not None:
-            main.append(_node(t, f"A{n}", f"dJ/dA{n}"))
-            main[-1]["lines"][0] += f"  {layer.activation!r}"
-            edges.append((previous, f"A{n}"))
-            previous = f"A{n}"
+        after = [(layer.activation, "A"), (layer.pool, "P"), (layer.flatten, "F")]
+        for module, letter in after:  # the activation, a pooling layer, a Flatten
+            if module is None:
+                continue
+            main.append(_node(t, f"{letter}{n}", f"dJ/d{letter}{n}"))
+            label = repr(module) if letter == "A" else type(module).__name__  # pools: long
+            main[-1]["lines"][0] += f"  {label}"
+            edges.append((previous, f"{letter}{n}"))
+            previous = f"{letter}{n}"
     loss_column = len(main)
     main.append(_node(t, "L", None))
     main[-1]["lines"][0] += f"  {t.loss_fn!r}"

@@ -1,15 +1,16 @@
 """Names of a network's intermediate values, as the worked example writes them.
 
-Layers are numbered by their Linear: ``Z{l}`` is the output of the l-th Linear, ``N{l}`` that
-of a normalisation right after it, and ``A{l}`` the output of the activation right after
-those. Any other module's output is ``out{i}``, i its position.
+Layers are numbered by their Linear (or Conv2d): ``Z{l}`` is the output of the l-th Linear or
+Conv2d, ``N{l}`` that of a normalisation right after it, ``A{l}`` the output of the activation
+right after those, ``P{l}`` that of a pooling layer after them and ``F{l}`` that of a Flatten.
+Any other module's output is ``out{i}``, i its position.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..layers import BatchNorm1d, LayerNorm, Linear
+from ..layers import AvgPool2d, BatchNorm1d, Conv2d, Flatten, LayerNorm, Linear, MaxPool2d
 from ..module import Module
 
 
@@ -25,15 +26,22 @@ def output_names(modules: Sequence[Module]) -> list[str]:
         >>> from handprop.layers import BatchNorm1d
         >>> output_names([Linear(2, 3), BatchNorm1d(3), ReLU(), Linear(3, 1)])
         ['Z1', 'N1', 'A1', 'Z2']
+        >>> from handprop.layers import Conv2d, Flatten, MaxPool2d
+        >>> output_names([Conv2d(1, 2, 3), ReLU(), MaxPool2d(2), Flatten(), Linear(8, 1)])
+        ['Z1', 'A1', 'P1', 'F1', 'Z2']
     """
     names, layer = [], 0
     for i, module in enumerate(modules):
         before = names[-1][0] if names else ""
-        if isinstance(module, Linear):
+        if isinstance(module, (Linear, Conv2d)):
             layer += 1
             names.append(f"Z{layer}")
         elif before == "Z" and isinstance(module, (BatchNorm1d, LayerNorm)):
             names.append(f"N{layer}")
+        elif before in ("Z", "N", "A") and isinstance(module, (MaxPool2d, AvgPool2d)):
+            names.append(f"P{layer}")
+        elif before in ("Z", "N", "A", "P") and isinstance(module, Flatten):
+            names.append(f"F{layer}")
         elif before in ("Z", "N"):
             names.append(f"A{layer}")
         else:

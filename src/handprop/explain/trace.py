@@ -1,15 +1,17 @@
 """``trace(model, loss_fn, X, y)``: one forward and backward pass with every quantity kept.
 
-Names follow the worked example, layers numbered by their Linear:
+Names follow the worked example, layers numbered by their Linear (or Conv2d):
 
 - ``X``, ``Y``: the input and the target;
-- ``Z{l}``: output of the l-th Linear; ``A{l}``: output of the activation after it (``A{l}`` is
-  ``Z{l}`` when none follows); ``W{l}``, ``b{l}``: its weight and bias;
+- ``Z{l}``: output of the l-th Linear or Conv2d; ``A{l}``: output of the activation after it
+  (``A{l}`` is ``Z{l}`` when none follows); ``W{l}``, ``b{l}``: its weight and bias;
+- ``P{l}``, ``F{l}``: outputs of a pooling layer (``MaxPool2d``, ``AvgPool2d``) and of a
+  ``Flatten`` after the activation, in that order;
 - ``N{l}``: output of a normalisation (``BatchNorm1d``, ``LayerNorm``) between the l-th Linear
   and its activation, ``gamma{l}`` and ``beta{l}`` its weight and bias;
 - ``L``: the per-element losses; ``J``: the cost (the loss as configured, e.g. their mean);
-- ``dJ/dZ{l}``, ``dJ/dN{l}``, ``dJ/dA{l}``, ``dJ/dW{l}``, ``dJ/db{l}``, ``dJ/dgamma{l}``,
-  ``dJ/dbeta{l}``, ``dJ/dX``: gradients of the cost, what
+- ``dJ/dZ{l}``, ``dJ/dN{l}``, ``dJ/dA{l}``, ``dJ/dP{l}``, ``dJ/dF{l}``, ``dJ/dW{l}``,
+  ``dJ/db{l}``, ``dJ/dgamma{l}``, ``dJ/dbeta{l}``, ``dJ/dX``: gradients of the cost, what
   torch's ``.grad`` and ``retain_grad()`` give;
 - ``dL/dZ{l}``, ``dL/dA{l}``: gradients of the *summed* per-element losses, the convention of
   texts that differentiate each sample's loss and average only at the parameters (the worked
@@ -35,26 +37,43 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import BatchNorm1d, LayerNorm, Linear
+from ..layers import AvgPool2d, BatchNorm1d, Conv2d, Flatten, LayerNorm, Linear, MaxPool2d
 from ..module import Module, Sequential
 
 NORMS = (BatchNorm1d, LayerNorm)
+AFFINE = (Linear, Conv2d)  # what starts a layer
+POOLS = (MaxPool2d, AvgPool2d)
 
 __all__ = ["Trace", "trace"]
 
 
 @dataclass
 class Layer:
-    """One Linear, the normalisation after it (if any) and the activation after those (if
-    any), as the worked example groups them."""
+    """One Linear (or Conv2d), the normalisation after it (if any) and the activation after
+    those (if any), as the worked example groups them; then, in a convolutional network, a
+    pooling layer and a Flatten (if any)."""
 
     number: int
-    linear: Linear
+    linear: Module  # a Linear or a Conv2d
     linear_index: int  # position in the Sequential
     activation: Module | None
     activation_index: int | None
     norm: Module | None = None
     norm_index: int | None = None
+    pool: Module | None = None
+    pool_index: int | None = None
+    flatten: Module | None = None
+    flatten_index: int | None = None
+
+    @property
+    def output(self) -> str:
+        """The name of what the layer passes on: F, P or A (A is Z without an activation)."""
+        n = self.number
+        return f"F{n}" if self.flatten else f"P{n}" if self.pool else f"A{n}"
+
+    @property
+    def is_conv(self) -> bool:
+        return isinstance(self.linear, Conv2d)
 
     @property
     def activation_input(self) -> str:
@@ -62,9 +81,14 @@ class Layer:
         return f"N{self.number}" if self.norm is not None else f"Z{self.number}"
 
     def last_index(self) -> int:
-        return max(
-            i for i in (self.linear_index, self.norm_index, self.activation_index) if i is not None
+        indices = (
+            self.linear_index,
+            self.norm_index,
+            self.activation_index,
+            self.pool_index,
+            self.flatten_index,
         )
+        return max(i for i in indices if i is not None)
 
 
 class Trace:
@@ -136,25 +160,44 @@ def layers_of(model: Sequential) -> list[Layer]:
     if not isinstance(model, Sequential):
         raise TypeError(f"trace: expected a Sequential model, got {type(model).__name__}")
     modules = list(model)
-    if not modules or not isinstance(modules[0], Linear):
-        raise ValueError("trace: the model must start with a Linear layer (X -> Z1 -> ...)")
+    if not modules or not isinstance(modules[0], AFFINE):
+        raise ValueError(
+            "trace: the model must start with a Linear or Conv2d layer (X -> Z1 -> ...)"
+        )
     layers: list[Layer] = []
     for i, module in enumerate(modules):
         if isinstance(module, Sequential):
             raise ValueError(f"trace: module {i} is a nested Sequential; flatten the model")
-        last = layers[-1] if layers else None
-        if isinstance(module, Linear):
+        if isinstance(module, AFFINE):
             layers.append(Layer(len(layers) + 1, module, i, None, None))
-        elif isinstance(module, NORMS) and last.norm is None and last.activation is None:
-            last.norm, last.norm_index = module, i
-        elif last.activation is None and last.last_index() == i - 1:
-            last.activation, last.activation_index = module, i
-        else:
+        elif not _place(layers[-1], module, i):
             raise ValueError(
-                f"trace: module {i} ({module!r}) follows an activation; each Linear may be "
-                "followed by at most one normalisation and one activation"
+                f"trace: module {i} ({module!r}) does not fit: each Linear or Conv2d may be "
+                "followed by at most one normalisation, one activation, one pooling layer "
+                "and one Flatten, in that order"
             )
     return layers
+
+
+def _place(layer: Layer, module: Module, i: int) -> bool:
+    """Put ``module`` in its slot of ``layer`` if the slot is free and nothing after it is
+    taken; whether it fitted."""
+    later_free = layer.pool is None and layer.flatten is None
+    if isinstance(module, Flatten) and layer.flatten is None:
+        layer.flatten, layer.flatten_index = module, i
+    elif isinstance(module, POOLS) and later_free:
+        layer.pool, layer.pool_index = module, i
+    elif isinstance(module, NORMS) and layer.activation is None and later_free:
+        if layer.norm is not None:
+            return False
+        layer.norm, layer.norm_index = module, i
+    elif layer.activation is None and later_free and layer.last_index() == i - 1:
+        if isinstance(module, (*NORMS, *POOLS, Flatten)):
+            return False
+        layer.activation, layer.activation_index = module, i
+    else:
+        return False
+    return True
 
 
 def trace(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Trace:
@@ -183,6 +226,12 @@ def trace(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Trace:
         if layer.activation is not None:
             h = layer.activation(h)
         values[f"A{layer.number}"] = h
+        if layer.pool is not None:
+            h = layer.pool(h)
+            values[f"P{layer.number}"] = h
+        if layer.flatten is not None:
+            h = layer.flatten(h)
+            values[f"F{layer.number}"] = h
     loss = copy.deepcopy(loss_fn)
     per_element = copy.deepcopy(loss_fn)
     per_element.reduction = "none"
@@ -205,10 +254,17 @@ def trace(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Trace:
 def _backward(
     layers: list[Layer], grad: np.ndarray, of: str, values: dict, retain_graph: bool = False
 ) -> None:
-    """Backward through the layers, storing d{of}/dA{l}, d{of}/dN{l} and d{of}/dZ{l}, and
-    d{of}/dX."""
+    """Backward through the layers, storing d{of}/dF{l}, d{of}/dP{l}, d{of}/dA{l},
+    d{of}/dN{l} and d{of}/dZ{l}, and d{of}/dX."""
     for layer in reversed(layers):
-        values[f"d{of}/dA{layer.number}"] = grad
+        n = layer.number
+        if layer.flatten is not None:
+            values[f"d{of}/dF{n}"] = grad
+            grad = layer.flatten.backward(grad, retain_graph=retain_graph)
+        if layer.pool is not None:
+            values[f"d{of}/dP{n}"] = grad
+            grad = layer.pool.backward(grad, retain_graph=retain_graph)
+        values[f"d{of}/dA{n}"] = grad
         if layer.activation is not None:
             grad = layer.activation.backward(grad, retain_graph=retain_graph)
         if layer.norm is not None:
@@ -220,8 +276,8 @@ def _backward(
 
 
 def _parameters(layer: Layer) -> list[tuple[str, Any]]:
-    """The layer's parameters under their trace names: W, b of the Linear; gamma, beta of the
-    normalisation."""
+    """The layer's parameters under their trace names: W, b of the Linear (or Conv2d); gamma,
+    beta of the normalisation."""
     n = layer.number
     found = [(f"W{n}", layer.linear.weight)]
     if layer.linear.bias is not None:
