@@ -75,12 +75,15 @@ def site(tmp_path_factory):
     """The built site, served on 127.0.0.1; yields (base URL, list of page paths)."""
     out = tmp_path_factory.mktemp("site")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
+    # not --quiet: it hides the warnings that --strict counts, and the build then passes
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
         cwd=ROOT,
         env=env,
-        check=True,
+        capture_output=True,
+        text=True,
     )
+    assert built.returncode == 0, f"mkdocs build --strict failed:\n{built.stderr}"
     pages = sorted(
         p.relative_to(out).parent.as_posix().removeprefix(".")
         for p in out.rglob("index.html")

@@ -560,7 +560,10 @@ class AvgPool2d(_Pool2d):
     The backward gives each input of a window ``g / divisor``; overlapping windows add up.
 
     Args:
-        kernel_size, stride, padding, ceil_mode: as ``MaxPool2d`` (zeros as padding).
+        kernel_size: the window, an int or a pair.
+        stride: step between windows (default: the kernel size).
+        padding: zeros added on each side (at most half the kernel).
+        ceil_mode: round the output size up: a last, partial window at the bottom/right.
         count_include_pad: count padding zeros in the divisor (default True).
         divisor_override: divide every window by this instead.
 
