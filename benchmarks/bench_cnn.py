@@ -27,11 +27,10 @@ import argparse
 import os
 import platform
 import statistics
-import time
-import tracemalloc
 
 import numpy as np
 import torch
+from bench_step import peak_memory, timed
 
 from handprop import Sequential
 from handprop.interop import to_torch
@@ -83,23 +82,6 @@ def limit(model: Sequential, X: np.ndarray):
             p -= 0.01 * g
 
     return step
-
-
-def timed(fn, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
-
-
-def numpy_peak(fn) -> int:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
-    return peak
 
 
 def torch_peak(fn) -> int:
@@ -166,7 +148,7 @@ def run(batch: int = 64, repeats: int = 21, budget: float = 0.2) -> dict:
         "limit_ms": med["limit"],
         "vs_torch": ratio["torch"],
         "vs_limit": ratio["limit"],
-        "handprop_peak_mib": numpy_peak(hp) / 2**20,
+        "handprop_peak_mib": peak_memory(hp) / 2**20,
         "torch_peak_mib": torch_peak(tt) / 2**20,
     }
 

@@ -142,6 +142,26 @@ def _check_batch_norm(a: dict[str, Any]) -> dict[str, Any]:
     return {**args, **flags, "dtype": float_dtype(a["dtype"], "BatchNorm1d")}
 
 
+def _batch_norm_layer(cls) -> _Layer:
+    """BatchNorm1d's and BatchNorm2d's entry: the same arguments and state."""
+    return _Layer(
+        cls,
+        ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias", "dtype"),
+        lambda m: {
+            "num_features": m.num_features,
+            "eps": m.eps,
+            "momentum": m.momentum,
+            "affine": m.affine,
+            "track_running_stats": m.track_running_stats,
+            "bias": m.bias is not None,
+            "dtype": (m.dtype or np.dtype(np.float32)).name,  # None: nothing stored
+        },
+        _check_batch_norm,
+        lambda dtype, **args: cls(**args, dtype=dtype),
+        _batch_norm_state,
+    )
+
+
 def _batch_norm_state(num_features, eps, momentum, affine, track_running_stats, bias, dtype):
     c = (num_features,)
     state = {"weight": (c, dtype, "param:")} if affine else {}
@@ -275,22 +295,7 @@ _LAYERS: dict[str, _Layer] = {
         GELU,
         _no_state,
     ),
-    "BatchNorm1d": _Layer(
-        BatchNorm1d,
-        ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias", "dtype"),
-        lambda m: {
-            "num_features": m.num_features,
-            "eps": m.eps,
-            "momentum": m.momentum,
-            "affine": m.affine,
-            "track_running_stats": m.track_running_stats,
-            "bias": m.bias is not None,
-            "dtype": (m.dtype or np.dtype(np.float32)).name,  # None: nothing stored
-        },
-        _check_batch_norm,
-        lambda dtype, **args: BatchNorm1d(**args, dtype=dtype),
-        _batch_norm_state,
-    ),
+    "BatchNorm1d": _batch_norm_layer(BatchNorm1d),
     "LayerNorm": _Layer(
         LayerNorm,
         ("normalized_shape", "eps", "elementwise_affine", "bias", "dtype"),
@@ -307,22 +312,7 @@ _LAYERS: dict[str, _Layer] = {
         ),
         _layer_norm_state,
     ),
-    "BatchNorm2d": _Layer(
-        BatchNorm2d,
-        ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias", "dtype"),
-        lambda m: {
-            "num_features": m.num_features,
-            "eps": m.eps,
-            "momentum": m.momentum,
-            "affine": m.affine,
-            "track_running_stats": m.track_running_stats,
-            "bias": m.bias is not None,
-            "dtype": (m.dtype or np.dtype(np.float32)).name,
-        },
-        _check_batch_norm,
-        lambda dtype, **args: BatchNorm2d(**args, dtype=dtype),
-        _batch_norm_state,
-    ),
+    "BatchNorm2d": _batch_norm_layer(BatchNorm2d),
     "Conv2d": _Layer(
         Conv2d,
         (
