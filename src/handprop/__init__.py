@@ -14,6 +14,7 @@
 
 from . import data, layers, losses, optim
 from ._gradcheck import GradcheckReport, gradcheck
+from .explain.diagnose import ModuleReport, check_module
 from .explain.trace import Trace, trace
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .module import Module, Parameter, Sequential
@@ -24,10 +25,12 @@ __version__ = "0.1.0"
 __all__ = [
     "GradcheckReport",
     "Module",
+    "ModuleReport",
     "Parameter",
     "Sequential",
     "Trace",
     "__version__",
+    "check_module",
     "data",
     "enable_grad",
     "gradcheck",

@@ -5,5 +5,7 @@
 - ``derivation``: the LaTeX derivation of a trace (``Trace.to_markdown``);
 - ``graph``: the computational graph as SVG (``Trace.to_svg``);
 - ``walkthrough``: the worked example step by step (``handprop walkthrough``);
-- ``naming``: the names ``Z1``, ``A1``, ... of a network's values.
+- ``naming``: the names ``Z1``, ``A1``, ... of a network's values;
+- ``diagnose``: ``check_module``, a module's backward checked with the likely mistake named
+  (``handprop.check_module``).
 """

@@ -1,0 +1,434 @@
+"""``check_module``: a module's backward against a reference, with the likely mistake named.
+
+A gradient checker that prints one relative error leaves the learner to guess what is wrong.
+``check_module(module, x)`` runs the module's forward on ``x`` and its backward on a random
+upstream gradient ``g``, computes the same gradients a second way (a reference module, handprop's
+or torch's, with the same parameters; else central differences in float64), compares them
+tensor by tensor, and where they differ, tries the classic mistakes one by one and names the
+one that explains the numbers:
+
+========================  ===================================================================
+code                      the backward returned ...
+========================  ===================================================================
+``wrong-shape``           an array of another shape than the tensor it is the gradient of
+``transposed``            the right gradient, transposed (``x.T @ g`` for ``g.T @ x``)
+``not-summed-over-batch`` one gradient per sample, for a parameter shared by all samples
+``sign``                  the right gradient with the opposite sign
+``scaled``                the right gradient times a factor (the batch size: mean vs sum)
+``elementwise-product``   ``g * W`` (elementwise) where the chain rule needs ``g @ W``
+``diagonal-only``         only the diagonal of a Jacobian that is not diagonal (softmax's)
+``kink-choice``           another derivative than torch's at a kink (ReLU's at exactly 0)
+========================  ===================================================================
+
+Examples:
+    >>> import numpy as np
+    >>> from handprop.layers import Linear
+    >>> class MeanBias(Linear):  # averages the bias gradient instead of summing it
+    ...     def backward(self, grad_output, *, input_grad=True):
+    ...         dx = super().backward(grad_output, input_grad=input_grad)
+    ...         self.bias.grad = self.bias.grad / len(grad_output)
+    ...         return dx
+    >>> report = check_module(MeanBias(3, 2, rng=0), np.ones((4, 3)), rng=0)
+    >>> report.passed, [(m.tensor, m.code) for m in report.mistakes]
+    (False, [('bias', 'scaled')])
+    >>> print(report.mistakes[0].hint)  # (one line, wrapped here)
+    bias: your gradient is 1/4 of the right one: 4 is the batch size (a mean where the
+    chain rule sums over the batch, or the other way round)
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..module import Module
+
+__all__ = ["Mistake", "ModuleReport", "TensorCheck", "check_module"]
+
+EPS = 1e-6  # the central differences' step, in float64
+TOLERANCE = {  # (rtol, atol) by how the reference was computed
+    "finite differences": (1e-4, 1e-6),
+    np.dtype(np.float32): (1e-4, 1e-5),
+    np.dtype(np.float64): (1e-10, 1e-12),
+}
+
+
+@dataclass
+class TensorCheck:
+    """One gradient: the module's against the reference."""
+
+    name: str  # "X" (dJ/dx) or the parameter's name
+    shape: tuple[int, ...] | None  # of the module's gradient (None: it returned none)
+    expected_shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    passed: bool
+
+
+@dataclass
+class Mistake:
+    """A mistake that explains a tensor's numbers: its code and a hint in words."""
+
+    tensor: str
+    code: str
+    hint: str
+
+
+@dataclass
+class ModuleReport:
+    """What ``check_module`` found: ``passed``, one row per tensor, and the mistakes named."""
+
+    module: str
+    reference: str
+    rows: list[TensorCheck] = field(default_factory=list)
+    mistakes: list[Mistake] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(row.passed for row in self.rows)
+
+    def __str__(self) -> str:
+        lines = [
+            f"check_module: {'PASSED' if self.passed else 'FAILED'}: {self.module} against "
+            f"{self.reference}",
+            f"{'tensor':<14}{'shape':<16}{'max abs err':>13}{'max rel err':>13}  result",
+        ]
+        for r in self.rows:
+            shape = (
+                str(r.shape) if r.shape == r.expected_shape else f"{r.shape} != {r.expected_shape}"
+            )
+            lines.append(
+                f"{r.name:<14}{shape:<16}{r.max_abs:>13.3g}{r.max_rel:>13.3g}  "
+                f"{'ok' if r.passed else 'FAIL'}"
+            )
+        for m in self.mistakes:
+            lines.append(f"  {m.code}: {m.hint}")
+        if not self.passed and not self.mistakes:
+            lines.append("  (no classic mistake explains the difference)")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        lines = [
+            f"**check_module: {'passed' if self.passed else 'FAILED'}** ({self.reference})",
+            "",
+            "| tensor | shape | max abs error | max rel error | result |",
+            "|---|---|---|---|---|",
+        ]
+        for r in self.rows:
+            result = "ok" if r.passed else "**FAIL**"
+            lines.append(
+                f"| `{r.name}` | {r.shape} | {r.max_abs:.3g} | {r.max_rel:.3g} | {result} |"
+            )
+        lines += ["", *(f"- `{m.code}` ({m.tensor}): {m.hint}" for m in self.mistakes)]
+        return "\n".join(lines)
+
+
+def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = None) -> ModuleReport:
+    """Check ``module``'s backward on input ``x`` against ``reference`` (a handprop or torch
+    module with the same parameters; None: central differences in float64).
+
+    ``g``, the upstream gradient, is drawn from ``rng`` (a seed or a Generator); the module's
+    own ``.grad`` and cached values are not touched (it runs on a copy)."""
+    rng = np.random.default_rng(rng)
+    mine = copy.deepcopy(module)
+    x = np.asarray(x)
+    y = np.asarray(mine(x))
+    g = rng.standard_normal(y.shape).astype(y.dtype if y.dtype.kind == "f" else np.float64)
+    for p in mine.parameters():
+        p.grad = None
+    dx = mine.backward(g)
+    analytic = {"X": None if dx is None else np.asarray(dx)}
+    analytic.update({n: p.grad for n, p in mine.named_parameters()})
+
+    expected, how = _reference(module, reference, x, g)
+    rtol, atol = TOLERANCE["finite differences" if reference is None else np.dtype(y.dtype)]
+    report = ModuleReport(repr(module), how)
+    context = _Context(module, x, y, g)
+    for name, right in expected.items():
+        got = analytic.get(name)
+        if isinstance(right, _Numeric):  # at a kink, either one-sided slope is right too
+            got = right.closest(got)
+            right = right.central
+        row, ok = _compare(name, got, right, rtol, atol)
+        report.rows.append(row)
+        if not ok:
+            mistake = _diagnose(name, got, right, rtol, atol, context)
+            if mistake is not None:
+                report.mistakes.append(mistake)
+    return report
+
+
+# --- the reference gradients -------------------------------------------------------------------
+
+
+def _reference(module, reference, x, g) -> tuple[dict[str, np.ndarray], str]:
+    """The reference gradients by name, and how they were computed (on a copy of the
+    reference, whose own gradients stay as they were)."""
+    if reference is None:
+        return _finite_differences(module, x, g), "central differences in float64"
+    ref = copy.deepcopy(reference)
+    if isinstance(ref, Module):
+        ref(x)
+        for p in ref.parameters():
+            p.grad = None
+        grads = {"X": np.asarray(ref.backward(g))}
+        grads.update({n: p.grad for n, p in ref.named_parameters()})
+        return grads, f"handprop's {reference!r}"
+    import torch  # a torch module: the caller has torch
+
+    ref.zero_grad(set_to_none=True)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = ref(tx)
+    ty.backward(torch.as_tensor(g, dtype=ty.dtype))
+    grads = {"X": tx.grad.numpy()}
+    grads.update({n: p.grad.numpy() for n, p in ref.named_parameters()})
+    return grads, f"torch's {reference!r}"
+
+
+def _float64(module: Module) -> Module:
+    clone = copy.deepcopy(module)
+    for p in clone.parameters():
+        p.data = p.data.astype(np.float64)
+    return clone
+
+
+@dataclass
+class _Numeric:
+    """A tensor's finite differences: the central one, and where a perturbation crossed one
+    of the module's kinks, the two one-sided ones (any of the three is a valid derivative
+    there; which one torch takes is for a handprop or torch reference to say)."""
+
+    central: np.ndarray
+    plus: np.ndarray
+    minus: np.ndarray
+    at_kink: np.ndarray
+
+    def closest(self, got):
+        """``got``, where it matches a one-sided slope at a kink, replaced by the central
+        difference (so that it passes); elsewhere as it is."""
+        if got is None or np.shape(got) != self.central.shape or not self.at_kink.any():
+            return got
+        got = np.asarray(got, dtype=np.float64).copy()
+        for side in (self.plus, self.minus):
+            hit = self.at_kink & (np.abs(got - side) <= 1e-6 + 1e-4 * np.abs(side))
+            got[hit] = self.central[hit]
+        return got
+
+
+def _finite_differences(module, x, g) -> dict[str, _Numeric]:
+    """dJ/d(each tensor) of J = sum(g * module(x)) by central differences in float64, with
+    the module's kinks watched (``kinks_at`` values, or ``branches`` as for max pooling)."""
+    net = _float64(module)
+    x64, g64 = np.array(x, dtype=np.float64), np.asarray(g, dtype=np.float64)
+
+    def cost() -> float:
+        return float(np.sum(g64 * np.asarray(net(x64), dtype=np.float64)))
+
+    def branch() -> Any:
+        """Which side of each kink the input is on."""
+        kinks = tuple(getattr(net, "kinks_at", ()))
+        sides = [x64 > k for k in kinks]
+        if hasattr(net, "branches"):
+            sides.append(net.branches(x64))
+        return sides
+
+    grads = {"X": _numeric(x64, cost, branch)}
+    for name, p in net.named_parameters():
+        grads[name] = _numeric(p.data, cost, branch)
+    return grads
+
+
+def _numeric(array: np.ndarray, cost, branch) -> _Numeric:
+    """The finite differences of ``cost`` for every element of ``array`` (changed in place
+    and restored), and whether its perturbation crossed a kink."""
+    base, before = cost(), branch()
+    central, plus_side, minus_side = (np.zeros(array.shape) for _ in range(3))
+    at_kink = np.zeros(array.shape, bool)
+    for index in np.ndindex(array.shape):
+        original = array[index]
+        array[index] = original + EPS
+        plus, after_plus = cost(), branch()
+        array[index] = original - EPS
+        minus, after_minus = cost(), branch()
+        array[index] = original
+        central[index] = (plus - minus) / (2 * EPS)
+        plus_side[index], minus_side[index] = (plus - base) / EPS, (base - minus) / EPS
+        at_kink[index] = any(
+            not (np.array_equal(b, p) and np.array_equal(b, m))
+            for b, p, m in zip(before, after_plus, after_minus, strict=True)
+        )
+    return _Numeric(central, plus_side, minus_side, at_kink)
+
+
+def _compare(name, got, right, rtol, atol) -> tuple[TensorCheck, bool]:
+    right = np.asarray(right, dtype=np.float64)
+    if got is None or np.shape(got) != right.shape:
+        shape = None if got is None else tuple(np.shape(got))
+        return TensorCheck(name, shape, right.shape, np.inf, np.inf, False), False
+    got = np.asarray(got, dtype=np.float64)
+    err = np.abs(got - right)
+    scale = np.maximum(np.abs(got), np.abs(right))
+    rel = np.divide(err, scale, out=np.zeros_like(err), where=scale > 0)
+    ok = bool(np.all(err <= atol + rtol * np.abs(right)))
+    row = TensorCheck(
+        name, right.shape, right.shape, float(err.max(initial=0)), float(rel.max(initial=0)), ok
+    )
+    return row, ok
+
+
+# --- naming the mistake ------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    """What a mistaken backward could have used: the module, x, its output y, g."""
+
+    module: Module
+    x: np.ndarray
+    y: np.ndarray
+    g: np.ndarray
+
+
+def _close(a, b, rtol, atol) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))
+
+
+def _diagnose(name, got, right, rtol, atol, c: _Context) -> Mistake | None:
+    """The first classic mistake that reproduces ``got`` from the right gradient ``right``."""
+    right = np.asarray(right, dtype=np.float64)
+    what = "dJ/dx" if name == "X" else name
+    if got is None:
+        return Mistake(name, "wrong-shape", f"{what}: your backward gave no gradient")
+    got = np.asarray(got, dtype=np.float64)
+    checks = (_batch_mistakes, _product_mistakes, _value_mistakes, _shape_mistake, _kink_mistakes)
+    for check in checks:  # the specific explanations before the general ones
+        found = check(what, got, right, rtol, atol, c)
+        if found is not None:
+            return Mistake(name, *found)
+    return None
+
+
+def _batch_mistakes(what, got, right, rtol, atol, c):
+    """A transposed product, or one gradient per sample for a shared parameter."""
+    if got.ndim == 2 and _close(got.T, right, rtol, atol) and not _close(got, right, rtol, atol):
+        return "transposed", (
+            f"{what}: your gradient is the right one transposed, {got.shape} for "
+            f"{right.shape}: check the order of the matrix product (g.T @ x, not x.T @ g)"
+        )
+    if got.shape[1:] == right.shape and _close(got.sum(axis=0), right, rtol, atol):
+        return "not-summed-over-batch", (
+            f"{what}: you return one gradient per sample, shape {got.shape}; the parameter "
+            f"is shared by all {got.shape[0]} samples, so its gradient is their sum over the "
+            f"batch, shape {right.shape}"
+        )
+    return None
+
+
+def _shape_mistake(what, got, right, rtol, atol, c):
+    if got.shape != right.shape:
+        return "wrong-shape", (
+            f"{what}: your gradient has shape {got.shape}, but a gradient has the shape of "
+            f"what it is the gradient of: {right.shape}"
+        )
+    return None
+
+
+def _value_mistakes(what, got, right, rtol, atol, c):
+    """The right numbers with the other sign, or times a factor."""
+    if got.shape != right.shape:
+        return None
+    if _close(-got, right, rtol, atol):
+        return "sign", f"{what}: your gradient has the opposite sign of the right one"
+    norm = float(np.sum(right * right))
+    if norm > 0:
+        factor = float(np.sum(got * right)) / norm
+        if (
+            abs(factor - 1) > 1e-6
+            and abs(factor) > 1e-12
+            and _close(got, factor * right, rtol, atol)
+        ):
+            return "scaled", f"{what}: " + _factor_hint(factor, c)
+    return None
+
+
+def _factor_hint(factor: float, c: _Context) -> str:
+    n = c.x.shape[0] if c.x.ndim else 1
+    for k, words in ((n, "the batch size"), (c.x.size, "the number of input elements")):
+        if k > 1 and np.isclose(factor, k):
+            return (
+                f"your gradient is {k} times the right one: {k} is {words} (a sum where "
+                "the cost averages, or a missing 1/N)"
+            )
+        if k > 1 and np.isclose(factor, 1 / k):
+            return (
+                f"your gradient is 1/{k} of the right one: {k} is {words} (a mean where the "
+                "chain rule sums over the batch, or the other way round)"
+            )
+    return f"your gradient is {factor:.4g} times the right one: a constant factor is off"
+
+
+def _product_mistakes(what, got, right, rtol, atol, c):
+    """g * W elementwise for g @ W, and the diagonal of a non-diagonal Jacobian."""
+    weight = getattr(c.module, "weight", None)
+    if what == "dJ/dx" and weight is not None and c.g.ndim == 2:
+        w = np.asarray(weight.data, dtype=np.float64)
+        for label, candidate in (("W", w), ("W.T", w.T)):
+            try:
+                product = c.g * candidate
+            except ValueError:  # shapes that do not broadcast
+                continue
+            if _close(got, product, rtol, atol):
+                return "elementwise-product", (
+                    f"{what}: you multiplied elementwise (g * {label}, shape {product.shape}); "
+                    f"the chain rule sums over the outputs: dJ/dx = g @ W, shape {right.shape}"
+                )
+    if what == "dJ/dx" and got.shape == right.shape:
+        diagonal = _jacobian_diagonal(c.module, c.x)
+        if diagonal is not None and _close(got, c.g * diagonal, rtol, atol):
+            return "diagonal-only", (
+                f"{what}: you used only dy_i/dx_i, the diagonal of the Jacobian; every output "
+                "depends on other inputs too (softmax: dJ/dx = y * (g - sum(g * y)) per row)"
+            )
+    return None
+
+
+def _jacobian_diagonal(module, x) -> np.ndarray | None:
+    """d y_i / d x_i for every element (same-shaped input and output), by central differences
+    in float64."""
+    net = _float64(module)
+    x64 = np.array(x, dtype=np.float64)
+    y = np.asarray(net(x64))
+    if y.shape != x64.shape:
+        return None
+    out = np.zeros(x64.shape)
+    for index in np.ndindex(x64.shape):
+        original = x64[index]
+        x64[index] = original + EPS
+        plus = np.asarray(net(x64))[index]
+        x64[index] = original - EPS
+        minus = np.asarray(net(x64))[index]
+        x64[index] = original
+        out[index] = (plus - minus) / (2 * EPS)
+    return out
+
+
+def _kink_mistakes(what, got, right, rtol, atol, c):
+    """Right everywhere except where the input sits exactly on one of the module's kinks."""
+    kinks = tuple(getattr(c.module, "kinks_at", ()))
+    if what != "dJ/dx" or not kinks or got.shape != c.x.shape:
+        return None
+    at_kink = np.isin(c.x, kinks)
+    wrong = np.abs(got - right) > atol + rtol * np.abs(right)
+    if wrong.any() and not (wrong & ~at_kink).any():
+        where = tuple(int(i) for i in np.argwhere(wrong)[0])
+        return "kink-choice", (
+            f"{what}: right everywhere but at the kink x = {c.x[where]:g} (e.g. element "
+            f"{where}): there the derivative does not exist, and the reference takes "
+            f"{right[where] / c.g[where]:g} where yours takes {got[where] / c.g[where]:g} "
+            "(torch's ReLU compares x > 0, not x >= 0)"
+        )
+    return None

@@ -1,0 +1,221 @@
+"""check_module: every mistake code named on a module broken on purpose, never on a correct
+one; the worked example's step-4 error diagnosed by name."""
+
+import numpy as np
+import pytest
+
+from handprop import check_module
+from handprop import worked_example as we
+from handprop.layers import (
+    BatchNorm1d,
+    Conv2d,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((4, 3))
+
+
+# --- modules broken on purpose, one per mistake ------------------------------------------------
+
+
+class TransposedLinear(Linear):
+    """dW = x.T @ g: the right numbers, transposed."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        dx = super().backward(grad_output, input_grad=input_grad)
+        self.weight.grad = self._x.T @ np.asarray(grad_output)  # (in, out) for (out, in)
+        return dx
+
+
+class PerSampleBias(Linear):
+    """db = g: one bias gradient per sample."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        dx = super().backward(grad_output, input_grad=input_grad)
+        self.bias.grad = np.array(grad_output)
+        return dx
+
+
+class NegatedInputGrad(Linear):
+    def backward(self, grad_output, *, input_grad=True):
+        return -super().backward(grad_output, input_grad=input_grad)
+
+
+class MeanWeight(Linear):
+    """dW averaged over the batch instead of summed."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        dx = super().backward(grad_output, input_grad=input_grad)
+        self.weight.grad = self.weight.grad / len(grad_output)
+        return dx
+
+
+class ElementwiseLinear(Linear):
+    """The worked example's step 4: dJ/dx = g * W.T, elementwise."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        super().backward(grad_output, input_grad=input_grad)
+        return np.asarray(grad_output) * self.weight.data.T
+
+
+class DiagonalSoftmax(Softmax):
+    """softmax' taken as y (1 - y), the diagonal of its Jacobian only."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        y = np.exp(self._log_y) if hasattr(self, "_log_y") else None
+        super().backward(grad_output, input_grad=input_grad)
+        y = self._y if y is None else y
+        return np.asarray(grad_output) * y * (1 - y)
+
+
+class GreaterOrEqualReLU(ReLU):
+    """ReLU'(0) = 1: the mask x >= 0 instead of x > 0."""
+
+    def forward(self, x):
+        self.x_kept = np.array(x, copy=True)
+        return super().forward(x)
+
+    def backward(self, grad_output, *, input_grad=True):
+        super().backward(grad_output, input_grad=input_grad)
+        return np.asarray(grad_output) * (self.x_kept >= 0)
+
+
+class ShapelessSigmoid(Sigmoid):
+    def backward(self, grad_output, *, input_grad=True):
+        return super().backward(grad_output, input_grad=input_grad).sum(axis=0)
+
+
+def codes(report):
+    return [(m.tensor, m.code) for m in report.mistakes]
+
+
+def test_softmax_keeps_its_output_where_the_broken_one_looks():
+    module = Softmax(dim=1)
+    module(X)
+    assert hasattr(module, "_y")  # DiagonalSoftmax reads it
+
+
+@pytest.mark.parametrize(
+    ("module", "x", "expected", "words"),
+    [
+        (TransposedLinear(3, 2, rng=0), X, [("weight", "transposed")], "g.T @ x"),
+        (PerSampleBias(3, 2, rng=0), X, [("bias", "not-summed-over-batch")], "sum over the"),
+        (NegatedInputGrad(3, 2, rng=0), X, [("X", "sign")], "opposite sign"),
+        (MeanWeight(3, 2, rng=0), X, [("weight", "scaled")], "4 is the batch size"),
+        (ElementwiseLinear(2, 1, rng=0), X[:2, :2], [("X", "elementwise-product")], "g @ W"),
+        (DiagonalSoftmax(dim=1), X, [("X", "diagonal-only")], "diagonal of the Jacobian"),
+        (
+            GreaterOrEqualReLU(),
+            np.array([[0.0, 1.0, -1.0], [2.0, 0.0, -3.0]]),
+            [("X", "kink-choice")],
+            "the reference takes 0 where yours takes 1",
+        ),
+        (ShapelessSigmoid(), X, [("X", "wrong-shape")], "shape (3,)"),
+    ],
+    ids=lambda v: type(v).__name__ if hasattr(v, "forward") else None,
+)
+def test_each_mistake_is_named_on_its_broken_module(module, x, expected, words):
+    report = check_module(module, x, reference=_reference_for(module), rng=1)
+    assert not report.passed
+    assert codes(report) == expected, str(report)
+    assert words in report.mistakes[0].hint, report.mistakes[0].hint
+    assert expected[0][1] in str(report)
+
+
+def _reference_for(module):
+    """handprop's own module as the reference where the finite differences cannot tell (the
+    kink), else None: central differences."""
+    if isinstance(module, ReLU):
+        return ReLU()
+    return None
+
+
+@pytest.mark.parametrize(
+    ("module", "x"),
+    [
+        (Linear(3, 2, rng=0), X),
+        (ReLU(), np.array([[0.5, -1.0, 0.0]])),  # 0: the kink, either slope is valid
+        (MaxPool2d(2), np.array([[[[1.0, 1.0], [0.0, 1.0]]]])),  # a tie
+        (Sigmoid(), X),
+        (Tanh(), X),
+        (Softmax(dim=1), X),
+        (BatchNorm1d(3, dtype=np.float64), X),
+        (Conv2d(2, 3, 2, dtype=np.float64, rng=0), RNG.standard_normal((2, 2, 3, 3))),
+        (MaxPool2d(2), RNG.standard_normal((1, 2, 4, 4))),
+    ],
+    ids=lambda v: type(v).__name__ if hasattr(v, "forward") else None,
+)
+def test_correct_modules_pass_with_no_mistake(module, x):
+    report = check_module(module, x, rng=2)
+    assert report.passed, str(report)
+    assert report.mistakes == []
+
+
+def test_a_correct_relu_at_its_kink_passes_against_handprops_reference():
+    x = np.array([[0.0, 1.0, -1.0]])
+    assert check_module(ReLU(), x, reference=ReLU(), rng=0).passed
+
+
+def test_without_a_reference_any_one_sided_slope_at_a_kink_is_valid():
+    """Finite differences cannot say which derivative torch takes at a kink: the >= ReLU
+    passes against them (both one-sided slopes are valid); only a reference names it."""
+    x = np.array([[0.0, 1.0, -1.0]])
+    assert check_module(GreaterOrEqualReLU(), x, rng=0).passed
+    assert not check_module(GreaterOrEqualReLU(), x, reference=ReLU(), rng=0).passed
+
+
+def test_the_worked_example_step_4_error_is_named():
+    """The source computes dL/dA2 as dL_dZ3 * W3.T (elementwise, shape (2, 1)); the chain
+    rule needs dL_dZ3 @ W3, shape (2, 2). Layer 3 of the worked example, fed A2."""
+    model, (X2, _) = we.model(np.float64), we.data(np.float64)
+    a2 = model[:4](X2)  # the input of layer 3
+    source_layer3 = ElementwiseLinear(2, 1, dtype=np.float64)
+    source_layer3.load_state_dict(model[4].state_dict())
+    report = check_module(source_layer3, a2, rng=0)
+    assert codes(report) == [("X", "elementwise-product")]
+    assert "g * W.T" in report.mistakes[0].hint and "(2, 2)" in report.mistakes[0].hint
+
+
+@pytest.mark.torch
+def test_a_torch_module_serves_as_the_reference():
+    linear = Linear(3, 2, dtype=np.float64, rng=0)
+    twin = torch.nn.Linear(3, 2, dtype=torch.float64)
+    with torch.no_grad():
+        twin.weight.copy_(torch.from_numpy(linear.weight.data))
+        twin.bias.copy_(torch.from_numpy(linear.bias.data))
+    assert check_module(linear, X, reference=twin, rng=0).passed
+    broken = MeanWeight(3, 2, dtype=np.float64)
+    broken.load_state_dict(linear.state_dict())
+    report = check_module(broken, X, reference=twin, rng=0)
+    assert codes(report) == [("weight", "scaled")]
+
+
+def test_check_module_leaves_the_module_alone():
+    layer = Linear(3, 2, rng=0)
+    before = layer.weight.data.copy()
+    check_module(layer, X, rng=0)
+    assert layer.weight.grad is None
+    np.testing.assert_array_equal(layer.weight.data, before)
+
+
+def test_an_unexplained_difference_fails_without_a_made_up_name():
+    class Noisy(Linear):
+        def backward(self, grad_output, *, input_grad=True):
+            dx = super().backward(grad_output, input_grad=input_grad)
+            self.weight.grad = self.weight.grad + np.arange(6.0).reshape(2, 3)
+            return dx
+
+    report = check_module(Noisy(3, 2, rng=0), X, rng=0)
+    assert not report.passed and report.mistakes == []
+    assert "no classic mistake explains the difference" in str(report)
