@@ -1,4 +1,5 @@
-"""The ``handprop`` command: ``handprop walkthrough [--dtype D] [--svg FILE] [--markdown FILE]``."""
+"""The ``handprop`` command: ``handprop walkthrough [--dtype D] [--svg FILE] [--markdown FILE]``
+and ``handprop exercise list | start NAME [DIR] | check NAME FILE``."""
 
 from __future__ import annotations
 
@@ -55,7 +56,10 @@ def _run(argv: list[str] | None) -> int:
         help="print every value in full (default: 4 significant digits, beside the "
         "document's 4 decimals)",
     )
+    _exercise_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "exercise":
+        return _exercise(args)
 
     from .explain.walkthrough import walkthrough
 
@@ -70,3 +74,43 @@ def _run(argv: list[str] | None) -> int:
             f.write(MARKDOWN_HEADER + t.to_markdown())
         print(f"wrote the derivation to {args.markdown}")
     return 0
+
+
+def _exercise_parser(commands) -> None:
+    exercise = commands.add_parser(
+        "exercise",
+        help="write a backward yourself and have it graded",
+        description="Exercises graded offline: a layer whose forward is written and whose "
+        "backward is yours to write, graded against handprop's own.",
+    )
+    actions = exercise.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the exercises")
+    start = actions.add_parser("start", help="write NAME.py, the exercise's starting file")
+    start.add_argument("name")
+    start.add_argument("folder", nargs="?", default=".", help="where (default: here)")
+    check = actions.add_parser("check", help="grade FILE on exercise NAME")
+    check.add_argument("name")
+    check.add_argument("file")
+
+
+def _exercise(args) -> int:
+    from .exercises import EXERCISES, grade, load_class, report_text, start
+
+    try:
+        if args.action == "list":
+            width = max(map(len, EXERCISES))
+            for name, exercise in EXERCISES.items():
+                print(f"{name:<{width}}  {exercise.class_name}: {exercise.summary}")
+            return 0
+        if args.action == "start":
+            path = start(args.name, args.folder)
+            print(f"wrote {path}: write its backward, then run")
+            print(f"  handprop exercise check {args.name} {path}")
+            return 0
+        cls = load_class(args.name, args.file)
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        print(f"handprop exercise: {error}", file=sys.stderr)
+        return 2
+    results = grade(args.name, cls)
+    print(report_text(args.name, results))
+    return 0 if all(r.passed for r in results) else 1

@@ -38,13 +38,14 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..module import Module
+from ..module import Module, Parameter
 
 __all__ = ["Mistake", "ModuleReport", "TensorCheck", "check_module"]
 
@@ -139,14 +140,15 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
     g = rng.standard_normal(y.shape).astype(y.dtype if y.dtype.kind == "f" else np.float64)
     for p in mine.parameters():
         p.grad = None
-    dx = mine.backward(g)
+    with _any_shape():  # a gradient of the wrong shape is kept, to be diagnosed
+        dx = mine.backward(g)
     analytic = {"X": None if dx is None else np.asarray(dx)}
     analytic.update({n: p.grad for n, p in mine.named_parameters()})
 
     expected, how = _reference(module, reference, x, g)
     rtol, atol = TOLERANCE["finite differences" if reference is None else np.dtype(y.dtype)]
     report = ModuleReport(repr(module), how)
-    context = _Context(module, x, y, g)
+    context = _Context(module, x, y, g, reference)
     for name, right in expected.items():
         got = analytic.get(name)
         if isinstance(right, _Numeric):  # at a kink, either one-sided slope is right too
@@ -159,6 +161,27 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
             if mistake is not None:
                 report.mistakes.append(mistake)
     return report
+
+
+@contextlib.contextmanager
+def _any_shape():
+    """While the module's backward runs, ``Parameter.accumulate_grad`` keeps a gradient of
+    the wrong shape or dtype as ``.grad`` (instead of raising), so that the diagnosis can say
+    what it is (one per sample, transposed, ...)."""
+    original = Parameter.accumulate_grad
+
+    def keep(self, grad):
+        grad = np.asarray(grad)
+        if grad.shape != self.data.shape or grad.dtype != self.data.dtype:
+            self.grad = grad
+            return
+        original(self, grad)
+
+    Parameter.accumulate_grad = keep
+    try:
+        yield
+    finally:
+        Parameter.accumulate_grad = original
 
 
 # --- the reference gradients -------------------------------------------------------------------
@@ -284,12 +307,14 @@ def _compare(name, got, right, rtol, atol) -> tuple[TensorCheck, bool]:
 
 @dataclass
 class _Context:
-    """What a mistaken backward could have used: the module, x, its output y, g."""
+    """What a mistaken backward could have used: the module, x, its output y, g; and the
+    reference, whose kinks count when a learner's module declares none."""
 
     module: Module
     x: np.ndarray
     y: np.ndarray
     g: np.ndarray
+    reference: Any = None
 
 
 def _close(a, b, rtol, atol) -> bool:
@@ -387,8 +412,9 @@ def _product_mistakes(what, got, right, rtol, atol, c):
                     f"the chain rule sums over the outputs: dJ/dx = g @ W, shape {right.shape}"
                 )
     if what == "dJ/dx" and got.shape == right.shape:
-        diagonal = _jacobian_diagonal(c.module, c.x)
-        if diagonal is not None and _close(got, c.g * diagonal, rtol, atol):
+        diagonal = _jacobian_diagonal(c.module, c.x)  # by finite differences: their tolerance
+        loose = TOLERANCE["finite differences"]
+        if diagonal is not None and _close(got, c.g * diagonal, *loose):
             return "diagonal-only", (
                 f"{what}: you used only dy_i/dx_i, the diagonal of the Jacobian; every output "
                 "depends on other inputs too (softmax: dJ/dx = y * (g - sum(g * y)) per row)"
@@ -418,7 +444,7 @@ def _jacobian_diagonal(module, x) -> np.ndarray | None:
 
 def _kink_mistakes(what, got, right, rtol, atol, c):
     """Right everywhere except where the input sits exactly on one of the module's kinks."""
-    kinks = tuple(getattr(c.module, "kinks_at", ()))
+    kinks = tuple(getattr(c.module, "kinks_at", ()) or getattr(c.reference, "kinks_at", ()))
     if what != "dJ/dx" or not kinks or got.shape != c.x.shape:
         return None
     at_kink = np.isin(c.x, kinks)

@@ -1,0 +1,301 @@
+"""Exercises graded offline: write a backward, and ``handprop exercise check`` grades it.
+
+``handprop exercise list`` shows them; ``handprop exercise start NAME [DIR]`` writes
+``NAME.py``, a layer (or loss) whose forward is written and whose backward is left to write,
+with the steps as comments; ``handprop exercise check NAME FILE`` imports the file, takes the
+class named like handprop's (``Linear``, ``ReLU``, ...), and grades it with ``check_module``
+against handprop's own class, with the same parameters, on several cases (odd shapes, an
+input on a kink, ties): a per-tensor table for each case, the likely mistake named, and exit
+status 0 only when every case passes.
+
+Examples:
+    >>> from handprop.exercises import EXERCISES, grade
+    >>> sorted(EXERCISES)[:3]
+    ['batchnorm1d', 'bce', 'conv2d']
+    >>> from handprop.layers import Linear     # handprop's own Linear passes its exercise
+    >>> all(result.passed for result in grade("linear", Linear))
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import layers, losses
+from ..explain.diagnose import ModuleReport, check_module
+from ..module import Module
+
+__all__ = ["EXERCISES", "Exercise", "grade", "load_class", "start"]
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One grading case: the constructor's arguments, the input, and for a loss the target."""
+
+    args: tuple
+    x: np.ndarray
+    target: Any = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """An exercise: the class to write, what it is, its cases and handprop's reference."""
+
+    class_name: str
+    summary: str
+    cases: Callable[[], list[Case]]
+    reference: Callable[..., Any]  # handprop's class for the same arguments, float64
+    is_loss: bool = False
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _kinked(shape) -> np.ndarray:
+    """Values from {-1, -0.5, 0, 0.5, 1}: zeros (kinks) and ties on purpose."""
+    return _rng(1).integers(-2, 3, size=shape) / 2.0
+
+
+def _probabilities(shape, seed) -> np.ndarray:
+    return _rng(seed).uniform(0.05, 0.95, size=shape)
+
+
+EXERCISES: dict[str, Exercise] = {
+    "linear": Exercise(
+        "Linear",
+        "y = x @ W.T + b: dJ/dW, dJ/db and dJ/dx",
+        lambda: [
+            Case((3, 2), _rng(0).standard_normal((4, 3))),
+            Case((1, 1), _rng(1).standard_normal((1, 1)), note="one sample, one feature"),
+            Case((5, 3), _rng(2).standard_normal((2, 5)), note="fewer samples than features"),
+        ],
+        lambda i, o: layers.Linear(i, o, dtype=np.float64),
+    ),
+    "relu": Exercise(
+        "ReLU",
+        "max(0, x), and torch's choice at the kink x = 0",
+        lambda: [
+            Case((), _kinked((3, 4)), note="zeros on purpose: the kink"),
+            Case((), _rng(2).standard_normal((2, 5))),
+        ],
+        layers.ReLU,
+    ),
+    "sigmoid": Exercise(
+        "Sigmoid",
+        "1 / (1 + exp(-x)), its derivative from its output",
+        lambda: [
+            Case((), _rng(3).standard_normal((3, 4))),
+            Case((), np.array([[-8.0, -2.0, 0.0, 2.0, 8.0]]), note="near saturation"),
+        ],
+        layers.Sigmoid,
+    ),
+    "tanh": Exercise(
+        "Tanh",
+        "tanh(x), its derivative from its output",
+        lambda: [Case((), _rng(4).standard_normal((3, 4)))],
+        layers.Tanh,
+    ),
+    "softmax": Exercise(
+        "Softmax",
+        "softmax over a row: the full Jacobian, not its diagonal",
+        lambda: [
+            Case((1,), _rng(5).standard_normal((3, 4))),
+            Case((0,), _rng(6).standard_normal((4, 2)), note="dim=0: over the columns"),
+        ],
+        layers.Softmax,
+    ),
+    "bce": Exercise(
+        "BCELoss",
+        "binary cross-entropy of probabilities, averaged",
+        lambda: [
+            Case((), _probabilities((4, 1), 7), _rng(7).integers(0, 2, (4, 1)).astype(float)),
+            Case((), _probabilities((2, 3), 8), _rng(8).integers(0, 2, (2, 3)).astype(float)),
+        ],
+        losses.BCELoss,
+        is_loss=True,
+    ),
+    "cross_entropy": Exercise(
+        "CrossEntropyLoss",
+        "cross-entropy of logits and class indices, averaged over the rows",
+        lambda: [
+            Case((), _rng(9).standard_normal((4, 3)), np.array([0, 2, 1, 2])),
+            Case((), _rng(10).standard_normal((1, 5)), np.array([4]), note="one row"),
+        ],
+        losses.CrossEntropyLoss,
+        is_loss=True,
+    ),
+    "dropout": Exercise(
+        "Dropout",
+        "inverted dropout in training: the forward's mask, scaled",
+        lambda: [
+            Case((0.5,), _rng(11).standard_normal((4, 5))),
+            Case((0.2,), _rng(12).standard_normal((3, 3))),
+        ],
+        layers.Dropout,
+    ),
+    "batchnorm1d": Exercise(
+        "BatchNorm1d",
+        "batch normalisation in training: the three terms of dJ/dx",
+        lambda: [
+            Case((3,), _rng(13).standard_normal((5, 3)) * 2 + 1),
+            Case((4,), _rng(14).standard_normal((2, 4)), note="a batch of two"),
+        ],
+        lambda n: layers.BatchNorm1d(n, dtype=np.float64),
+    ),
+    "conv2d": Exercise(
+        "Conv2d",
+        "a 2-D convolution (stride 1, no padding): dJ/dW, dJ/db, dJ/dx",
+        lambda: [
+            Case((2, 3, 2), _rng(15).standard_normal((2, 2, 4, 5))),
+            Case((1, 1, 3), _rng(16).standard_normal((1, 1, 3, 3)), note="one window"),
+        ],
+        lambda c, o, k: layers.Conv2d(c, o, k, dtype=np.float64),
+    ),
+    "maxpool2d": Exercise(
+        "MaxPool2d",
+        "2x2 max pooling: the gradient to the first maximum",
+        lambda: [
+            Case((2,), _kinked((1, 2, 4, 4)), note="ties on purpose"),
+            Case((2,), _rng(17).standard_normal((2, 1, 2, 6))),
+        ],
+        layers.MaxPool2d,
+    ),
+}
+
+
+def start(name: str, folder: str | Path = ".") -> Path:
+    """Write exercise ``name``'s starting file ``NAME.py`` into ``folder``; an existing file
+    is never overwritten."""
+    _exercise(name)
+    path = Path(folder) / f"{name}.py"
+    if path.exists():
+        raise FileExistsError(f"{path} exists already: start elsewhere, or check it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((TEMPLATES / f"{name}.py").read_text(encoding="utf-8"), encoding="utf-8")
+    return path
+
+
+def load_class(name: str, path: str | Path) -> type:
+    """The class named like exercise ``name``'s (``Linear``, ...) from the file ``path``."""
+    exercise = _exercise(name)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {path}")
+    spec = importlib.util.spec_from_file_location(f"_handprop_exercise_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look it up
+    spec.loader.exec_module(module)
+    found = getattr(module, exercise.class_name, None)
+    if not isinstance(found, type):
+        raise ValueError(f"{path} has no class {exercise.class_name}")
+    return found
+
+
+@dataclass
+class CaseResult:
+    """One case's outcome: the report, or the error the learner's code raised."""
+
+    case: Case
+    report: ModuleReport | None
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.report is not None and self.report.passed
+
+
+def grade(name: str, cls: type) -> list[CaseResult]:
+    """Grade class ``cls`` on every case of exercise ``name``."""
+    exercise = _exercise(name)
+    results = []
+    for number, case in enumerate(exercise.cases()):
+        reference = exercise.reference(*case.args)
+        mine = cls(*case.args)
+        _same_parameters(mine, reference, seed=number)
+        if exercise.is_loss:
+            mine, reference = _AsModule(mine, case.target), _AsModule(reference, case.target)
+        if name == "dropout":  # the reference drops what the learner's forward drops
+            probe = copy.deepcopy(mine)
+            probe(case.x)
+            reference._fixed_mask = np.asarray(probe.mask)
+        try:
+            report = check_module(mine, case.x, reference=reference, rng=number)
+        except Exception as error:  # the learner's code failed: say how, go on
+            results.append(CaseResult(case, None, f"{type(error).__name__}: {error}"))
+            continue
+        results.append(CaseResult(case, report))
+    return results
+
+
+def _exercise(name: str) -> Exercise:
+    if name not in EXERCISES:
+        raise ValueError(f"no exercise {name!r}; there are: {', '.join(sorted(EXERCISES))}")
+    return EXERCISES[name]
+
+
+def _same_parameters(mine: Any, reference: Any, seed: int) -> None:
+    """Draw the reference's parameters at random (a weight of ones would hide mistakes) and
+    give the learner's module the same values, by name."""
+    if not isinstance(reference, Module):
+        return
+    rng = _rng(100 + seed)
+    theirs = dict(reference.named_parameters())
+    for p in theirs.values():
+        p.data[...] = rng.standard_normal(p.shape)
+    if not isinstance(mine, Module):
+        return
+    for name, p in mine.named_parameters():
+        if name in theirs:
+            p.data = np.array(theirs[name].data, dtype=np.float64)
+
+
+class _AsModule(Module):
+    """A loss seen as a module of its input, for a fixed target: y = loss(x, target)."""
+
+    def __init__(self, loss: Any, target: Any) -> None:
+        super().__init__()
+        self.loss, self.target = loss, target
+
+    def forward(self, x):
+        return np.asarray(self.loss(x, self.target), dtype=np.float64)
+
+    def backward(self, grad_output):
+        return np.asarray(self.loss.backward(float(grad_output)), dtype=np.float64)
+
+    def __repr__(self) -> str:
+        return repr(self.loss)
+
+
+def report_text(name: str, results: list[CaseResult]) -> str:
+    """What ``handprop exercise check`` prints: each case, its table, the hints, a verdict."""
+    exercise = _exercise(name)
+    lines = [f"exercise {name}: {exercise.class_name}, {exercise.summary}", ""]
+    for number, result in enumerate(results, start=1):
+        case = result.case
+        shape = "x" + str(tuple(case.x.shape))
+        arguments = (
+            f"{exercise.class_name}{case.args if len(case.args) != 1 else f'({case.args[0]})'}"
+        )
+        status = "passed" if result.passed else "FAILED"
+        note = f"; {case.note}" if case.note else ""
+        lines.append(f"case {number}: {arguments} on {shape}{note}: {status}")
+        if result.error is not None:
+            lines.append(f"  your code raised {result.error}")
+        elif not result.passed:
+            lines += ["  " + line for line in str(result.report).splitlines()[1:]]
+    passed = sum(r.passed for r in results)
+    verdict = "all cases pass" if passed == len(results) else "not yet"
+    lines += ["", f"{passed} of {len(results)} cases pass: {verdict}"]
+    return "\n".join(lines)

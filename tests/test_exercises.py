@@ -1,0 +1,167 @@
+"""Exercises: list, start and check from the command line; every starting file, once its
+backward is written, passes; handprop's own classes pass; a broken backward fails with the
+mistake named."""
+
+import subprocess
+import sys
+
+import pytest
+
+from handprop import layers, losses
+from handprop.cli import main
+from handprop.exercises import EXERCISES, grade
+
+# What a learner writes in place of each starting file's `raise NotImplementedError(...)`.
+SOLUTIONS = {
+    "linear": """
+        self.weight.accumulate_grad(g.T @ self.x)
+        self.bias.accumulate_grad(g.sum(axis=0))
+        return g @ self.weight.data""",
+    "relu": """
+        return grad_output * (self.x > 0)""",
+    "sigmoid": """
+        return grad_output * self.y * (1 - self.y)""",
+    "tanh": """
+        return grad_output * (1 - self.y * self.y)""",
+    "softmax": """
+        return y * (g - (g * y).sum(axis=self.dim, keepdims=True))""",
+    "bce": """
+        p, t = self.p, self.t
+        return grad * (-t / p + (1 - t) / (1 - p)) / p.size""",
+    "cross_entropy": """
+        d = self.p.copy()
+        d[np.arange(len(self.t)), self.t] -= 1
+        return grad * d / len(self.t)""",
+    "dropout": """
+        return grad_output * self.mask / (1 - self.p)""",
+    "batchnorm1d": """
+        self.weight.accumulate_grad((g * self.x_hat).sum(axis=0))
+        self.bias.accumulate_grad(g.sum(axis=0))
+        g_hat, m = g * self.weight.data, len(g)
+        terms = m * g_hat - g_hat.sum(axis=0) - self.x_hat * (g_hat * self.x_hat).sum(axis=0)
+        return self.inv_std / m * terms""",
+    "conv2d": """
+        kh, kw = self.weight.shape[2:]
+        dx, dw = np.zeros_like(self.x), np.zeros_like(self.weight.data)
+        for i in range(g.shape[2]):
+            for j in range(g.shape[3]):
+                window = self.x[:, :, i : i + kh, j : j + kw]
+                dw += np.tensordot(g[:, :, i, j], window, axes=([0], [0]))
+                dx[:, :, i : i + kh, j : j + kw] += np.tensordot(
+                    g[:, :, i, j], self.weight.data, axes=([1], [0])
+                )
+        self.weight.accumulate_grad(dw)
+        self.bias.accumulate_grad(g.sum(axis=(0, 2, 3)))
+        return dx""",
+    "maxpool2d": """
+        n, c, h, w = self.x.shape
+        windows = self.x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5)
+        first = windows.reshape(n, c, h // 2, w // 2, 4).argmax(axis=-1)
+        chosen = np.zeros((n, c, h // 2, w // 2, 4))
+        np.put_along_axis(chosen, first[..., None], grad_output[..., None], axis=-1)
+        chosen = chosen.reshape(n, c, h // 2, w // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5)
+        return chosen.reshape(n, c, h, w)""",
+}
+RAISE = '        raise NotImplementedError("write the backward: follow the steps above")'
+
+
+def solved(tmp_path, name, body):
+    """Exercise ``name``'s starting file with ``body`` as its backward's end."""
+    assert main(["exercise", "start", name, str(tmp_path)]) == 0
+    path = tmp_path / f"{name}.py"
+    text = path.read_text()
+    assert RAISE in text, name
+    path.write_text(text.replace(RAISE, body.strip("\n")))
+    return path
+
+
+def test_every_exercise_has_a_written_solution_here():
+    assert set(SOLUTIONS) == set(EXERCISES)
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_a_solved_starting_file_passes(tmp_path, capsys, name):
+    path = solved(tmp_path, name, SOLUTIONS[name])
+    assert main(["exercise", "check", name, str(path)]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "cases pass: all cases pass" in out and "FAILED" not in out
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_the_starting_file_as_given_fails_and_says_why(tmp_path, capsys, name):
+    capsys.readouterr()
+    path = tmp_path / f"{name}.py"
+    assert main(["exercise", "start", name, str(tmp_path)]) == 0
+    assert main(["exercise", "check", name, str(path)]) == 1
+    assert "your code raised NotImplementedError: write the backward" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_handprops_own_classes_pass_every_exercise(name):
+    exercise = EXERCISES[name]
+    cls = getattr(layers, exercise.class_name, None) or getattr(losses, exercise.class_name)
+    results = grade(name, cls)
+    assert results and all(r.passed for r in results), [str(r.report) for r in results]
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "code"),
+    [
+        (
+            "linear",
+            """
+        self.weight.accumulate_grad(g.T @ self.x)
+        self.bias.accumulate_grad(g)
+        return g @ self.weight.data""",
+            "not-summed-over-batch",
+        ),
+        (
+            "linear",
+            """
+        self.weight.accumulate_grad(self.x.T @ g)
+        self.bias.accumulate_grad(g.sum(axis=0))
+        return g @ self.weight.data""",
+            "transposed",
+        ),
+        ("relu", "\n        return grad_output * (self.x >= 0)", "kink-choice"),
+        ("sigmoid", "\n        return -grad_output * self.y * (1 - self.y)", "sign"),
+        ("softmax", "\n        return g * y * (1 - y)", "diagonal-only"),
+        (
+            "bce",
+            "\n        p, t = self.p, self.t\n        return grad * (-t / p + (1 - t) / (1 - p))",
+            "scaled",
+        ),
+    ],
+    ids=["bias-per-sample", "transposed-weight", "relu-ge", "sign", "softmax-diag", "bce-sum"],
+)
+def test_a_broken_backward_fails_with_the_mistake_named(tmp_path, capsys, name, body, code):
+    path = solved(tmp_path, name, body)
+    assert main(["exercise", "check", name, str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"  {code}: " in out, out
+
+
+def test_list_start_and_bad_input(tmp_path, capsys):
+    assert main(["exercise", "list"]) == 0
+    out = capsys.readouterr().out
+    for name, exercise in EXERCISES.items():
+        assert f"{name}" in out and exercise.class_name in out
+    assert main(["exercise", "start", "linear", str(tmp_path)]) == 0
+    assert main(["exercise", "start", "linear", str(tmp_path)]) == 2  # never overwrites
+    assert "exists already" in capsys.readouterr().err
+    assert main(["exercise", "start", "lstm", str(tmp_path)]) == 2
+    assert "no exercise 'lstm'; there are: batchnorm1d" in capsys.readouterr().err
+    assert main(["exercise", "check", "linear", str(tmp_path / "missing.py")]) == 2
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    assert main(["exercise", "check", "linear", str(tmp_path / "empty.py")]) == 2
+    assert "has no class Linear" in capsys.readouterr().err
+
+
+def test_the_command_runs_as_a_program(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "handprop", "exercise", "start", "relu", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "handprop exercise check relu" in done.stdout
