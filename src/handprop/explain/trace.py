@@ -144,6 +144,13 @@ class Trace:
 
         return to_markdown(self, jacobian_limit=jacobian_limit)
 
+    def stats(self, lr: float | None = None):
+        """Per layer: activation mean and std, saturated and dead shares, gradient mean and
+        std, and with ``lr`` the update-to-data ratio (see ``handprop.explain.stats``)."""
+        from .stats import layer_stats
+
+        return layer_stats(self, lr)
+
     def to_svg(self, path: Any = None) -> str:
         """The computational graph as SVG text (also written to ``path`` if given)."""
         from .graph import to_svg
