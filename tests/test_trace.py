@@ -440,3 +440,24 @@ def test_walkthrough_into_a_closed_pipe_ends_quietly():
     os.close(write_end)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+
+
+def test_walkthrough_writes_the_step_through_page_and_a_trace_displays_as_it(tmp_path, capsys):
+    import json
+    import re
+
+    from handprop.cli import main
+    from handprop.explain.stepper import frames
+
+    path = tmp_path / "steps.html"
+    assert main(["walkthrough", "--no-torch", "--html", str(path)]) == 0
+    assert f"wrote the step-through page to {path}" in capsys.readouterr().out
+    page = path.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="frames">(.*?)</script>', page, re.S).group(1))
+    X, y = we.data()
+    t = trace(we.model(), we.loss_fn(), X, y)
+    assert data == json.loads(json.dumps(frames(t)))
+    assert len(data) == 18 and data[0]["title"] == "1/18. Forward: Z1"
+    assert data[-1]["writes"] == ["dJ/dX"]
+    shown = t._repr_html_()
+    assert shown.startswith("<iframe srcdoc=") and "&lt;!DOCTYPE html&gt;" in shown

@@ -49,6 +49,9 @@ def _run(argv: list[str] | None) -> int:
     )
     walk.add_argument("--svg", metavar="FILE", help="also draw the computational graph as SVG")
     walk.add_argument("--markdown", metavar="FILE", help="also write the LaTeX derivation")
+    walk.add_argument(
+        "--html", metavar="FILE", help="also write the step-through page (one file, offline)"
+    )
     walk.add_argument("--no-torch", action="store_true", help="do not compare with torch")
     walk.add_argument(
         "--full",
@@ -73,6 +76,9 @@ def _run(argv: list[str] | None) -> int:
         with open(args.markdown, "w", encoding="utf-8") as f:
             f.write(MARKDOWN_HEADER + t.to_markdown())
         print(f"wrote the derivation to {args.markdown}")
+    if args.html:
+        t.to_html(args.html)
+        print(f"wrote the step-through page to {args.html}")
     return 0
 
 

@@ -7,5 +7,7 @@
 - ``walkthrough``: the worked example step by step (``handprop walkthrough``);
 - ``naming``: the names ``Z1``, ``A1``, ... of a network's values;
 - ``diagnose``: ``check_module``, a module's backward checked with the likely mistake named
-  (``handprop.check_module``).
+  (``handprop.check_module``);
+- ``stepper``: the step-through page of a trace (``Trace.to_html``);
+- ``stats``: each layer's statistics (``Trace.stats``).
 """

@@ -46,9 +46,11 @@ def _rows(label: str, value: Any) -> list[str]:
 def _node(t: Any, name: str, grad: str | None) -> dict[str, Any]:
     value = t[name]
     lines = [f"{name}  {tuple(np.shape(value))}", *_rows("value", value)]
+    node = {"name": name, "grad": None, "grad_from": len(lines)}
     if grad is not None and grad in t:
         lines += _rows(grad, t[grad])
-    return {"name": name, "lines": lines, "height": PAD * 2 + LINE * len(lines)}
+        node["grad"] = grad
+    return {**node, "lines": lines, "height": PAD * 2 + LINE * len(lines)}
 
 
 def _nodes_and_edges(t: Any) -> tuple[list[dict], dict[int, list[dict]], list[tuple[str, str]]]:
@@ -153,20 +155,7 @@ def to_svg(t: Any) -> str:
             f'x2="{x2}" y2="{y2}" stroke="#555" marker-end="url(#arrow)"/>'
         )
     for node in everything:
-        x, y, h = boxes[node["name"]]
-        kind = "param" if node["name"].startswith(("W", "b", "gamma")) else "value"
-        fill = {"param": "#fff4d6", "value": "#e8f0fe"}[kind]
-        parts.append(f'<g class="node {kind}" id="node-{escape(node["name"])}">')
-        parts.append(
-            f'<rect x="{x}" y="{y}" width="{box}" height="{h}" rx="6" fill="{fill}" stroke="#333"/>'
-        )
-        for i, line in enumerate(node["lines"]):
-            weight = ' font-weight="bold"' if i == 0 else ""
-            parts.append(
-                f'<text x="{x + PAD}" y="{y + PAD + LINE * (i + 0.8)}"{weight} '
-                f'xml:space="preserve">{escape(line)}</text>'
-            )
-        parts.append("</g>")
+        parts += _box(node, *boxes[node["name"]], box)
     parts.append('<g class="legend">')
     for i, line in enumerate(LEGEND):
         parts.append(
@@ -175,3 +164,28 @@ def to_svg(t: Any) -> str:
     parts.append("</g>")
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _box(node: dict, x: float, y: float, h: float, width: float) -> list[str]:
+    """One node: its box and lines of text. The group carries ``data-name`` (``Z1``) and its
+    gradient's lines a group of their own (``data-name="dJ/dZ1"``), which the step-through
+    page highlights."""
+    kind = "param" if node["name"].startswith(("W", "b", "gamma")) else "value"
+    fill = {"param": "#fff4d6", "value": "#e8f0fe"}[kind]
+    name = escape(node["name"])
+    parts = [
+        f'<g class="node {kind}" id="node-{name}" data-name="{name}">',
+        f'<rect x="{x}" y="{y}" width="{width}" height="{h}" rx="6" fill="{fill}" stroke="#333"/>',
+    ]
+    for i, line in enumerate(node["lines"]):
+        if node["grad"] is not None and i == node["grad_from"]:  # the gradient's lines
+            parts.append(f'<g class="grad" data-name="{escape(node["grad"])}">')
+        weight = ' font-weight="bold"' if i == 0 else ""
+        parts.append(
+            f'<text x="{x + PAD}" y="{y + PAD + LINE * (i + 0.8)}"{weight} '
+            f'xml:space="preserve">{escape(line)}</text>'
+        )
+    if node["grad"] is not None:
+        parts.append("</g>")
+    parts.append("</g>")
+    return parts

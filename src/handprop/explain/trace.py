@@ -151,6 +151,27 @@ class Trace:
 
         return layer_stats(self, lr)
 
+    def to_html(self, path: Any = None) -> str:
+        """A self-contained page stepping through the computation, frame by frame (see
+        ``handprop.explain.stepper``); also written to ``path`` if given."""
+        from .stepper import to_html
+
+        page = to_html(self)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(page)
+        return page
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the step-through page, in an iframe of its own (its ids and
+        script stay apart from the notebook's and from other traces')."""
+        from html import escape
+
+        return (
+            f'<iframe srcdoc="{escape(self.to_html())}" style="width: 100%; height: 720px; '
+            'border: 1px solid #ccc"></iframe>'
+        )
+
     def to_svg(self, path: Any = None) -> str:
         """The computational graph as SVG text (also written to ``path`` if given)."""
         from .graph import to_svg
