@@ -29,14 +29,19 @@ from handprop.layers import AvgPool2d, Conv2d, Flatten
 from handprop.losses import MSELoss
 
 
-def run(dtype, n: int) -> None:
-    config = settings(
+def _config(n: int):
+    """Deterministic hypothesis settings for n examples."""
+    return settings(
         max_examples=n,
         deadline=None,
         derandomize=True,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
+
+
+def run(dtype, n: int) -> None:
+    config = _config(n)
 
     @config
     @given(data=st.data())
@@ -56,15 +61,8 @@ def run(dtype, n: int) -> None:
 
 def run_conv(dtype, n: int) -> None:
     """Random Conv2d and AvgPool2d configurations (max pooling is exact: no rounding)."""
-    config = settings(
-        max_examples=n,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
 
-    @config
+    @_config(n)
     @given(conv=conv_configs(), pool=pool_configs(AvgPool2d), seed=st.integers(0, 2**16))
     def conv_layers(conv, pool, seed):
         rng = np.random.default_rng(seed)

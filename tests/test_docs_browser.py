@@ -22,15 +22,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from browser import have_chromium, launch
 from test_packaging import INTERNAL_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("HANDPROP_ARTIFACTS", ROOT / "test-artifacts")) / "docs"
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="needs playwright")
 pytest.importorskip("mkdocs", reason="needs the documentation tools (requirements-docs.txt)")
-if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it
+if not have_chromium():  # pragma: no cover - CI installs it
     pytest.skip("needs Debian's chromium (apt-get install chromium)", allow_module_level=True)
 
 # Text a reader sees, outside code and typeset math: raw LaTeX here means a formula failed.
@@ -106,19 +106,7 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                # no host but this machine: a page that needs the network shows it here
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            ],
-        )
+        chromium = launch(p, local_server=True)
         yield chromium
         chromium.close()
 

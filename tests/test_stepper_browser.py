@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import have_chromium, launch
 
 from handprop import Sequential, trace
 from handprop import worked_example as we
@@ -22,11 +23,10 @@ from handprop.layers import BatchNorm1d, Linear, ReLU, Tanh
 from handprop.losses import CrossEntropyLoss
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("HANDPROP_ARTIFACTS", ROOT / "test-artifacts")) / "stepper"
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="needs playwright")
-if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it
+if not have_chromium():  # pragma: no cover - CI installs it
     pytest.skip("needs Debian's chromium (apt-get install chromium)", allow_module_level=True)
 
 
@@ -51,16 +51,7 @@ def traces():
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--no-first-run",
-                "--host-resolver-rules=MAP * ~NOTFOUND",  # no network at all
-            ],
-        )
+        chromium = launch(p)  # no network at all: the page is a file
         yield chromium
         chromium.close()
 
