@@ -461,3 +461,21 @@ def test_walkthrough_writes_the_step_through_page_and_a_trace_displays_as_it(tmp
     assert data[-1]["writes"] == ["dJ/dX"]
     shown = t._repr_html_()
     assert shown.startswith("<iframe srcdoc=") and "&lt;!DOCTYPE html&gt;" in shown
+
+
+def test_the_step_through_frames_of_a_cnn_name_only_nodes_of_its_graph():
+    """Every name a frame reads or writes is a node (or a node's gradient) of the graph, for a
+    convolutional network too (N, A, P, F, and a last layer without activation)."""
+    import re
+
+    from handprop.explain.stepper import frames
+
+    X = np.random.default_rng(0).standard_normal((2, 1, 4, 4))
+    t = trace(_small_cnn(np.float64), CrossEntropyLoss(), X, np.array([0, 2]))
+    names = set(re.findall(r'data-name="([^"]+)"', t.to_svg()))
+    steps = frames(t)
+    assert all(set(f["reads"]) | set(f["writes"]) <= names for f in steps)
+    titles = [f["title"].split(". ", 1)[1] for f in steps]
+    assert "Backward: dJ/dA1, through MaxPool2d" in titles
+    assert "Backward: dJ/dP2, through Flatten" in titles
+    assert titles[-1] == "Backward: dJ/dX, back through layer 1"
