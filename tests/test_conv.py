@@ -263,6 +263,25 @@ def test_gradcheck_passes_a_cnn_with_max_pool_ties_and_names_them():
     assert "X[0, 0, 0, 0] = 1 (input of module 0 (MaxPool2d" in str(report)
 
 
+def test_gradcheck_passes_strided_grouped_convolutions_batchnorm2d_and_average_pooling():
+    """The layers the CNN test above leaves out, with their less common arguments: a strided,
+    padded, dilated, grouped convolution, BatchNorm2d in training, and average pooling with
+    ceil_mode and count_include_pad=False."""
+    rng = np.random.default_rng(4)
+    model = Sequential(
+        Conv2d(2, 4, 3, stride=2, padding=2, dilation=2, groups=2, dtype=np.float64, rng=0),
+        BatchNorm2d(4, dtype=np.float64),
+        Tanh(),
+        AvgPool2d(2, padding=1, ceil_mode=True, count_include_pad=False),
+        Flatten(),
+        Linear(16, 2, dtype=np.float64, rng=1),
+    )
+    x = rng.standard_normal((3, 2, 5, 6))
+    report = gradcheck(model, MSELoss(), x, rng.standard_normal((3, 2)))
+    assert report.passed, str(report)
+    assert {t.name for t in report.tensors} >= {"0.weight", "0.bias", "1.weight", "1.bias", "X"}
+
+
 def test_gradcheck_catches_a_max_pool_backward_that_routes_to_the_wrong_input():
     """The check can fail: a backward sending each window's gradient to its smallest input."""
 
