@@ -287,8 +287,8 @@ def _forward_section(t: Any) -> list[str]:
         if layer.is_conv:
             out += _conv_forward(t, layer)
             continue
-        n, prev = layer.number, _tex(_input(t, layer))
-        prev_value = t[_input(t, layer)]
+        n, prev = layer.number, _tex(t.input_of(layer))
+        prev_value = t[t.input_of(layer)]
         bias = f" + \\vec b^{{[{n}]}}" if f"b{n}" in t else ""
         out += [
             f"### Layer {n}",
@@ -302,11 +302,6 @@ def _forward_section(t: Any) -> list[str]:
         ]
         out += _after_the_layer(t, layer)
     return out
-
-
-def _input(t: Any, layer: Any) -> str:
-    """The name of a layer's input: X, or what the layer before passes on (A, P or F)."""
-    return "X" if layer.number == 1 else t.layers[layer.number - 2].output
 
 
 def _after_the_layer(t: Any, layer: Any) -> list[str]:
@@ -331,7 +326,7 @@ def _after_the_layer(t: Any, layer: Any) -> list[str]:
 
 def _conv_forward(t: Any, layer: Any) -> list[str]:
     """A Conv2d layer: the cross-correlation, its arguments and shapes, then what follows."""
-    n, conv, prev = layer.number, layer.linear, _input(t, layer)
+    n, conv, prev = layer.number, layer.linear, t.input_of(layer)
     bias = " + b_o" if f"b{n}" in t else ""
     return [
         f"### Layer {n}: {conv!r}",
@@ -479,7 +474,7 @@ class _Backward:
 
     def through_the_convolution(self, layer: Any) -> None:
         """dJ/dW and dJ/db of a Conv2d, then dJ/d(its input)."""
-        t, n, prev = self.t, layer.number, _input(self.t, layer)
+        t, n, prev = self.t, layer.number, self.t.input_of(layer)
         dz = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}_{{noij}}}}"
         self.step += 1
         self.out += [
@@ -594,7 +589,7 @@ class _Backward:
 
     def weight_and_bias(self, layer: Any) -> None:
         t, n = self.t, layer.number
-        prev = _input(t, layer)
+        prev = t.input_of(layer)
         prev_tex = _tex(prev)
         dz = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}}"
         self.step += 1
@@ -631,7 +626,7 @@ class _Backward:
 
     def back_through_the_layer(self, n: int) -> None:
         t = self.t
-        prev = _input(t, t.layers[n - 1])
+        prev = t.input_of(t.layers[n - 1])
         dz = f"\\frac{{\\partial J}}{{\\partial Z^{{[{n}]}}}}"
         self.add_step(
             f"$\\partial J / \\partial {_tex(prev)}$, back through layer {n}",

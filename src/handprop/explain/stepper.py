@@ -54,7 +54,7 @@ def _shape(t: Any, name: str) -> str:
 def frames(t: Any) -> list[dict[str, Any]]:
     """The frames of trace ``t``: forward, the loss, then backward, in the order computed."""
     out = _forward_frames(t)
-    last = _output(t.layers[-1])
+    last = t.layers[-1].output_node
     out.append(
         _frame(
             t,
@@ -73,23 +73,10 @@ def frames(t: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _output(layer: Any) -> str:
-    """The name of the graph node a layer ends with: F, P, A, or (with nothing after the
-    Linear) N or Z; the trace's A is then only another name for it."""
-    n = layer.number
-    if layer.flatten is not None or layer.pool is not None or layer.activation is not None:
-        return layer.output
-    return f"N{n}" if layer.norm is not None else f"Z{n}"
-
-
-def _input(t: Any, layer: Any) -> str:
-    return "X" if layer.number == 1 else _output(t.layers[layer.number - 2])
-
-
 def _forward_frames(t: Any) -> list[dict[str, Any]]:
     out = []
     for layer in t.layers:
-        n, x = layer.number, _input(t, layer)
+        n, x = layer.number, t.input_of(layer, node=True)
         params = [f"W{n}", f"b{n}"]
         if layer.is_conv:
             formula = f"Z{n}[n,o,i,j] = b{n}[o] + Σ W{n}[o,c,a,e] · {x}[n,c,i·s+a·d,j·s+e·d]"
@@ -126,7 +113,7 @@ def _forward_frames(t: Any) -> list[dict[str, Any]]:
 def _backward_frames(t: Any) -> list[dict[str, Any]]:
     """One frame per chain-rule step, from the cost down to X."""
     layers = t.layers
-    last = _output(layers[-1])
+    last = layers[-1].output_node
     out = [
         _frame(
             t,
@@ -185,7 +172,7 @@ def _backward_layer(t: Any, layer: Any) -> list[dict[str, Any]]:
                 [f"dJ/dZ{n}", f"dJ/dgamma{n}", f"dJ/dbeta{n}"],
             )
         )
-    x = _input(t, layer)
+    x = t.input_of(layer, node=True)
     out.append(
         _frame(
             t,

@@ -72,6 +72,14 @@ class Layer:
         return f"F{n}" if self.flatten else f"P{n}" if self.pool else f"A{n}"
 
     @property
+    def output_node(self) -> str:
+        """The node of the graph the layer ends with: ``output``, except that with nothing
+        after the Linear (or its normalisation) that is Z (or N), of which A is another name."""
+        if self.flatten is not None or self.pool is not None or self.activation is not None:
+            return self.output
+        return f"N{self.number}" if self.norm is not None else f"Z{self.number}"
+
+    @property
     def is_conv(self) -> bool:
         return isinstance(self.linear, Conv2d)
 
@@ -112,6 +120,14 @@ class Trace:
 
     def __contains__(self, name: object) -> bool:
         return name in self._values
+
+    def input_of(self, layer: Layer, node: bool = False) -> str:
+        """The name of a layer's input: X, or what the layer before passes on (its
+        ``output``; with ``node``, its ``output_node``)."""
+        if layer.number == 1:
+            return "X"
+        before = self.layers[layer.number - 2]
+        return before.output_node if node else before.output
 
     def names(self) -> list[str]:
         return list(self._values)
