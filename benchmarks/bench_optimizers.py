@@ -1,11 +1,12 @@
 """Time one optimizer step alone: handprop's plain loop (foreach=False), its fast path
 (foreach=True), its default (foreach=None) and torch.optim's CPU default, float32.
 
-The parameters are those of three networks' layers (weights and biases): the worked example
-2-3-2-1 (six tiny arrays), 784-512-256-10, and one 2048 x 784 weight with its bias. Each
-gradient is fixed and random; every variant runs a block of steps in turn, repeated, and the
-median time per step is reported. This is what decides ``foreach=None``: it should take the
-fast path exactly where the fast path is quicker (see handprop/_foreach.py, ``split``).
+The parameters are the layers (weights and biases) of the worked example 2-3-2-1 (six tiny
+arrays) and of 784-512-256-10, or one weight with its bias: 2048 x 784 (6 MiB in float32),
+2048 x 2048 (16 MiB) or 4096 x 2048 (32 MiB). Each gradient is fixed and random; every
+variant runs a block of steps in turn, repeated, and the median time per step is reported.
+This is what decides ``foreach=None``: it should take the fast path exactly where the fast
+path is quicker (see handprop/_foreach.py, ``split``).
 
 Usage:  python benchmarks/bench_optimizers.py [--quick] [--markdown]
 
@@ -28,9 +29,12 @@ SHAPES = {  # network: the shapes of its parameters
     "worked example 2-3-2-1": [(3, 2), (3,), (2, 3), (2,), (1, 2), (1,)],
     "784-512-256-10": [(512, 784), (512,), (256, 512), (256,), (10, 256), (10,)],
     "2048 x 784 weight": [(2048, 784), (2048,)],
+    "2048 x 2048 weight": [(2048, 2048), (2048,)],
+    "4096 x 2048 weight": [(4096, 2048), (4096,)],
 }
 
 OPTIMIZERS = [  # (label, class name, hyper-parameters)
+    ("SGD", "SGD", {"lr": 0.01}),
     ("SGD momentum", "SGD", {"lr": 0.01, "momentum": 0.9}),
     ("Adam", "Adam", {"lr": 1e-3}),
     ("RMSprop", "RMSprop", {"lr": 1e-3}),

@@ -665,13 +665,24 @@ def test_the_bit_for_bit_comparison_catches_a_reordered_fast_path(monkeypatch, c
         test_plain_and_fast_updates_agree_bit_for_bit_for_every_option(monkeypatch, cls, np.float32)
 
 
-@pytest.mark.parametrize("cls", [RMSprop, Adagrad])
-def test_default_foreach_takes_the_fast_path_only_on_large_parameters(monkeypatch, cls):
-    """foreach=None: blocks where they pay (parameters of _FAST_FROM bytes or more), the plain
-    function elsewhere; True: the fast path everywhere; False: nowhere."""
+#: The fast-path function each optimizer's step calls on the arrays it updates there, and the
+#: _foreach threshold its default uses.
+FAST_PATHS = {
+    SGD: ("_subtract_scaled", "_SGD_FAST_FROM"),
+    Adam: ("_adam_update", "_FAST_FROM"),
+    RMSprop: ("_rmsprop_update", "_FAST_FROM"),
+    Adagrad: ("_adagrad_update", "_FAST_FROM"),
+}
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, RMSprop, Adagrad])
+def test_default_foreach_takes_the_fast_path_only_where_it_helps(monkeypatch, cls):
+    """foreach=None: blocks where they pay (parameters of the optimizer's threshold in bytes or
+    more), the plain function elsewhere, except that Adam batches its small parameters (one
+    block or less each) on the fast path; True: the fast path everywhere; False: nowhere."""
     from handprop import _foreach
 
-    name = "_rmsprop_update" if cls is RMSprop else "_adagrad_update"
+    name, threshold = FAST_PATHS[cls]
     original, sizes = getattr(_foreach, name), []
 
     def recording(p, *args, **kwargs):
@@ -680,14 +691,19 @@ def test_default_foreach_takes_the_fast_path_only_on_large_parameters(monkeypatc
 
     monkeypatch.setattr(_foreach, name, recording)
     monkeypatch.setattr(_foreach, "_BLOCK", 64)
-    monkeypatch.setattr(_foreach, "_FAST_FROM", 800)  # bytes: 200 float32 numbers
-    params = [Parameter(np.ones(s, np.float32)) for s in [(20, 10), (3, 4), (64,)]]
-    for foreach, expected in [(None, [200]), (True, [200, 12, 64]), (False, [])]:
+    monkeypatch.setattr(_foreach, threshold, 800)  # bytes: 200 float32 numbers
+    # large (blocked), middle (more than a block, under the threshold), two small
+    params = [Parameter(np.ones(s, np.float32)) for s in [(20, 10), (10, 10), (3, 4), (64,)]]
+    if cls is Adam:  # the two small ones are updated together, as one array of 12 + 64
+        expected = {None: [200, 76], True: [200, 100, 76], False: []}
+    else:
+        expected = {None: [200], True: [200, 100, 12, 64], False: []}
+    for foreach in (None, True, False):
         sizes.clear()
         for p in params:
             p.grad = np.ones(p.shape, np.float32)
-        cls(params, foreach=foreach).step()
-        assert sizes == expected, foreach
+        cls(params, lr=0.01, foreach=foreach).step()
+        assert sizes == expected[foreach], foreach
 
 
 def test_foreach_is_a_flag_and_survives_state_dict():

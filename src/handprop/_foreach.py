@@ -2,9 +2,9 @@
 
 ``optim.py`` writes each update once, per parameter, as its equations read (``sgd_update``,
 ``adam_update``, ``rmsprop_update``, ``adagrad_update``); that is the version to read. With
-``foreach=True`` ``step()`` comes here instead (with the default, ``foreach=None``, SGD and
-Adam always do, RMSprop and Adagrad for parameters of 4 MiB or more: see ``split``), where
-the same operations, in the same order, run
+``foreach=True`` ``step()`` comes here instead (with the default, ``foreach=None``, only
+for the parameters where this is faster: large ones, and Adam's small ones; see ``split``),
+where the same operations, in the same order, run
 
 * in cache-sized blocks with small scratch arrays (``_blocks``) on large parameters, so each
   of an update's passes over memory stays in the CPU cache, with the intermediate results
@@ -242,24 +242,40 @@ def _adagrad_update(p, g, s, *, clr, eps):
 # -- the steps ---------------------------------------------------------------------------------
 
 
-#: The default (foreach=None) of RMSprop and Adagrad takes the blocked fast path on
-#: parameters of at least this many bytes (4 MiB: a million float32 numbers), see ``split``.
+#: The default (foreach=None) takes the blocked fast path on parameters of at least this many
+#: bytes (see ``split``): 4 MiB, a million float32 numbers, for Adam, RMSprop and Adagrad;
 _FAST_FROM = 1 << 22
+#: 16 MiB for SGD, whose update is only two passes over memory.
+_SGD_FAST_FROM = 1 << 24
 
 
-def split(grads, foreach: bool | None):
+def split(grads, foreach: bool | None, fast_from: int | None = None, batch_small: bool = False):
     """``(plain, fast)``: which of ``grads`` the plain per-parameter function updates and which
     the fast path. ``foreach=False``: all plain; ``True``: all fast; ``None``: the fast path
-    only where it helps, on parameters of at least ``_FAST_FROM`` bytes.
+    only where it helps, on parameters of at least ``fast_from`` bytes (``_FAST_FROM`` if not
+    given) and, with ``batch_small`` (Adam), on those of one block or less, which it updates
+    all together.
 
-    Measured (benchmarks/bench_optimizers.py; float32, 2-core AMD EPYC, 32 MiB L3): the blocks
-    pay once a parameter's arrays no longer fit the cache together. RMSprop's fast/plain time
-    is 1.1-1.4 up to 600 000 elements, 1.09 at one million, 0.84-0.87 from 1.6 million;
-    Adagrad's 1.3, 1.06, 0.88. On small parameters the scratch arrays only add calls (63 us
-    against 44 us for RMSprop on the worked example's six parameters)."""
+    Measured (benchmarks/bench_optimizers.py, one optimizer step alone; float32, 2-core AMD
+    EPYC, 32 MiB L3), fast/plain time: the blocks pay once a parameter's arrays no longer fit
+    the cache together, and later for SGD, whose update is only two passes over memory.
+
+    ============  ==============  ==============  ===========  ============  ============
+    optimizer     worked example  784-512-256-10  6 MiB layer  16 MiB layer  32 MiB layer
+    ============  ==============  ==============  ===========  ============  ============
+    SGD           1.02            1.32            1.09         0.92          0.69
+    Adam          0.59 (batched)  1.09            0.80         0.60          0.38
+    RMSprop       1.35            1.20            0.79         0.75          0.47
+    Adagrad       1.38            1.18            0.90         0.74          0.46
+    ============  ==============  ==============  ===========  ============  ============
+    """
     if foreach is None:
-        plain = [x for x in grads if x[2].nbytes < _FAST_FROM]
-        return plain, [x for x in grads if x[2].nbytes >= _FAST_FROM]
+        limit = _FAST_FROM if fast_from is None else fast_from
+        plain, fast = [], []
+        for x in grads:  # (one loop, no helper calls: this runs on every step)
+            g = x[2]
+            (fast if g.nbytes >= limit or (batch_small and g.size <= _BLOCK) else plain).append(x)
+        return plain, fast
     return ([], grads) if foreach else (grads, [])
 
 

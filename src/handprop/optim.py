@@ -11,12 +11,11 @@ buffers, Adam's moments) lives in ``state[i]`` for the i-th parameter.
 
 Each update is written once here as a plain function of one parameter that reads like its
 equations (``sgd_update``, ``adam_update``, ``rmsprop_update``, ``adagrad_update``), as
-torch's ``_single_tensor_adam``. The fast
-paths (``_foreach.py``: large arrays in cache-sized blocks, Adam's small parameters all at
-once) do the same operations in the same order; ``foreach=False`` makes ``step()`` use the
-plain functions, ``True`` the fast path, and ``None`` (the default) the fast path where it
-helps (everywhere for SGD and Adam, on parameters of 4 MiB or more for RMSprop and
-Adagrad); a test checks that they agree bit for bit.
+torch's ``_single_tensor_adam``. The fast paths (``_foreach.py``: large arrays in
+cache-sized blocks, Adam's small parameters all at once) do the same operations in the same
+order; ``foreach=False`` makes ``step()`` use the plain functions, ``True`` the fast path,
+and ``None`` (the default) the fast path where it helps: on parameters of 4 MiB or more
+(16 MiB for SGD), and on Adam's small parameters; a test checks that they agree bit for bit.
 
 Examples:
     >>> import numpy as np
@@ -255,8 +254,8 @@ class SGD(Optimizer):
         weight_decay: L2 penalty lambda added to the gradient (default 0).
         nesterov: use Nesterov momentum (needs momentum > 0 and dampening 0).
         maximize: climb the objective instead of descending it.
-        foreach: None or True for the fast path, False for the plain ``sgd_update`` loop
-            (the same numbers; see the module docstring).
+        foreach: None for the fast path on parameters of 16 MiB or more (where it helps), True
+            for it everywhere, False for the plain ``sgd_update`` loop (the same numbers).
 
     Examples:
         >>> import numpy as np
@@ -325,11 +324,10 @@ class SGD(Optimizer):
         """One update of every parameter that has a gradient (see ``sgd_update``)."""
         h = self.param_groups[0]
         grads = self._grads()  # all checked before any parameter changes
-        if h["foreach"] is False:
-            for i, p, g in grads:
-                sgd_update(p.data, g, self.state, i, h)
-        else:
-            _foreach.sgd_step(grads, self.state, h, sgd_direction)
+        plain, fast = _foreach.split(grads, h["foreach"], _foreach._SGD_FAST_FROM)
+        for i, p, g in plain:
+            sgd_update(p.data, g, self.state, i, h)
+        _foreach.sgd_step(fast, self.state, h, sgd_direction)
 
 
 def sgd_direction(p: np.ndarray, g: np.ndarray, states: dict, i: int, h: dict) -> np.ndarray:
@@ -379,8 +377,9 @@ class Adam(Optimizer):
         weight_decay: L2 penalty added to the gradient (default 0; see AdamW).
         amsgrad: use the largest second moment so far (default False).
         maximize: climb the objective instead of descending it.
-        foreach: None or True for the fast path, False for the plain ``adam_update`` loop
-            (the same numbers; see the module docstring).
+        foreach: None for the fast path where it helps (on parameters of 4 MiB or more, and on
+            the small ones, updated together), True for it everywhere, False for the plain
+            ``adam_update`` loop (the same numbers).
 
     Examples:
         >>> import numpy as np
@@ -456,11 +455,10 @@ class Adam(Optimizer):
                 f"{type(self).__name__}: invalid betas {h['betas']!r}, each must be in [0, 1)"
             )
         grads = self._grads()  # all checked before any parameter changes
-        if h["foreach"] is False:
-            for i, p, g in grads:
-                adam_update(p.data, g, self.state, i, h, self._decoupled)
-        else:
-            _foreach.adam_step(self, grads, adam_prepare)
+        plain, fast = _foreach.split(grads, h["foreach"], batch_small=True)
+        for i, p, g in plain:
+            adam_update(p.data, g, self.state, i, h, self._decoupled)
+        _foreach.adam_step(self, fast, adam_prepare)
 
 
 def adam_prepare(p, g, states: dict, i: int, h: dict, decoupled: bool):
