@@ -219,3 +219,46 @@ def test_an_unexplained_difference_fails_without_a_made_up_name():
     report = check_module(Noisy(3, 2, rng=0), X, rng=0)
     assert not report.passed and report.mistakes == []
     assert "no classic mistake explains the difference" in str(report)
+
+
+class OneWrongBiasElement(Linear):
+    """db right but for one element, off by 0.5."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        dx = super().backward(grad_output, input_grad=input_grad)
+        self.bias.grad = self.bias.grad.copy()
+        self.bias.grad[1] += 0.5
+        return dx
+
+
+def test_a_failed_tensor_shows_where_it_is_most_wrong_with_both_values():
+    """The report points at the element with the largest difference and prints the learner's
+    value beside the expected one; tensors that pass, or of the wrong shape, show none."""
+    layer = OneWrongBiasElement(3, 2, dtype=np.float64, rng=0)
+    report = check_module(layer, X, reference=Linear(3, 2, dtype=np.float64, rng=0), rng=0)
+    rows = {r.name: r for r in report.rows}
+    bias = rows["bias"]
+    assert not bias.passed and bias.worst == (1,)  # where the 0.5 was added
+    assert bias.worst_got - bias.worst_expected == pytest.approx(0.5)
+    assert rows["X"].worst is None and rows["weight"].worst is None  # those pass
+    shown = (
+        f"dJ/dbias[1]: yours {bias.worst_got:.4g}, expected {bias.worst_expected:.4g} "
+        "(the largest difference)"
+    )
+    assert shown in str(report) and str(report).count("largest difference") == 1
+    assert shown in report._repr_markdown_()
+    wrong_shape = check_module(PerSampleBias(3, 2, dtype=np.float64, rng=0), X, rng=0)
+    assert "largest difference" not in str(wrong_shape)
+
+
+def test_a_nan_gradient_is_the_largest_difference():
+    class NanInputGrad(Linear):
+        def backward(self, grad_output, *, input_grad=True):
+            dx = super().backward(grad_output, input_grad=input_grad).copy()
+            dx[2, 0] = np.nan
+            return dx
+
+    report = check_module(NanInputGrad(3, 2, dtype=np.float64, rng=0), X, rng=0)
+    row = report.rows[0]
+    assert row.name == "X" and row.worst == (2, 0) and np.isnan(row.worst_got)
+    assert "dJ/dx[2, 0]: yours nan, expected" in str(report)

@@ -67,6 +67,24 @@ class TensorCheck:
     max_abs: float
     max_rel: float
     passed: bool
+    #: Where the difference is largest, and the two values there (a failed tensor of the right
+    #: shape): a learner sees which number is off and by how much.
+    worst: tuple[int, ...] | None = None
+    worst_got: float | None = None
+    worst_expected: float | None = None
+
+    def worst_text(self) -> str:
+        """``dJ/dx[0, 1]: yours 0.7311, expected 0.1966 (...)``, or ``dJ/dweight[...]`` (empty
+        when there is nothing to show)."""
+        if self.worst is None:
+            return ""
+        where = "dJ/dx" if self.name == "X" else f"dJ/d{self.name}"
+        if self.worst:  # () for a scalar
+            where += f"[{', '.join(map(str, self.worst))}]"
+        return (
+            f"{where}: yours {self.worst_got:.4g}, expected {self.worst_expected:.4g} "
+            "(the largest difference)"
+        )
 
 
 @dataclass
@@ -105,6 +123,7 @@ class ModuleReport:
                 f"{r.name:<14}{shape:<16}{r.max_abs:>13.3g}{r.max_rel:>13.3g}  "
                 f"{'ok' if r.passed else 'FAIL'}"
             )
+        lines += [f"  {r.worst_text()}" for r in self.rows if r.worst_text()]
         for m in self.mistakes:
             lines.append(f"  {m.code}: {m.hint}")
         if not self.passed and not self.mistakes:
@@ -123,7 +142,8 @@ class ModuleReport:
             lines.append(
                 f"| `{r.name}` | {r.shape} | {r.max_abs:.3g} | {r.max_rel:.3g} | {result} |"
             )
-        lines += ["", *(f"- `{m.code}` ({m.tensor}): {m.hint}" for m in self.mistakes)]
+        lines += ["", *(f"- {r.worst_text()}" for r in self.rows if r.worst_text())]
+        lines += [f"- `{m.code}` ({m.tensor}): {m.hint}" for m in self.mistakes]
         return "\n".join(lines)
 
 
@@ -299,6 +319,10 @@ def _compare(name, got, right, rtol, atol) -> tuple[TensorCheck, bool]:
     row = TensorCheck(
         name, right.shape, right.shape, float(err.max(initial=0)), float(rel.max(initial=0)), ok
     )
+    if not ok:  # NaN counts as the largest difference (np.argmax finds the first NaN)
+        worst = np.unravel_index(np.argmax(np.where(np.isnan(err), np.inf, err)), err.shape)
+        row.worst = tuple(int(i) for i in worst)
+        row.worst_got, row.worst_expected = float(got[worst]), float(right[worst])
     return row, ok
 
 
