@@ -262,3 +262,20 @@ def test_a_nan_gradient_is_the_largest_difference():
     row = report.rows[0]
     assert row.name == "X" and row.worst == (2, 0) and np.isnan(row.worst_got)
     assert "dJ/dx[2, 0]: yours nan, expected" in str(report)
+
+
+def test_the_report_table_stays_aligned_with_long_shapes():
+    class ExtraAxis(Conv2d):
+        """dW with a stray leading axis: (1, 3, 2, 3, 3) for (3, 2, 3, 3)."""
+
+        def backward(self, grad_output, *, input_grad=True):
+            dx = super().backward(grad_output, input_grad=input_grad)
+            self.weight.grad = self.weight.grad[None]
+            return dx
+
+    x = np.random.default_rng(1).standard_normal((2, 2, 4, 4))
+    report = check_module(ExtraAxis(2, 3, 3, dtype=np.float64, rng=0), x, rng=0)
+    table = str(report).splitlines()[1:5]  # the header, X, weight, bias
+    assert "(1, 3, 2, 3, 3) != (3, 2, 3, 3)" in table[2]
+    column = table[0].index("result")
+    assert [line[column:].split()[0] for line in table[1:]] == ["ok", "FAIL", "ok"]

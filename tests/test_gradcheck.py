@@ -175,3 +175,23 @@ def test_the_report_lists_every_parameter_and_x_with_its_verdict():
     assert [t.passed for t in report.tensors] == [False, False, True, True, False]
     text = str(report)
     assert text.startswith("gradcheck: FAILED") and text.count("FAIL") == 4  # 3 rows + title
+
+
+def test_the_report_table_stays_aligned_with_long_shapes_and_names():
+    """A convolution's 4-D shapes (and long names) widen their columns: every row's result
+    starts where the header's does, and no shape runs into the numbers."""
+    from handprop.layers import Conv2d, Flatten
+
+    model = Sequential(
+        Conv2d(1, 2, 3, dtype=np.float64, rng=0), Flatten(), Linear(8, 1, dtype=np.float64, rng=1)
+    )
+    x = np.random.default_rng(0).standard_normal((2, 1, 4, 4))
+    report = gradcheck(model, MSELoss(), x, np.zeros((2, 1)))
+    report.tensors[0].name = "a_rather_long_parameter_name"
+    table = str(report).splitlines()[1:]
+    column = table[0].index("result")
+    assert all(line.find("ok", column - 1) == column for line in table[1:])
+    for line in table[1:]:
+        rest = line.split(" ", 1)[1]
+        assert rest.lstrip().startswith("(")  # the name never runs into the shape
+        assert rest.split(")", 1)[1].startswith(" ")  # nor the shape into a number

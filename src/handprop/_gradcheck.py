@@ -97,14 +97,19 @@ class GradcheckReport:
         lines = [
             f"gradcheck: {'PASSED' if self.passed else 'FAILED'} (float64 central differences, "
             f"eps={self.eps:g}; |analytic - numeric| <= {self.atol:g} + {self.rtol:g} * |numeric|)",
-            f"{'tensor':<12}{'shape':<10}{'max abs err':>13}{'max rel err':>13}  result",
         ]
+        # columns as wide as their longest entry (a 4-D convolution weight's shape, say)
+        wn = max([12] + [len(t.name) + 1 for t in self.tensors])
+        ws = max([10] + [len(str(t.shape)) for t in self.tensors])
+        lines.append(
+            f"{'tensor':<{wn}}{'shape':<{ws}}{'max abs err':>13}{'max rel err':>13}  result"
+        )
         for t in self.tensors:
             note = f" ({t.one_sided} at a kink, judged one-sided)" if t.one_sided else ""
             if t.several:
                 note += f" ({t.several} crossing several kinks at once, not judged)"
             lines.append(
-                f"{t.name:<12}{t.shape!s:<10}{t.max_abs:>13.3g}{t.max_rel:>13.3g}  "
+                f"{t.name:<{wn}}{t.shape!s:<{ws}}{t.max_abs:>13.3g}{t.max_rel:>13.3g}  "
                 f"{'ok' if t.passed else 'FAIL'}{note}"
             )
         if self.kinks:

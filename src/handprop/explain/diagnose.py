@@ -113,14 +113,19 @@ class ModuleReport:
         lines = [
             f"check_module: {'PASSED' if self.passed else 'FAILED'}: {self.module} against "
             f"{self.reference}",
-            f"{'tensor':<14}{'shape':<16}{'max abs err':>13}{'max rel err':>13}  result",
         ]
-        for r in self.rows:
-            shape = (
-                str(r.shape) if r.shape == r.expected_shape else f"{r.shape} != {r.expected_shape}"
-            )
+        shapes = [
+            str(r.shape) if r.shape == r.expected_shape else f"{r.shape} != {r.expected_shape}"
+            for r in self.rows
+        ]
+        wn = max([14] + [len(r.name) + 1 for r in self.rows])  # as wide as the longest entry
+        ws = max([16] + [len(shape) for shape in shapes])
+        lines.append(
+            f"{'tensor':<{wn}}{'shape':<{ws}}{'max abs err':>13}{'max rel err':>13}  result"
+        )
+        for r, shape in zip(self.rows, shapes, strict=True):
             lines.append(
-                f"{r.name:<14}{shape:<16}{r.max_abs:>13.3g}{r.max_rel:>13.3g}  "
+                f"{r.name:<{wn}}{shape:<{ws}}{r.max_abs:>13.3g}{r.max_rel:>13.3g}  "
                 f"{'ok' if r.passed else 'FAIL'}"
             )
         lines += [f"  {r.worst_text()}" for r in self.rows if r.worst_text()]
