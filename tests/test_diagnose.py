@@ -279,3 +279,24 @@ def test_the_report_table_stays_aligned_with_long_shapes():
     assert "(1, 3, 2, 3, 3) != (3, 2, 3, 3)" in table[2]
     column = table[0].index("result")
     assert [line[column:].split()[0] for line in table[1:]] == ["ok", "FAIL", "ok"]
+
+
+def test_a_losss_kinks_are_measured_from_its_target():
+    """L1Loss has its kink where the input equals the target: a backward that takes -1 there
+    (not torch's sign(0) = 0) is a valid one-sided slope for finite differences, and a
+    kink-choice against handprop's L1Loss."""
+    from handprop.exercises import _AsModule
+    from handprop.losses import L1Loss
+
+    class LeftSlopeL1(L1Loss):
+        def backward(self, grad_output=1.0):
+            p, t = self._input, self._target
+            return grad_output * np.where(p > t, 1.0, -1.0) / p.size
+
+    t = np.array([[0.5, -1.0, 2.0], [0.0, 1.5, -0.5]])
+    x = t + np.array([[0.0, 0.3, -0.2], [0.0, -0.1, 0.4]])  # two elements on the kink
+    mine = _AsModule(LeftSlopeL1(), t)
+    assert check_module(mine, x, rng=0).passed
+    report = check_module(mine, x, reference=_AsModule(L1Loss(), t), rng=0)
+    assert [(m.tensor, m.code) for m in report.mistakes] == [("X", "kink-choice")]
+    assert "at the kink x = target (e.g. element (0, 0))" in str(report)

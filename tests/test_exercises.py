@@ -11,7 +11,8 @@ from handprop import layers, losses
 from handprop.cli import main
 from handprop.exercises import EXERCISES, grade
 
-# What a learner writes in place of each starting file's `raise NotImplementedError(...)`.
+# What a learner writes in place of each starting file's `raise NotImplementedError(...)`
+# (with the starting file's own imports: np, math).
 SOLUTIONS = {
     "linear": """
         self.weight.accumulate_grad(g.T @ self.x)
@@ -61,6 +62,46 @@ SOLUTIONS = {
         np.put_along_axis(chosen, first[..., None], grad_output[..., None], axis=-1)
         chosen = chosen.reshape(n, c, h // 2, w // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5)
         return chosen.reshape(n, c, h, w)""",
+    "leaky_relu": """
+        return grad_output * np.where(self.x > 0, 1.0, self.negative_slope)""",
+    "gelu": """
+        phi = np.exp(-self.x * self.x / 2) / math.sqrt(2 * math.pi)
+        return grad_output * (self.Phi + self.x * phi)""",
+    "log_softmax": """
+        return g - np.exp(self.y) * g.sum(axis=self.dim, keepdims=True)""",
+    "layernorm": """
+        self.weight.accumulate_grad((g * self.x_hat).sum(axis=0))
+        self.bias.accumulate_grad(g.sum(axis=0))
+        g_hat, n = g * self.weight.data, g.shape[-1]
+        sum_g = g_hat.sum(axis=-1, keepdims=True)
+        sum_gx = (g_hat * self.x_hat).sum(axis=-1, keepdims=True)
+        return self.inv_std / n * (n * g_hat - sum_g - self.x_hat * sum_gx)""",
+    "batchnorm2d": """
+        self.weight.accumulate_grad((g * self.x_hat).sum(axis=AXES))
+        self.bias.accumulate_grad(g.sum(axis=AXES))
+        g_hat = g * self.weight.data.reshape(1, -1, 1, 1)
+        m = g.size // g.shape[1]
+        sum_g = g_hat.sum(axis=AXES, keepdims=True)
+        sum_gx = (g_hat * self.x_hat).sum(axis=AXES, keepdims=True)
+        return self.inv_std / m * (m * g_hat - sum_g - self.x_hat * sum_gx)""",
+    "avgpool2d": """
+        return grad_output.repeat(2, axis=2).repeat(2, axis=3) / 4""",
+    "flatten": """
+        return grad_output.reshape(self.shape)""",
+    "mse": """
+        return grad * 2 * (self.p - self.t) / self.p.size""",
+    "l1": """
+        return grad * np.sign(self.p - self.t) / self.p.size""",
+    "huber": """
+        d = self.d
+        return grad * np.where(np.abs(d) < self.delta, d, self.delta * np.sign(d)) / d.size""",
+    "bce_with_logits": """
+        p = 1 / (1 + np.exp(-self.z))
+        return grad * (p - self.t) / self.z.size""",
+    "nll": """
+        d = np.zeros(self.shape)
+        d[np.arange(len(self.t)), self.t] = -1 / len(self.t)
+        return grad * d""",
 }
 RAISE = '        raise NotImplementedError("write the backward: follow the steps above")'
 
@@ -77,6 +118,14 @@ def solved(tmp_path, name, body):
 
 def test_every_exercise_has_a_written_solution_here():
     assert set(SOLUTIONS) == set(EXERCISES)
+
+
+def test_every_layer_and_loss_has_an_exercise():
+    """A new layer or loss gets its exercise the day it lands (Identity aside: its backward
+    returns its input)."""
+    classes = {name for name in layers.__all__ if name[0].isupper()} | set(losses.__all__)
+    taught = {exercise.class_name for exercise in EXERCISES.values()}
+    assert classes - taught == {"Identity"}
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
@@ -131,8 +180,40 @@ def test_handprops_own_classes_pass_every_exercise(name):
             "\n        p, t = self.p, self.t\n        return grad * (-t / p + (1 - t) / (1 - p))",
             "scaled",
         ),
+        ("mse", "\n        return grad * (self.p - self.t) / self.p.size", "scaled"),
+        ("avgpool2d", "\n        return grad_output.repeat(2, axis=2).repeat(2, axis=3)", "scaled"),
+        (
+            "l1",
+            "\n        return grad * np.where(self.p > self.t, 1.0, -1.0) / self.p.size",
+            "kink-choice",
+        ),
+        (
+            "leaky_relu",
+            "\n        return grad_output * np.where(self.x >= 0, 1.0, self.negative_slope)",
+            "kink-choice",
+        ),
+        (
+            "nll",
+            """
+        d = np.zeros(self.shape)
+        d[np.arange(len(self.t)), self.t] = 1 / len(self.t)
+        return grad * d""",
+            "sign",
+        ),
     ],
-    ids=["bias-per-sample", "transposed-weight", "relu-ge", "sign", "softmax-diag", "bce-sum"],
+    ids=[
+        "bias-per-sample",
+        "transposed-weight",
+        "relu-ge",
+        "sign",
+        "softmax-diag",
+        "bce-sum",
+        "mse-no-2",
+        "avgpool-sum",
+        "l1-sign-at-0",
+        "leaky-ge",
+        "nll-sign",
+    ],
 )
 def test_a_broken_backward_fails_with_the_mistake_named(tmp_path, capsys, name, body, code):
     path = solved(tmp_path, name, body)
@@ -150,7 +231,7 @@ def test_list_start_and_bad_input(tmp_path, capsys):
     assert main(["exercise", "start", "linear", str(tmp_path)]) == 2  # never overwrites
     assert "exists already" in capsys.readouterr().err
     assert main(["exercise", "start", "lstm", str(tmp_path)]) == 2
-    assert "no exercise 'lstm'; there are: batchnorm1d" in capsys.readouterr().err
+    assert "no exercise 'lstm'; there are: avgpool2d, batchnorm1d" in capsys.readouterr().err
     assert main(["exercise", "check", "linear", str(tmp_path / "missing.py")]) == 2
     (tmp_path / "empty.py").write_text("x = 1\n")
     assert main(["exercise", "check", "linear", str(tmp_path / "empty.py")]) == 2

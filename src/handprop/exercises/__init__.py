@@ -11,7 +11,7 @@ status 0 only when every case passes.
 Examples:
     >>> from handprop.exercises import EXERCISES, grade
     >>> sorted(EXERCISES)[:3]
-    ['batchnorm1d', 'bce', 'conv2d']
+    ['avgpool2d', 'batchnorm1d', 'batchnorm2d']
     >>> from handprop.layers import Linear     # handprop's own Linear passes its exercise
     >>> all(result.passed for result in grade("linear", Linear))
     True
@@ -23,7 +23,7 @@ import copy
 import importlib.util
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,12 @@ class Case:
     x: np.ndarray
     target: Any = None
     note: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)  # keyword arguments (HuberLoss's delta)
+
+    def call(self, class_name: str) -> str:
+        """The constructor call as written: ``Linear(3, 2)``, ``HuberLoss(delta=0.5)``."""
+        words = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{class_name}({', '.join(words)})"
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,24 @@ EXERCISES: dict[str, Exercise] = {
         lambda: [Case((), _rng(4).standard_normal((3, 4)))],
         layers.Tanh,
     ),
+    "leaky_relu": Exercise(
+        "LeakyReLU",
+        "x or negative_slope * x, and torch's slope at the kink x = 0",
+        lambda: [
+            Case((0.01,), _kinked((3, 4)), note="zeros on purpose: the kink"),
+            Case((0.2,), _rng(18).standard_normal((2, 5))),
+        ],
+        layers.LeakyReLU,
+    ),
+    "gelu": Exercise(
+        "GELU",
+        "x * Phi(x): the product rule, with the normal density",
+        lambda: [
+            Case((), _rng(19).standard_normal((3, 4)) * 2),
+            Case((), np.array([[-6.0, -1.0, 0.0, 1.0, 6.0]]), note="far in the tails too"),
+        ],
+        layers.GELU,
+    ),
     "softmax": Exercise(
         "Softmax",
         "softmax over a row: the full Jacobian, not its diagonal",
@@ -115,6 +139,15 @@ EXERCISES: dict[str, Exercise] = {
             Case((0,), _rng(6).standard_normal((4, 2)), note="dim=0: over the columns"),
         ],
         layers.Softmax,
+    ),
+    "log_softmax": Exercise(
+        "LogSoftmax",
+        "log-softmax over a row: g minus the softmax times the row sum of g",
+        lambda: [
+            Case((1,), _rng(20).standard_normal((3, 4))),
+            Case((0,), _rng(21).standard_normal((4, 2)) * 10, note="dim=0, large logits"),
+        ],
+        layers.LogSoftmax,
     ),
     "bce": Exercise(
         "BCELoss",
@@ -136,6 +169,56 @@ EXERCISES: dict[str, Exercise] = {
         losses.CrossEntropyLoss,
         is_loss=True,
     ),
+    "bce_with_logits": Exercise(
+        "BCEWithLogitsLoss",
+        "binary cross-entropy on logits: sigmoid(z) - t, averaged",
+        lambda: [
+            Case((), _rng(22).standard_normal((4, 1)) * 3, _rng(22).integers(0, 2, (4, 1)) * 1.0),
+            Case((), np.array([[-30.0, 0.0, 30.0]]), np.array([[1.0, 0.0, 1.0]]), note="saturated"),
+        ],
+        losses.BCEWithLogitsLoss,
+        is_loss=True,
+    ),
+    "nll": Exercise(
+        "NLLLoss",
+        "negative log-likelihood of log-probabilities: -1/N at each row's class",
+        lambda: [
+            Case((), layers.log_softmax(_rng(23).standard_normal((4, 3))), np.array([2, 0, 0, 1])),
+            Case((), layers.log_softmax(_rng(24).standard_normal((1, 5))), np.array([3])),
+        ],
+        losses.NLLLoss,
+        is_loss=True,
+    ),
+    "mse": Exercise(
+        "MSELoss",
+        "mean squared error: 2 (p - t), averaged",
+        lambda: [
+            Case((), _rng(25).standard_normal((4, 1)), _rng(26).standard_normal((4, 1))),
+            Case((), _rng(27).standard_normal((3, 2)), _rng(28).standard_normal((3, 2))),
+        ],
+        losses.MSELoss,
+        is_loss=True,
+    ),
+    "l1": Exercise(
+        "L1Loss",
+        "mean absolute error: the sign of p - t, and torch's 0 at the kink p = t",
+        lambda: [
+            Case((), _kinked((3, 4)), _kinked((3, 4))[::-1].copy(), note="p == t on purpose"),
+            Case((), _rng(29).standard_normal((2, 3)), _rng(30).standard_normal((2, 3))),
+        ],
+        losses.L1Loss,
+        is_loss=True,
+    ),
+    "huber": Exercise(
+        "HuberLoss",
+        "the error near the target, clipped to +-delta far from it",
+        lambda: [
+            Case((), _rng(31).standard_normal((3, 4)) * 2, np.zeros((3, 4))),
+            Case((), _rng(32).standard_normal((2, 5)), np.zeros((2, 5)), kwargs={"delta": 0.5}),
+        ],
+        losses.HuberLoss,
+        is_loss=True,
+    ),
     "dropout": Exercise(
         "Dropout",
         "inverted dropout in training: the forward's mask, scaled",
@@ -154,6 +237,24 @@ EXERCISES: dict[str, Exercise] = {
         ],
         lambda n: layers.BatchNorm1d(n, dtype=np.float64),
     ),
+    "layernorm": Exercise(
+        "LayerNorm",
+        "layer normalisation over each row: batch normalisation's terms, per row",
+        lambda: [
+            Case((3,), _rng(33).standard_normal((5, 3)) * 2 + 1),
+            Case((6,), _rng(34).standard_normal((2, 6)), note="rows longer than the batch"),
+        ],
+        lambda n: layers.LayerNorm(n, dtype=np.float64),
+    ),
+    "batchnorm2d": Exercise(
+        "BatchNorm2d",
+        "batch normalisation of images, per channel over N, H and W",
+        lambda: [
+            Case((2,), _rng(35).standard_normal((3, 2, 2, 3)) * 2 + 1),
+            Case((1,), _rng(36).standard_normal((1, 1, 3, 3)), note="one image"),
+        ],
+        lambda n: layers.BatchNorm2d(n, dtype=np.float64),
+    ),
     "conv2d": Exercise(
         "Conv2d",
         "a 2-D convolution (stride 1, no padding): dJ/dW, dJ/db, dJ/dx",
@@ -171,6 +272,24 @@ EXERCISES: dict[str, Exercise] = {
             Case((2,), _rng(17).standard_normal((2, 1, 2, 6))),
         ],
         layers.MaxPool2d,
+    ),
+    "avgpool2d": Exercise(
+        "AvgPool2d",
+        "2x2 average pooling: a quarter of the gradient to each input",
+        lambda: [
+            Case((2,), _rng(37).standard_normal((1, 2, 4, 4))),
+            Case((2,), _rng(38).standard_normal((2, 1, 2, 6))),
+        ],
+        layers.AvgPool2d,
+    ),
+    "flatten": Exercise(
+        "Flatten",
+        "(N, C, H, W) to (N, C * H * W): the gradient takes the input's shape back",
+        lambda: [
+            Case((), _rng(39).standard_normal((2, 3, 2, 2))),
+            Case((), _rng(40).standard_normal((1, 4, 1, 3)), note="one image"),
+        ],
+        layers.Flatten,
     ),
 }
 
@@ -221,8 +340,8 @@ def grade(name: str, cls: type) -> list[CaseResult]:
     exercise = _exercise(name)
     results = []
     for number, case in enumerate(exercise.cases()):
-        reference = exercise.reference(*case.args)
-        mine = cls(*case.args)
+        reference = exercise.reference(*case.args, **case.kwargs)
+        mine = cls(*case.args, **case.kwargs)
         _same_parameters(mine, reference, seed=number)
         if exercise.is_loss:
             mine, reference = _AsModule(mine, case.target), _AsModule(reference, case.target)
@@ -262,11 +381,17 @@ def _same_parameters(mine: Any, reference: Any, seed: int) -> None:
 
 
 class _AsModule(Module):
-    """A loss seen as a module of its input, for a fixed target: y = loss(x, target)."""
+    """A loss seen as a module of its input, for a fixed target: y = loss(x, target).
+
+    A loss's ``kinks_at`` are values of ``x - target`` (L1Loss: 0, where x equals the
+    target), so ``kink_origin`` tells check_module to measure them from the target."""
 
     def __init__(self, loss: Any, target: Any) -> None:
         super().__init__()
         self.loss, self.target = loss, target
+        self.kinks_at = tuple(getattr(loss, "kinks_at", ()))
+        if self.kinks_at:  # (an integer target holds class indices: no kinks there)
+            self.kink_origin = np.asarray(target, dtype=np.float64)
 
     def forward(self, x):
         return np.asarray(self.loss(x, self.target), dtype=np.float64)
@@ -285,9 +410,7 @@ def report_text(name: str, results: list[CaseResult]) -> str:
     for number, result in enumerate(results, start=1):
         case = result.case
         shape = "x" + str(tuple(case.x.shape))
-        arguments = (
-            f"{exercise.class_name}{case.args if len(case.args) != 1 else f'({case.args[0]})'}"
-        )
+        arguments = case.call(exercise.class_name)
         status = "passed" if result.passed else "FAILED"
         note = f"; {case.note}" if case.note else ""
         lines.append(f"case {number}: {arguments} on {shape}{note}: {status}")

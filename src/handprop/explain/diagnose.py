@@ -278,7 +278,7 @@ def _finite_differences(module, x, g) -> dict[str, _Numeric]:
     def branch() -> Any:
         """Which side of each kink the input is on."""
         kinks = tuple(getattr(net, "kinks_at", ()))
-        sides = [x64 > k for k in kinks]
+        sides = [x64 - getattr(net, "kink_origin", 0) > k for k in kinks]
         if hasattr(net, "branches"):
             sides.append(net.branches(x64))
         return sides
@@ -472,18 +472,23 @@ def _jacobian_diagonal(module, x) -> np.ndarray | None:
 
 
 def _kink_mistakes(what, got, right, rtol, atol, c):
-    """Right everywhere except where the input sits exactly on one of the module's kinks."""
-    kinks = tuple(getattr(c.module, "kinks_at", ()) or getattr(c.reference, "kinks_at", ()))
+    """Right everywhere except where the input sits exactly on one of the module's kinks
+    (measured from ``kink_origin``, a loss's target, where a module has one)."""
+    owner = c.module if getattr(c.module, "kinks_at", ()) else c.reference
+    kinks = tuple(getattr(owner, "kinks_at", ()))
     if what != "dJ/dx" or not kinks or got.shape != c.x.shape:
         return None
-    at_kink = np.isin(c.x, kinks)
+    origin = getattr(owner, "kink_origin", None)
+    at_kink = np.isin(c.x if origin is None else c.x - origin, kinks)
     wrong = np.abs(got - right) > atol + rtol * np.abs(right)
     if wrong.any() and not (wrong & ~at_kink).any():
         where = tuple(int(i) for i in np.argwhere(wrong)[0])
+        g = np.broadcast_to(c.g, got.shape)[where]  # (a loss's g is one number)
+        place = f"x = {c.x[where]:g}" if origin is None else "x = target"
         return "kink-choice", (
-            f"{what}: right everywhere but at the kink x = {c.x[where]:g} (e.g. element "
-            f"{where}): there the derivative does not exist, and the reference takes "
-            f"{right[where] / c.g[where]:g} where yours takes {got[where] / c.g[where]:g} "
-            "(torch's ReLU compares x > 0, not x >= 0)"
+            f"{what}: right everywhere but at the kink {place} (e.g. element {where}): there "
+            f"the derivative does not exist, and the reference takes {right[where] / g:g} "
+            f"where yours takes {got[where] / g:g} (torch's choice: ReLU's mask is x > 0, "
+            "not x >= 0; the sign of 0 is 0)"
         )
     return None
