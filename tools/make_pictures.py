@@ -504,6 +504,201 @@ def network_figure(t, sample: int = 0) -> str:
     return "\n".join([head, *parts, "</svg>"]) + "\n"
 
 
+# --- number grids: convolution and pooling -----------------------------------------------------
+
+HIGHLIGHT = ("#fff0b3", "#d9e8ff", "#ffd9d2")  # yellow, blue, red fills for marked cells
+
+
+def number_grid(values, x0, y0, *, title, marks=None, windows=None, cell=34):
+    """A matrix of numbers as cells; ``marks`` maps (row, column) to a fill colour, and
+    ``windows=k`` outlines k x k blocks (pooling windows). Returns the SVG parts and the
+    grid's width and height (title above it)."""
+    values = np.asarray(values)
+    rows, columns = values.shape
+    parts = [_tag("text", title, x=x0 + columns * cell / 2, y=y0 - 8, text_anchor="middle")]
+    for (r, c), value in np.ndenumerate(values):
+        fill = (marks or {}).get((r, c), "white")
+        parts.append(
+            _tag(
+                "rect",
+                x=x0 + c * cell,
+                y=y0 + r * cell,
+                width=cell,
+                height=cell,
+                fill=fill,
+                stroke="#999",
+            )
+        )
+        text = f"{value:g}" if float(value).is_integer() else f"{value:.2f}"
+        parts.append(
+            _tag(
+                "text",
+                text,
+                x=x0 + (c + 0.5) * cell,
+                y=y0 + (r + 0.5) * cell + 4,
+                text_anchor="middle",
+            )
+        )
+    for r, c in np.ndindex(rows // (windows or rows), columns // (windows or columns)):
+        if windows:
+            size = windows * cell
+            parts.append(
+                _tag(
+                    "rect",
+                    x=x0 + c * size,
+                    y=y0 + r * size,
+                    width=size,
+                    height=size,
+                    fill="none",
+                    stroke="#333",
+                    stroke_width=2,
+                )
+            )
+    return parts, columns * cell, rows * cell
+
+
+def _grids_svg(title: str, rows, caption_lines, *, gap=34, top=50) -> str:
+    """Rows of (label between grids, grid arguments) laid out left to right, captions below."""
+    parts, y, width = [], top, 0
+    for row in rows:
+        x, tallest = 16, 0
+        for item in row:
+            if isinstance(item, str):  # an operator or arrow between grids
+                parts.append(
+                    _tag("text", item, x=x + gap / 2, y=y + 44, text_anchor="middle", font_size=24)
+                )
+                x += gap
+                continue
+            values, kwargs = item
+            grid_parts, w, h = number_grid(values, x, y, **kwargs)
+            parts += grid_parts
+            x, tallest = x + w, max(tallest, h)
+        width, y = max(width, x + 16), y + tallest + 56
+    for line in caption_lines:
+        parts.append(_tag("text", line, x=16, y=y - 20))
+        y += 18
+    # (text is about 6.5 px a character at 12 px; the title at 14 px, bold, about 8)
+    width = max(width, 16 + 8 * len(title), 32 + 6.5 * max(map(len, caption_lines)))
+    width = math.ceil(width)
+    height = y - 4
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" {FONT} font-size="12">\n<title>{escape(title)}</title>\n'
+        f'<rect width="{width}" height="{height}" fill="white"/>\n'
+        + _tag("text", title, x=16, y=22, font_weight="bold", font_size=14)
+    )
+    return "\n".join([head, *parts, "</svg>"]) + "\n"
+
+
+def conv2d_figure() -> str:
+    """A 3x3 convolution of a 5x5 image, forward and backward, with handprop's Conv2d: one
+    output and the window it reads; dJ/dW; dJ/dx, where overlapping windows add up."""
+    from handprop.layers import Conv2d
+
+    conv = Conv2d(1, 1, 3, bias=False, dtype=np.float64)
+    conv.weight.data[0, 0] = [[1, 0, -1], [2, 0, -2], [1, 0, -1]]
+    x = np.array([[0, 0, 1, 2, 2]] * 5, dtype=np.float64)  # a vertical edge
+    g = np.array([[1, 0, -1], [0, 2, 0], [1, 0, 1]], dtype=np.float64)
+    y = conv(x[None, None])[0, 0]
+    dx = conv.backward(g[None, None])[0, 0]
+    dw = conv.weight.grad[0, 0]
+    w = conv.weight.data[0, 0]
+    # what the captions say, checked on handprop's numbers
+    assert y[0, 1] == np.sum(x[0:3, 1:4] * w) and dx[0, 0] == g[0, 0] * w[0, 0]
+    assert dx[2, 2] == sum(g[i, j] * w[2 - i, 2 - j] for i, j in np.ndindex(3, 3))
+    assert np.array_equal(dw, sum(g[i, j] * x[i : i + 3, j : j + 3] for i, j in np.ndindex(3, 3)))
+    yellow, blue, red = HIGHLIGHT
+    window = {(r, c): yellow for r in range(3) for c in range(1, 4)}
+    return _grids_svg(
+        "Conv2d(1, 1, kernel_size=3): forward and backward, computed by handprop",
+        [
+            [
+                (x, {"title": "x (5 x 5)", "marks": window}),
+                "\u2217",  # the asterisk operator
+                (
+                    conv.weight.data[0, 0],
+                    {"title": "W (3 x 3)", "marks": dict.fromkeys(np.ndindex(3, 3), yellow)},
+                ),
+                "=",
+                (y, {"title": "y (3 x 3)", "marks": {(0, 1): yellow}}),
+            ],
+            [
+                (g, {"title": "g = dJ/dy", "marks": {(0, 0): blue}}),
+                "→",
+                (dw, {"title": "dJ/dW", "marks": {}}),
+                "",
+                (dx, {"title": "dJ/dx", "marks": {(2, 2): red, (0, 0): blue}}),
+            ],
+        ],
+        [
+            f"Forward: y[0, 1] = {y[0, 1]:g} is the yellow window of x times W, summed "
+            "(cross-correlation, as torch: the kernel is not flipped).",
+            "dJ/dW = sum over the 9 windows of g[i, j] times window (i, j): each weight met "
+            "one input in every window.",
+            f"dJ/dx: x[0, 0] is in one window only (dJ/dx = g[0, 0] W[0, 0] = {dx[0, 0]:g}); "
+            f"x[2, 2] is in all 9, and its {dx[2, 2]:g} is",
+            "the sum of g[i, j] times the weight x[2, 2] met in window (i, j): overlapping "
+            "windows add up (col2im).",
+        ],
+    )
+
+
+def pooling_figure() -> str:
+    """2x2 max and average pooling of a 4x4 input with handprop's layers: where each window's
+    gradient goes (max: to the first maximum, ties included; average: a quarter to each)."""
+    from handprop.layers import AvgPool2d, MaxPool2d
+
+    x = np.array([[1, 3, 2, 0], [5, 2, 1, 4], [0, 6, 3, 3], [2, 1, 3, 1]], dtype=np.float64)
+    g = np.array([[1, 2], [3, 4]], dtype=np.float64)
+    maxpool, avgpool = MaxPool2d(2), AvgPool2d(2)
+    y_max = maxpool(x[None, None])[0, 0]
+    dx_max = maxpool.backward(g[None, None])[0, 0]
+    y_avg = avgpool(x[None, None])[0, 0]
+    dx_avg = avgpool.backward(g[None, None])[0, 0]
+    yellow, blue, red = HIGHLIGHT
+    chosen = {tuple(int(i) for i in rc): yellow for rc in np.argwhere(dx_max != 0)}
+    assert (2, 2) in chosen and dx_max[2, 2] == g[1, 1]  # the first of the tied 3s, all of g
+    assert np.array_equal(dx_avg, np.kron(g, np.ones((2, 2))) / 4)
+    tie = {(2, 2): red, (2, 3): red, (3, 2): red}
+    return _grids_svg(
+        "MaxPool2d(2) and AvgPool2d(2): forward and backward, computed by handprop",
+        [
+            [
+                (
+                    x,
+                    {
+                        "title": "x (4 x 4)",
+                        "marks": {**chosen, **tie, (2, 2): yellow},
+                        "windows": 2,
+                    },
+                ),
+                "→",
+                (y_max, {"title": "max pool y"}),
+                "",
+                (g, {"title": "g = dJ/dy", "marks": dict.fromkeys(np.ndindex(2, 2), blue)}),
+                "→",
+                (dx_max, {"title": "max pool dJ/dx", "marks": chosen, "windows": 2}),
+            ],
+            [
+                (x, {"title": "x (4 x 4)", "windows": 2}),
+                "→",
+                (y_avg, {"title": "average pool y"}),
+                "",
+                (g, {"title": "g = dJ/dy", "marks": dict.fromkeys(np.ndindex(2, 2), blue)}),
+                "→",
+                (dx_avg, {"title": "average pool dJ/dx", "windows": 2}),
+            ],
+        ],
+        [
+            "Max pooling: each window's gradient goes to the input it chose (yellow), all of it; "
+            "the others get 0.",
+            "The bottom-right window holds three 3s (a tie, red): as torch, handprop chooses the "
+            "first in row-major order.",
+            "Average pooling: every input of a window gets a quarter of the window's gradient.",
+        ],
+    )
+
+
 def _fmt(value) -> str:
     """4 significant digits, as the derivation prints them."""
     from handprop.explain.derivation import fmt
@@ -542,6 +737,8 @@ def pictures() -> dict[str, str]:
         "train_cnn.svg": cnn_figure(),
         "init_tanh.svg": init_figure("tanh"),
         "init_relu.svg": init_figure("relu"),
+        "conv2d.svg": conv2d_figure(),
+        "pooling.svg": pooling_figure(),
     }
 
 
