@@ -213,13 +213,7 @@ def activation_figure(name: str, module, *, note: str = "") -> str:
     x = np.linspace(-4.0, 4.0, 401)  # x = 0 is on the grid: the kink is evaluated exactly
     y = module(x)
     slope = module.backward(np.ones_like(x))
-    lines = np.array(slope, dtype=float)
-    jumps = np.flatnonzero(np.abs(np.diff(lines)) > 0.2)
-    dots = []
-    for j in jumps:
-        kink = j if x[j] == 0 else j + 1  # the grid point at the kink keeps its value as a dot
-        dots.append((1, float(x[kink]), float(lines[kink])))
-        lines[kink] = np.nan
+    lines, dots = _broken_at_kinks(x, slope, module.kinks_at)
     low = min(float(np.min(y)), float(np.min(slope)), 0.0)
     high = max(float(np.max(y)), float(np.max(slope)), 1.0)
     pad = 0.08 * (high - low)
@@ -235,6 +229,98 @@ def activation_figure(name: str, module, *, note: str = "") -> str:
         height=280,
     )
     return figure([(body, size)], f"{name}(x) and its derivative, computed by handprop")
+
+
+def _broken_at_kinks(x, slope, kinks):
+    """The derivative as a line that breaks at each kink (a grid point of ``x``) where it
+    jumps, and a dot (on series 1) at the value handprop gives at the kink itself."""
+    lines = np.array(slope, dtype=float)
+    dots = []
+    for kink in kinks:
+        j = int(np.flatnonzero(x == kink)[0])
+        if abs(lines[j + 1] - lines[j - 1]) > 0.2:
+            dots.append((1, float(x[j]), float(lines[j])))
+            lines[j] = np.nan
+    return lines, dots
+
+
+def loss_figure(name: str, loss, x, inputs, target, *, xlabel: str, ylim, column=None) -> str:
+    """One element's loss L against the input, and dL/d(input) from ``loss.backward`` (with
+    ``reduction="none"`` and an upstream gradient of ones: one element's derivative each)."""
+    losses = loss(inputs, target)
+    grad = loss.backward(np.ones_like(losses))
+    slope = grad if column is None else grad[:, column]
+    lines, dots = _broken_at_kinks(x, slope, loss.kinks_at)  # (the target is 0)
+    body, size = chart(
+        [("L, one element's loss", x, losses), ("dL/d(input), from backward", x, lines)],
+        title=f"{name}: the loss and its gradient",
+        xlabel=xlabel,
+        ylabel="",
+        xlim=(float(x[0]), float(x[-1])),
+        ylim=ylim,
+        dots=dots,
+        width=420,
+        height=280,
+    )
+    return figure([(body, size)], f"{name} and its gradient, computed by handprop")
+
+
+def loss_figures() -> dict[str, str]:
+    """Each loss's picture (NLLLoss, a straight line -x[t], has none)."""
+    from handprop.losses import (
+        BCELoss,
+        BCEWithLogitsLoss,
+        CrossEntropyLoss,
+        HuberLoss,
+        L1Loss,
+        MSELoss,
+    )
+
+    x = np.linspace(-3.0, 3.0, 301)  # x = 0 on the grid: L1's kink is evaluated exactly
+    error = "the input x, for the target 0"
+    p = np.linspace(0.1, 0.98, 221)
+    z = np.linspace(-6.0, 6.0, 241)
+    logits = np.stack([z, np.zeros_like(z)], axis=1)
+    none = {"reduction": "none"}
+    return {
+        "mse.svg": loss_figure(
+            "MSELoss", MSELoss(**none), x, x, 0 * x, xlabel=error, ylim=(-6.5, 9.5)
+        ),
+        "l1.svg": loss_figure(
+            "L1Loss", L1Loss(**none), x, x, 0 * x, xlabel=error, ylim=(-1.5, 3.5)
+        ),
+        "huber.svg": loss_figure(
+            "HuberLoss (delta 1)", HuberLoss(**none), x, x, 0 * x, xlabel=error, ylim=(-1.5, 3.5)
+        ),
+        "bce.svg": loss_figure(
+            "BCELoss",
+            BCELoss(**none),
+            p,
+            p,
+            np.ones_like(p),
+            xlabel="the probability p, for the target 1",
+            ylim=(-10.5, 5.0),
+        ),
+        "bce_with_logits.svg": loss_figure(
+            "BCEWithLogitsLoss",
+            BCEWithLogitsLoss(**none),
+            z,
+            z,
+            np.ones_like(z),
+            xlabel="the logit z, for the target 1",
+            ylim=(-1.5, 6.5),
+        ),
+        "cross_entropy.svg": loss_figure(
+            "CrossEntropyLoss",
+            CrossEntropyLoss(**none),
+            z,
+            logits,
+            np.zeros(len(z), int),
+            xlabel="the first logit x of (x, 0), for the class 0",
+            ylim=(-1.5, 6.5),
+            column=0,
+        ),
+    }
 
 
 def softmax_figure(log: bool = False) -> str:
@@ -737,6 +823,7 @@ def pictures() -> dict[str, str]:
         "train_cnn.svg": cnn_figure(),
         "init_tanh.svg": init_figure("tanh"),
         "init_relu.svg": init_figure("relu"),
+        **loss_figures(),
         "conv2d.svg": conv2d_figure(),
         "pooling.svg": pooling_figure(),
     }
