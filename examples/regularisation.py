@@ -14,6 +14,7 @@ twin: the same weights, batches and dropout masks), and the loss curves are comp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 import numpy as np
@@ -70,23 +71,38 @@ def train(variant: str, epochs: int, lr: float = 1e-3, seed: int = 0, with_torch
     loss_fn, optimizer = CrossEntropyLoss(), Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     history = {"loss": [], "train": [], "test": [], "torch_loss": [], "torch_test": []}
-    for _ in range(epochs):
-        total, t_total = 0.0, 0.0
-        for X_batch, y_batch in batches(X, y, 50, rng=rng):
-            optimizer.zero_grad()
-            cost = loss_fn(model(X_batch), y_batch)
-            model.backward(loss_fn.backward())
-            optimizer.step()
-            total += cost * len(X_batch)
+    with _one_torch_thread() if with_torch else contextlib.nullcontext():
+        for _ in range(epochs):
+            total, t_total = 0.0, 0.0
+            for X_batch, y_batch in batches(X, y, 50, rng=rng):
+                optimizer.zero_grad()
+                cost = loss_fn(model(X_batch), y_batch)
+                model.backward(loss_fn.backward())
+                optimizer.step()
+                total += cost * len(X_batch)
+                if twin is not None:
+                    t_total += twin.step(X_batch, y_batch) * len(X_batch)
+            history["loss"].append(total / len(X))
+            history["train"].append(accuracy(model, X, y))
+            history["test"].append(accuracy(model, X_test, y_test))
             if twin is not None:
-                t_total += twin.step(X_batch, y_batch) * len(X_batch)
-        history["loss"].append(total / len(X))
-        history["train"].append(accuracy(model, X, y))
-        history["test"].append(accuracy(model, X_test, y_test))
-        if twin is not None:
-            history["torch_loss"].append(t_total / len(X))
-            history["torch_test"].append(twin.accuracy(X_test, y_test))
+                history["torch_loss"].append(t_total / len(X))
+                history["torch_test"].append(twin.accuracy(X_test, y_test))
     return history
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """torch on one thread while the twin trains (matrices of 50 x 100: starting threads costs
+    more than it saves), and the caller's own setting back afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class _TorchTwin:
@@ -99,7 +115,6 @@ class _TorchTwin:
         from handprop.interop import same_mask_dropout, to_torch
 
         self.torch = torch
-        torch.set_num_threads(1)  # matrices of 50 x 100: starting threads costs more than it saves
         modules = []
         for module in model:
             twin = same_mask_dropout(module) if isinstance(module, Dropout) else to_torch(module)

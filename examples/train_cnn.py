@@ -132,7 +132,6 @@ class _TorchTwin:
         from handprop.interop import to_torch
 
         self.torch = torch
-        torch.set_num_threads(1)  # small batches: threads cost more than they save
         self.model = to_torch(model)
         self.loss = torch.nn.CrossEntropyLoss()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)

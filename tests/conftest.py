@@ -4,12 +4,18 @@
   (the same examples every run), no deadline (no timing in tests), a fixed example count.
 - Under ``CI`` (or with ``HANDPROP_REQUIRE_TORCH=1``) any skipped test fails the run: the torch
   parity suite must really run there, never be skipped because torch is missing.
+- A test must leave process-wide settings as it found them (``_no_leaked_settings``): torch's
+  thread count decides the order of its float32 sums, so one test (or an example it runs)
+  that changes it changes the rounding every later parity test compares against.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -41,6 +47,26 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+def _settings() -> dict:
+    """The process-wide settings a test could change and forget: NumPy's error handling, and
+    torch's thread counts once torch is imported."""
+    found = {"np.geterr()": np.geterr()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        found["torch.get_num_threads()"] = torch.get_num_threads()
+        found["torch.get_num_interop_threads()"] = torch.get_num_interop_threads()
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_settings():
+    before = _settings()
+    yield
+    after = _settings()
+    changed = {k: (v, after[k]) for k, v in before.items() if after[k] != v}
+    assert not changed, f"the test changed process-wide settings and left them so: {changed}"
+
+
 def _have_torch() -> bool:
     try:
         import torch  # noqa: F401
@@ -54,8 +80,6 @@ def pytest_collection_modifyitems(config, items):
     other test in the same file still runs."""
     if _have_torch():
         return
-    import pytest
-
     skip = pytest.mark.skip(reason="needs torch, which is not installed")
     for item in items:
         if "torch" in item.keywords:

@@ -25,7 +25,7 @@ import torch
 from closeness import assert_close
 
 from handprop import Sequential
-from handprop.interop import same_mask_dropout, to_torch, to_torch_loss
+from handprop.interop import TOLERANCES, same_mask_dropout, to_torch, to_torch_loss
 from handprop.layers import (
     GELU,
     BatchNorm1d,
@@ -266,7 +266,13 @@ def _norm_scale(module, grad, x) -> float:
     """The size of the terms a normalisation's dJ/dx sums (it cancels: the gradient of a
     normalised value sums to 0 over what was normalised). ``x_hat`` is taken with its rounding
     noise, ``8 * eps * max|x| * inv_std``: for a (nearly) constant feature it is all noise,
-    different in each implementation."""
+    different in each implementation.
+
+    That noise also enters dJ/dx directly, not only as a rounding of its terms: through the
+    two sums that hold x_hat, ``noise * (sum |g_hat x_hat| + |x_hat| sum |g_hat|) * inv_std / m``.
+    Where x sits far from 0 compared with its spread (|x| up to 100 with a spread of 1, as
+    hypothesis's edge networks make), that error is larger than the terms' rounding, so the
+    returned scale covers it too (in units of the dtype's ``atol``)."""
     x_abs = float(np.abs(np.asarray(x, dtype=np.float64)).max(initial=0.0))
     inv_std = np.abs(module._inv_std).astype(np.float64)
     noise = 8 * np.finfo(module._x_hat.dtype).eps * x_abs * inv_std
@@ -289,7 +295,17 @@ def _norm_scale(module, grad, x) -> float:
             + x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True)
         )
     )
-    return max(1.0, float(terms.max(initial=0.0)))
+    through_noise = (
+        inv_std
+        / m
+        * noise
+        * (
+            (g_hat * x_hat).sum(axis=axes, keepdims=True)
+            + x_hat * g_hat.sum(axis=axes, keepdims=True)
+        )
+    )
+    atol = TOLERANCES[module._x_hat.dtype]["atol"]
+    return max(1.0, float(terms.max(initial=0.0)), float(through_noise.max(initial=0.0)) / atol)
 
 
 def _model_dtype(model: Sequential, X) -> np.dtype:

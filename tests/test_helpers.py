@@ -109,3 +109,37 @@ def test_the_edge_value_strategy_finds_a_relu_with_the_wrong_kink():
     )
     model, *_ = find(edge_problems(np.float64), breaks, settings=quick)
     assert any(isinstance(m, ReLUWithTheWrongKink) for m in model)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("offset", [0.0, 100.0], ids=["centred", "far-from-0"])
+@pytest.mark.parametrize("dropped", ["mean", "variance"])
+def test_the_normalisation_tolerance_still_catches_a_missing_term(monkeypatch, offset, dropped):
+    """BatchNorm1d's dJ/dx tolerance covers the rounding of x_hat where x sits far from 0
+    compared with its spread; a backward that drops its mean or its variance term still fails,
+    there and on centred data, in float32."""
+    import parity
+
+    from handprop import layers
+    from handprop.layers import BatchNorm1d
+
+    rng = np.random.default_rng(0)
+    X = (offset + rng.standard_normal((16, 3))).astype(np.float32)
+    y = rng.standard_normal((16, 1)).astype(np.float32)
+
+    def model():
+        return Sequential(Linear(3, 4, rng=0), BatchNorm1d(4), Tanh(), Linear(4, 1, rng=1))
+
+    parity.check_modules(model(), MSELoss(), X, y)  # the right backward passes
+    right = layers._normalise_backward
+
+    def missing_a_term(g_hat, x_hat, inv_std, axes):
+        m = x_hat.size // x_hat.shape[1]
+        term = g_hat.sum(axis=axes, keepdims=True)  # the mean path
+        if dropped == "variance":
+            term = x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True)
+        return right(g_hat, x_hat, inv_std, axes) + inv_std / m * term  # that term undone
+
+    monkeypatch.setattr(layers, "_normalise_backward", missing_a_term)
+    with pytest.raises(AssertionError, match=r"BatchNorm1d.*dJ/d input"):
+        parity.check_modules(model(), MSELoss(), X, y)
