@@ -595,11 +595,13 @@ def network_figure(t, sample: int = 0) -> str:
 HIGHLIGHT = ("#fff0b3", "#d9e8ff", "#ffd9d2")  # yellow, blue, red fills for marked cells
 
 
-def number_grid(values, x0, y0, *, title, marks=None, windows=None, cell=34):
+def number_grid(values, x0, y0, *, title, marks=None, windows=None, cell=34, digits=False):
     """A matrix of numbers as cells; ``marks`` maps (row, column) to a fill colour, and
-    ``windows=k`` outlines k x k blocks (pooling windows). Returns the SVG parts and the
+    ``windows=k`` outlines k x k blocks (pooling windows); ``digits``: 4 significant digits,
+    as the derivation prints them (else integers, or 2 decimals). Returns the SVG parts and the
     grid's width and height (title above it)."""
     values = np.asarray(values)
+    values = values.reshape(1, -1) if values.ndim == 1 else values  # a vector: one row
     rows, columns = values.shape
     parts = [_tag("text", title, x=x0 + columns * cell / 2, y=y0 - 8, text_anchor="middle")]
     for (r, c), value in np.ndenumerate(values):
@@ -615,7 +617,10 @@ def number_grid(values, x0, y0, *, title, marks=None, windows=None, cell=34):
                 stroke="#999",
             )
         )
-        text = f"{value:g}" if float(value).is_integer() else f"{value:.2f}"
+        if digits:
+            text = _fmt(value)
+        else:
+            text = f"{value:g}" if float(value).is_integer() else f"{value:.2f}"
         parts.append(
             _tag(
                 "text",
@@ -785,6 +790,150 @@ def pooling_figure() -> str:
     )
 
 
+def linear_figure() -> str:
+    """The worked example's first layer, backward, with its own numbers: dJ/dW = G^T X summed
+    over the batch, dJ/db = the column sums of G, dJ/dX = G W."""
+    from handprop import trace, worked_example
+
+    X, y = worked_example.data(np.float64)
+    t = trace(worked_example.model(np.float64), worked_example.loss_fn(), X, y)
+    x, g, w = (np.asarray(t[name]) for name in ("X", "dJ/dZ1", "W1"))
+    dw, db, dx = (np.asarray(t[name]) for name in ("dJ/dW1", "dJ/db1", "dJ/dX"))
+    assert np.allclose(dw, g.T @ x) and np.allclose(db, g.sum(0)) and np.allclose(dx, g @ w)
+    # docs/layers/linear.md: "the third unit's gradients are 0: its ReLU was inactive for both"
+    assert np.all(np.asarray(t["Z1"])[:, 2] < 0) and not dw[2].any() and db[2] == 0
+    yellow, blue, red = HIGHLIGHT
+    grid = {"digits": True, "cell": 64}
+    return _grids_svg(
+        "Linear(2, 3), the worked example's first layer: backward, computed by handprop",
+        [
+            [
+                (
+                    g.T,
+                    {
+                        "title": "G^T = (dJ/dZ1)^T (3 x 2)",
+                        "marks": {(1, 0): blue, (1, 1): blue},
+                        **grid,
+                    },
+                ),
+                "@",
+                (x, {"title": "X (2 x 2)", "marks": {(0, 0): yellow, (1, 0): yellow}, **grid}),
+                "=",
+                (dw, {"title": "dJ/dW1 (3 x 2)", "marks": {(1, 0): red}, **grid}),
+            ],
+            [
+                (g, {"title": "G = dJ/dZ1 (2 x 3)", "marks": {(0, 1): blue, (1, 1): blue}, **grid}),
+                "Σ",
+                (db, {"title": "dJ/db1 (3,): the column sums", "marks": {(0, 1): red}, **grid}),
+                "",
+                (dx, {"title": "dJ/dX = G W1 (2 x 2)", **grid}),
+            ],
+        ],
+        [
+            f"dJ/dW1[1, 0] = {_fmt(dw[1, 0])} is row 1 of G^T (blue) times column 0 of X "
+            "(yellow): g[0, 1] x[0, 0] + g[1, 1] x[1, 0],",
+            "one term per sample: the weight gradient is each sample's outer product g_n x_n^T, "
+            "summed over the batch.",
+            f"dJ/db1[1] = {_fmt(db[1])} is the sum of G's column 1: b is added to every row, so "
+            "its gradient sums over the rows.",
+            "The batch has 2 samples, and the cost is their mean: G already carries the 1/2.",
+        ],
+    )
+
+
+def dropout_figure() -> str:
+    """Dropout(p=0.5) on a 3 x 4 batch, with handprop's own mask: the forward's mask and scale,
+    and the backward's use of the very same mask."""
+    from handprop.layers import Dropout
+
+    dropout = Dropout(p=0.5, rng=1)
+    z = np.arange(1.0, 13.0).reshape(3, 4)
+    a = dropout(z)
+    g = np.ones((3, 4))
+    dz = dropout.backward(g)
+    mask = np.asarray(dropout.mask)
+    assert np.array_equal(a, z * mask * 2) and np.array_equal(dz, g * mask * 2)
+    dropped = {tuple(int(i) for i in rc): "#e0e0e0" for rc in np.argwhere(~mask)}
+    return _grids_svg(
+        "Dropout(p=0.5) in training: forward and backward, computed by handprop",
+        [
+            [
+                (z, {"title": "Z", "marks": dropped}),
+                "→",
+                (mask.astype(float), {"title": "mask M (1 = kept)", "marks": dropped}),
+                "→",
+                (a, {"title": "A = Z M / (1 - p)", "marks": dropped}),
+            ],
+            [
+                (g, {"title": "dJ/dA"}),
+                "→",
+                (dz, {"title": "dJ/dZ = dJ/dA M / (1 - p)", "marks": dropped}),
+            ],
+        ],
+        [
+            "Grey: the elements this forward dropped; the kept ones are doubled, 1/(1 - p), so "
+            "each element keeps its expected value.",
+            "The backward uses the same mask: a dropped element received nothing, so it sends "
+            "no gradient back.",
+        ],
+    )
+
+
+def normalisation_figure(layer_norm: bool = False) -> str:
+    """BatchNorm1d (or LayerNorm) of a 4 x 3 batch in training, with handprop's layer: each
+    column (row) normalised, and a gradient on one output spreading over its whole column (row),
+    summing to 0 and orthogonal to z_hat there."""
+    from handprop.layers import BatchNorm1d, LayerNorm
+
+    z = np.array([[1.0, 4.0, 2.0], [2.0, 0.0, 2.5], [6.0, 1.0, 3.0], [3.0, 3.0, 0.5]])
+    layer = LayerNorm(3, dtype=np.float64) if layer_norm else BatchNorm1d(3, dtype=np.float64)
+    z_hat = layer(z)  # weight 1 and bias 0: the output is z_hat itself
+    g = np.zeros_like(z)
+    g[0, 0] = 1.0
+    dz = layer.backward(g)
+    axis = 1 if layer_norm else 0
+    sums, dots = dz.sum(axis=axis), (dz * z_hat).sum(axis=axis)
+    # 0 up to rounding; the second only up to eps = 1e-5 (z_hat divides by sqrt(var + eps))
+    assert np.all(np.abs(sums) < 1e-12) and np.all(np.abs(dots) < 1e-5)
+    sums, dots = np.round(sums, 4) + 0.0, np.round(dots, 4) + 0.0  # (+ 0.0: no -0)
+    if layer_norm:  # one per row: drawn as a column
+        sums, dots = sums.reshape(-1, 1), dots.reshape(-1, 1)
+    spread = np.zeros(z.shape, bool)
+    spread[0 if layer_norm else slice(None), slice(None) if layer_norm else 0] = True
+    assert np.array_equal(dz != 0, spread)  # one row (column) reached, all of it
+    yellow, blue, _ = HIGHLIGHT
+    group = "row" if layer_norm else "column"
+    marks = {tuple(int(i) for i in rc): yellow for rc in np.argwhere(spread)}
+    grid = {"digits": True, "cell": 58}
+    name = "LayerNorm(3)" if layer_norm else "BatchNorm1d(3)"
+    return _grids_svg(
+        f"{name} in training: forward and backward, computed by handprop",
+        [
+            [
+                (z, {"title": "z (4 samples x 3 features)", "marks": marks, **grid}),
+                "→",
+                (z_hat, {"title": f"z_hat: each {group} to mean 0, variance 1", **grid}),
+            ],
+            [
+                (g, {"title": "g = dJ/dy (one element)", "marks": {(0, 0): blue}, **grid}),
+                "→",
+                (dz, {"title": "dJ/dz", "marks": marks, **grid}),
+                "",
+                (sums, {"title": f"{group} sums of dJ/dz", **grid}),
+                "",
+                (dots, {"title": f"{group} sums of dJ/dz * z_hat", **grid}),
+            ],
+        ],
+        [
+            f"A gradient on one output reaches its whole {group} (yellow): every z there moved "
+            f"the {group}'s mean and variance.",
+            f"In each {group}, dJ/dz sums to 0 (shifting the {group} changes no z_hat) and is "
+            "orthogonal to z_hat (scaling it changes none either,",
+            "exactly so but for the eps = 1e-5 added to the variance: 4 decimals shown).",
+        ],
+    )
+
+
 def _fmt(value) -> str:
     """4 significant digits, as the derivation prints them."""
     from handprop.explain.derivation import fmt
@@ -824,6 +973,10 @@ def pictures() -> dict[str, str]:
         "init_tanh.svg": init_figure("tanh"),
         "init_relu.svg": init_figure("relu"),
         **loss_figures(),
+        "linear.svg": linear_figure(),
+        "dropout.svg": dropout_figure(),
+        "batch_norm.svg": normalisation_figure(),
+        "layer_norm.svg": normalisation_figure(layer_norm=True),
         "conv2d.svg": conv2d_figure(),
         "pooling.svg": pooling_figure(),
     }
