@@ -221,17 +221,30 @@ def _upstream_scales(model: Sequential, X, run: NetworkRun) -> list:
 
 
 def _parameter_scales(model: Sequential, X, run: NetworkRun, scales: list) -> dict:
-    """For a Linear whose output gradient carries a normalisation's cancellation (``scales``),
-    the size of the terms of its weight and bias gradients: that scale times what each sums
-    over the batch (``|x|`` for the weight, 1 for the bias)."""
+    """For a Linear, Conv2d or normalisation whose output gradient carries a normalisation's
+    cancellation from further down (``scales``), the size of the terms of its weight and bias
+    gradients: that scale times what each sums over the batch (``|x|`` for a Linear's weight,
+    ``|x_hat|`` for a normalisation's, 1 for a bias)."""
     found = {}
     for i, module in enumerate(model):
-        if not isinstance(module, (Linear, Conv2d)) or scales[i + 1] is None:
+        if scales[i + 1] is None:
             continue
-        x = np.abs(np.asarray(X if i == 0 else run.outputs[i - 1], dtype=np.float64))
-        axes = (0,) if isinstance(module, Linear) else (0, 2, 3)  # what each sum runs over
+        if isinstance(module, (Linear, Conv2d)):
+            x = np.abs(np.asarray(X if i == 0 else run.outputs[i - 1], dtype=np.float64))
+            axes = (0,) if isinstance(module, Linear) else (0, 2, 3)  # what each sum runs over
+        elif isinstance(module, (BatchNorm1d, LayerNorm)) and module.weight is not None:
+            x = np.abs(module._x_hat).astype(np.float64)  # weight.grad = sum(g * x_hat)
+            if isinstance(module, BatchNorm1d):  # (and BatchNorm2d): all but the channels'
+                axes = tuple(a for a in range(x.ndim) if a != 1)
+            else:
+                axes = tuple(range(x.ndim - len(module.normalized_shape)))
+        else:
+            continue
+        per_bias = module.weight.shape[0] if isinstance(module, (Linear, Conv2d)) else None
         found[f"{i}.weight"] = scales[i + 1] * max(1.0, float(x.sum(axis=axes).max()))
-        found[f"{i}.bias"] = scales[i + 1] * run.grad_outputs[i].size / module.weight.shape[0]
+        found[f"{i}.bias"] = (
+            scales[i + 1] * run.grad_outputs[i].size / (per_bias or module.weight.data.size)
+        )
     return found
 
 

@@ -143,3 +143,42 @@ def test_the_normalisation_tolerance_still_catches_a_missing_term(monkeypatch, o
     monkeypatch.setattr(layers, "_normalise_backward", missing_a_term)
     with pytest.raises(AssertionError, match=r"BatchNorm1d.*dJ/d input"):
         parity.check_modules(model(), MSELoss(), X, y)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_a_wrong_normalisation_weight_gradient_fails_end_to_end(monkeypatch, dtype):
+    """In BatchNorm -> Linear -> BatchNorm the first normalisation's weight gradient is judged
+    with the cancellation the second one passes up (``_parameter_scales``); a weight gradient
+    of sum(g) instead of sum(g * x_hat) still fails."""
+    import parity
+
+    from handprop.layers import BatchNorm1d, ReLU
+
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((8, 3)).astype(dtype), rng.standard_normal((8, 1)).astype(dtype)
+
+    def model():
+        return Sequential(
+            Linear(3, 4, dtype=dtype, rng=0),
+            BatchNorm1d(4, dtype=dtype),
+            ReLU(),
+            Linear(4, 2, dtype=dtype, rng=1),
+            BatchNorm1d(2, dtype=dtype),
+            Linear(2, 1, dtype=dtype, rng=2),
+        )
+
+    parity.check_network(model(), MSELoss(), X, y)  # the right one passes
+    original = BatchNorm1d.backward
+
+    def forgot_x_hat(self, grad_output, *, input_grad=True):
+        before = self.weight.grad
+        dx = original(self, grad_output, input_grad=input_grad)
+        g = np.asarray(grad_output)
+        wrong = g.sum(axis=0)  # sum(g), not sum(g * x_hat)
+        self.weight.grad = wrong if before is None else before + wrong
+        return dx
+
+    monkeypatch.setattr(BatchNorm1d, "backward", forgot_x_hat)
+    with pytest.raises(AssertionError, match=r"1\.weight\.grad"):
+        parity.check_network(model(), MSELoss(), X, y)
