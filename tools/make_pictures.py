@@ -630,21 +630,20 @@ def number_grid(values, x0, y0, *, title, marks=None, windows=None, cell=34, dig
                 text_anchor="middle",
             )
         )
-    for r, c in np.ndindex(rows // (windows or rows), columns // (windows or columns)):
-        if windows:
-            size = windows * cell
-            parts.append(
-                _tag(
-                    "rect",
-                    x=x0 + c * size,
-                    y=y0 + r * size,
-                    width=size,
-                    height=size,
-                    fill="none",
-                    stroke="#333",
-                    stroke_width=2,
-                )
+    size = (windows or 0) * cell
+    for r, c in np.ndindex(rows // windows, columns // windows) if windows else ():
+        parts.append(
+            _tag(
+                "rect",
+                x=x0 + c * size,
+                y=y0 + r * size,
+                width=size,
+                height=size,
+                fill="none",
+                stroke="#333",
+                stroke_width=2,
             )
+        )
     return parts, columns * cell, rows * cell
 
 
