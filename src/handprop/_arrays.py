@@ -93,7 +93,7 @@ def is_private(array: np.ndarray) -> bool:
 
 def freeze(array: np.ndarray) -> np.ndarray:
     """Make a fresh array read-only and return it (a module's output, a cached value)."""
-    array.setflags(write=False)  # (half the cost of array.flags.writeable = False)
+    array.setflags(False)  # (write=False, passed by position: a third of the keyword's cost)
     return array
 
 
