@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from handprop._arrays import as_float_array
 from handprop.layers import LeakyReLU, Linear, Sigmoid, Softmax, Tanh
 from handprop.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 
@@ -140,6 +141,30 @@ def test_a_float64_value_beyond_float32_range_becomes_inf_silently():
     assert layer.weight.data[0, 0] == INF
     layer2 = Linear(1, 1, rng=0)
     assert np.isinf(layer2(np.array([[1e300]]))).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_a_python_float_grad_output_casts_as_numpy_does_silently(dtype):
+    """A Python number (loss.backward()'s default 1.0) takes a shortcut in the array checks;
+    it must give NumPy's own cast, bit for bit, at every edge: beyond float32's range (inf,
+    as torch), subnormal, signed zero, NaN; and no warning, even under seterr(all="raise")."""
+    big = float(np.finfo(np.float32).max)
+    values = [1.0, 0.1, -2.5, big, np.nextafter(big, np.inf), 3.5e38, -1e39, 1e300, INF, -INF]
+    values += [np.nan, 1e-46, 5e-324, -0.0, 0.0, 1.0000000596046448]  # the last: a tie
+    tiny = float(np.finfo(np.float32).smallest_normal)
+    values += [tiny, -tiny, np.nextafter(tiny, 0.0), -np.nextafter(tiny, 0.0)]
+    loss = MSELoss()
+    loss(np.array([1.0, 2.0], dtype), np.zeros(2, dtype))
+    for value in values:
+        with np.errstate(over="ignore"):
+            expected = np.asarray(value).astype(dtype)
+        with np.errstate(all="raise"):
+            cast = as_float_array(value, "test", "grad_output", np.dtype(dtype))
+            grad = loss.backward(value)
+            reference = loss.backward(np.float64(value))  # not a Python float: the long path
+        assert cast.dtype == dtype and cast.shape == ()
+        assert cast.tobytes() == expected.tobytes(), value
+        assert grad.dtype == dtype and grad.tobytes() == reference.tobytes(), value
 
 
 def test_zero_width_inputs():

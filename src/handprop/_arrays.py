@@ -19,6 +19,8 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 DEFAULT_DTYPE = np.dtype(np.float32)
+_NORMAL_32 = float(np.finfo(np.float32).smallest_normal)  # |x| in [_NORMAL_32, _LARGEST_32]:
+_LARGEST_32 = float(np.finfo(np.float32).max)  # a float32 normal number, no cast warning
 
 
 def float_dtype(dtype: Any, owner: str) -> np.dtype:
@@ -51,6 +53,10 @@ def as_float_array(value: Any, owner: Any, name: str, dtype: np.dtype | None = N
         value.dtype == dtype or (dtype is None and value.dtype in FLOAT_DTYPES)
     ):
         return value  # the common case, checked first: a float array that needs nothing
+    if type(value) is float and dtype is not None and _NORMAL_32 <= abs(value) <= _LARGEST_32:
+        # a Python number (loss.backward()'s 1.0) that casts without overflow or underflow:
+        # the same array as below, without the checks and the errstate: 0.7 us instead of 2.9
+        return np.asarray(value, dtype)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError, RuntimeError) as error:  # ragged lists, some torch tensors
@@ -73,8 +79,9 @@ def as_float_array(value: Any, owner: Any, name: str, dtype: np.dtype | None = N
         )
     if dtype is None:
         dtype = array.dtype if array.dtype in FLOAT_DTYPES else DEFAULT_DTYPE
-    # a float64 value beyond float32's range becomes inf, as torch's cast does, without a warning
-    with np.errstate(over="ignore"):
+    # a float64 value beyond float32's range becomes inf, one below it 0 or a subnormal, as
+    # torch's cast does, without a warning
+    with np.errstate(over="ignore", under="ignore"):
         return array.astype(dtype, copy=False)
 
 
