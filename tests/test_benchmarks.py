@@ -58,3 +58,16 @@ def test_bench_cnn_runs_and_reads_its_goals():
     assert bench_cnn.verdict({"vs_torch": 1.2, "vs_limit": 1.4}) == (
         "<= 1.50x torch, <= 1.50x limit: met"
     )
+
+
+def test_count_instructions_counts_a_step_under_valgrind():
+    import count_instructions
+
+    if not count_instructions.have_valgrind():
+        pytest.skip("needs valgrind (.ci/run installs it)")
+    src = Path(__file__).resolve().parents[1] / "src"
+    rows = count_instructions.count(src, steps=3, optimizer="SGD", phases=2)
+    assert list(rows) == ["zero_grad", "forward", "total"]
+    # a forward of six modules runs thousands of instructions; a Python loop turn, not millions
+    assert 20_000 < rows["forward"] < 2_000_000
+    assert rows["total"] == pytest.approx(rows["zero_grad"] + rows["forward"])
