@@ -66,8 +66,10 @@ def test_count_instructions_counts_a_step_under_valgrind():
     if not count_instructions.have_valgrind():
         pytest.skip("needs valgrind (.ci/run installs it)")
     src = Path(__file__).resolve().parents[1] / "src"
-    rows = count_instructions.count(src, steps=3, optimizer="SGD", phases=2)
+    # (start-up is about 900 million instructions and varies by a few million from run to run:
+    # 500 steps make that a few thousand per step; they cost a tenth of the start-up)
+    rows = count_instructions.count(src, steps=500, optimizer="SGD", phases=2)
     assert list(rows) == ["zero_grad", "forward", "total"]
-    # a forward of six modules runs thousands of instructions; a Python loop turn, not millions
-    assert 20_000 < rows["forward"] < 2_000_000
+    # a forward of six modules on a handful of numbers: tens of NumPy calls, each thousands
+    assert 50_000 < rows["forward"] < 1_000_000
     assert rows["total"] == pytest.approx(rows["zero_grad"] + rows["forward"])
