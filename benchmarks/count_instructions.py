@@ -1,4 +1,4 @@
-"""Count the CPU instructions of one worked-example training step, phase by phase.
+"""Count the CPU instructions of one worked-example-sized training step, phase by phase.
 
 Timings of a step this small (about 150 µs) move by ±30% on a shared machine, more than most
 changes one would want to measure. The number of instructions the CPU executes for it does not:
@@ -11,9 +11,9 @@ backward; + the optimizer step) and reported as the difference to the previous o
 ``--against PATH`` counts another checkout of handprop the same way, side by side (for example
 ``git worktree add /tmp/v010 <commit>``), so that a change's cost is measured, not guessed.
 
-Instructions are not time (a cache miss costs hundreds of cycles, an instruction about one
-third of a cycle), but on the worked example, where every operation works on a handful of
-numbers, they are what a step costs.
+Instructions are not time: a cache miss costs time and is not counted, and in time the step
+grew more than its count did (docs/performance.md). They are a repeatable measure of the work
+a change adds or removes.
 
 Usage:  python benchmarks/count_instructions.py [--steps N] [--optimizer SGD|Adam] [--against PATH]
 
@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PHASES = ["zero_grad", "forward", "loss", "loss backward", "backward", "optimizer step"]
 WARM_UP = 50
 
-#: The program valgrind runs: the worked example's network with its data, then
-#: warm_up + steps steps of which only the first ``phases`` phases run.
+#: The program valgrind runs: the worked example's 2-3-2-1 network (random weights), two
+#: samples, BCE; warm_up + steps steps of which only the first ``phases`` phases run.
 STEP_PROGRAM = """
 import sys
 src, optimizer = sys.argv[1], sys.argv[2]
