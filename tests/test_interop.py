@@ -209,3 +209,29 @@ def test_to_torch_and_from_torch_carry_buffers():
 
     _copy_state_to_torch(layer, twin)
     np.testing.assert_array_equal(twin.running_mean.numpy(), [5.0, 6.0])
+
+
+def test_named_children_keep_their_names_both_ways():
+    """torch's Sequential(OrderedDict(...)) comes back with its names, and goes back with them."""
+    from collections import OrderedDict
+
+    t_model = nn.Sequential(
+        OrderedDict(fc1=nn.Linear(2, 3), act=nn.ReLU(), fc2=nn.Linear(3, 1), out=nn.Sigmoid())
+    )
+    model = from_torch(t_model)
+    assert list(model.state_dict()) == list(t_model.state_dict())
+    assert repr(model) == repr(t_model)
+    back = to_torch(model)
+    assert list(back.state_dict()) == list(t_model.state_dict())
+    assert repr(back) == repr(t_model)
+    x = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+    np.testing.assert_allclose(model(x), t_model(torch.tensor(x)).detach().numpy(), rtol=1e-6)
+    report = parity_report(model, BCELoss(), x, np.array([[1.0], [0.0]], np.float32))
+    assert report.ok
+    assert {row.name for row in report.rows} >= {"fc1.weight.grad", "fc2.bias.grad"}
+
+
+def test_a_slice_goes_to_torch_with_torchs_own_keys():
+    model = every_layer(np.float32)
+    t_model = to_torch(model)
+    assert list(to_torch(model[2:]).state_dict()) == list(t_model[2:].state_dict())

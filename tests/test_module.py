@@ -1,5 +1,7 @@
 """Module, Parameter and Sequential: names, state_dict, repr, accumulation, as in torch."""
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,78 @@ def test_input_grad_false_skips_dx_but_not_parameter_grads(dtype):
     for layer in (Linear(2, 3, dtype=dtype, rng=0), ReLU(), Sigmoid(), Tanh(), LeakyReLU()):
         y = layer(X)
         assert layer.backward(np.ones_like(y), input_grad=False) is None
+
+
+def named_model():
+    return Sequential(
+        OrderedDict(fc1=Linear(2, 3, rng=0), act=ReLU(), fc2=Linear(3, 1, rng=1), out=Sigmoid())
+    )
+
+
+def test_sequential_takes_named_children_as_torch_does():
+    """torch's Sequential(OrderedDict(fc1=..., ...)): the names key state_dict and repr, the
+    children are attributes, and indexing and slicing keep working (a slice keeps its names)."""
+    m = named_model()
+    assert [n for n, _ in m.named_parameters()] == [
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc2.bias",
+    ]
+    assert repr(m).splitlines()[1] == "  (fc1): Linear(in_features=2, out_features=3, bias=True)"
+    assert m.fc1 is m[0] and m.out is m[-1] and len(m) == 4
+    tail = m[2:]
+    assert list(tail._modules) == ["fc2", "out"] and tail.fc2 is m.fc2
+    m.fc2 = Linear(3, 1, rng=5)  # replacing a child keeps its place, as in torch
+    assert m[2] is m.fc2 and list(m._modules) == ["fc1", "act", "fc2", "out"]
+    out = m(np.ones((2, 2)))
+    assert m.backward(np.ones_like(out)).shape == (2, 2)
+    with pytest.raises(AttributeError, match="'Sequential' object has no attribute 'fc3'"):
+        m.fc3  # noqa: B018
+
+
+def test_a_numbered_sequential_slice_keeps_its_numbers_as_torch_does():
+    m = model()
+    assert [n for n, _ in m[2:].named_parameters()] == ["2.weight", "4.weight", "4.bias"]
+    assert m[2:][0] is m[2]  # indexing is by position, whatever the names
+
+
+@pytest.mark.parametrize(
+    ("names", "error", "message"),
+    [
+        ([1], TypeError, "module name should be a string. Got int"),
+        (["a.b"], KeyError, 'module name can\'t contain ".", got: a.b'),
+        ([""], KeyError, 'module name can\'t be empty string ""'),
+        (["forward"], KeyError, "attribute 'forward' already exists"),
+        (["training"], KeyError, "attribute 'training' already exists"),
+    ],
+)
+def test_sequential_refuses_the_names_torch_refuses(names, error, message):
+    with pytest.raises(error) as refused:
+        Sequential(OrderedDict((name, ReLU()) for name in names))
+    assert refused.value.args == (message,)  # torch's words (a KeyError's str adds quotes)
+
+
+def test_sequential_refuses_a_plain_dict_as_torch_does():
+    with pytest.raises(
+        TypeError, match="Sequential: argument 0 must be a handprop Module, got dict"
+    ):
+        Sequential({"a": ReLU()})
+
+
+@pytest.mark.torch
+def test_named_sequential_state_dict_loads_into_torch_and_back():
+    m = named_model()
+    twin = torch.nn.Sequential(
+        OrderedDict(
+            fc1=torch.nn.Linear(2, 3),
+            act=torch.nn.ReLU(),
+            fc2=torch.nn.Linear(3, 1),
+            out=torch.nn.Sigmoid(),
+        )
+    )
+    twin.load_state_dict({k: torch.tensor(v) for k, v in m.state_dict().items()})
+    assert list(twin.state_dict()) == list(m.state_dict())
+    x = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+    # the same weights under the same keys (outputs to float32 rounding: BLAS orders sums)
+    np.testing.assert_allclose(m(x), twin(torch.tensor(x)).detach().numpy(), rtol=1e-6)

@@ -3,7 +3,9 @@
 import io
 import json
 import os
+import re
 import zipfile
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -171,6 +173,37 @@ def test_hostile_and_broken_files_are_refused_clearly(tmp_path, make, error, mes
     make(path)
     with pytest.raises(error, match=r"handprop.load: '.*m.npz'.*" + message):
         load(path)
+
+
+def test_named_children_round_trip_with_their_names(tmp_path):
+    """Sequential(OrderedDict(...)) and a slice that keeps numbers 2, 3: the names are saved
+    beside the modules, and the loaded model has the same state_dict keys and values."""
+    named = Sequential(OrderedDict(fc1=Linear(2, 3, rng=0), act=ReLU(), fc2=Linear(3, 1, rng=1)))
+    numbered_tail = every_layer(np.float32)[2:]
+    for model in (named, numbered_tail, Sequential(OrderedDict(block=named))):
+        save(model, tmp_path / "m.npz")
+        loaded = load(tmp_path / "m.npz")
+        assert repr(loaded) == repr(model)
+        assert list(loaded.state_dict()) == list(model.state_dict())
+        for key, value in model.state_dict().items():
+            np.testing.assert_array_equal(loaded.state_dict()[key], value)
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        ("fc1", "Sequential's 'names' must be a list of strings, one per module"),
+        (["fc1"], "Sequential's 'names' must be a list of strings, one per module"),
+        (["fc1", 2], "Sequential's 'names' must be a list of strings, one per module"),
+        (["fc1", "fc1"], "Sequential's names must be different, got 'fc1' twice"),
+        (["fc1", "a.b"], 'module name can\'t contain ".", got: a.b'),
+    ],
+)
+def test_malformed_names_in_a_file_are_value_errors(tmp_path, names, message):
+    spec = {"type": "Sequential", "modules": [LINEAR, {"type": "ReLU"}], "names": names}
+    write_npz(tmp_path / "m.npz", architecture=architecture(spec))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load(tmp_path / "m.npz")
 
 
 def test_a_truncated_file_is_refused(tmp_path):

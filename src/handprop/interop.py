@@ -14,6 +14,7 @@ without it; calling them without torch raises an ``ImportError`` that says what 
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +105,8 @@ def _layer_to_torch(module: Module):
         _copy_state_to_torch(module, twin)
         return twin
     if isinstance(module, Sequential):
-        return nn.Sequential(*(_layer_to_torch(m) for m in module)).train(module.training)
+        children = OrderedDict((name, _layer_to_torch(m)) for name, m in module._modules.items())
+        return nn.Sequential(children).train(module.training)
     if isinstance(module, (BatchNorm1d, LayerNorm)):
         twin = _norm_to_torch(module, nn)
         _copy_state_to_torch(module, twin)  # parameters and running statistics
@@ -223,7 +225,10 @@ def _layer_from_torch(module, where: str) -> Module:
     nn = torch.nn
     if isinstance(module, nn.Sequential):
         return Sequential(
-            *(_layer_from_torch(m, f"{where}{name}.") for name, m in module.named_children())
+            OrderedDict(
+                (name, _layer_from_torch(m, f"{where}{name}."))
+                for name, m in module.named_children()
+            )
         )
     place = where.rstrip(".") or "(root)"
     if any(t.is_meta for t in module.state_dict().values()):
@@ -334,10 +339,9 @@ def from_torch(module) -> Module:
     """A handprop model equivalent to a torch ``Sequential`` (or single layer) of supported
     layers; an unsupported one raises a ``TypeError`` naming it and where it sits.
 
-    handprop's ``Sequential`` numbers its modules, so a torch Sequential with named children
-    (``OrderedDict(fc1=..., act=..., fc2=...)``) comes back numbered ``0, 1, 2``, and so do the
-    keys of its ``state_dict`` (``0.weight`` for ``fc1.weight``). Values are copied, never
-    shared, and buffers come along with parameters."""
+    Children keep their names (``OrderedDict(fc1=..., act=..., fc2=...)`` comes back with
+    ``fc1.weight`` in its ``state_dict``). Values are copied, never shared, and buffers come
+    along with parameters."""
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
@@ -591,8 +595,9 @@ def parity_report(model: Module, loss_fn, X: Any, y: Any) -> ParityReport:
         add(f"dJ/d{name}", g_out, t_out.grad.numpy())
     add("dJ/dX", grad, tx.grad.numpy())
     t_params = {}
-    for i, t_module in enumerate(twin):
-        prefix = f"{i}." if isinstance(model, Sequential) else ""
+    keys = list(model._modules) if isinstance(model, Sequential) else [None]
+    for key, t_module in zip(keys, twin, strict=True):
+        prefix = "" if key is None else f"{key}."
         t_params.update({prefix + n: p for n, p in t_module.named_parameters()})
     for name, p in model.named_parameters():
         add(f"{name}.grad", p.grad, t_params[name].grad.numpy())

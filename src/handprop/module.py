@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -738,34 +739,62 @@ class Sequential(Module):
         >>> out = model(np.array([[1.0, 2.0]]))
         >>> model.backward(np.ones_like(out)).shape
         (1, 2)
+
+    Named children, as torch's ``Sequential(OrderedDict(...))``: the names key ``state_dict``
+    and ``repr``, and each child is also an attribute. Indexing is by position either way, and
+    a slice keeps its children's names (``model[2:]`` holds ``2.weight``, as in torch).
+
+        >>> from collections import OrderedDict
+        >>> named = Sequential(OrderedDict(fc1=Linear(2, 3, rng=0), act=ReLU()))
+        >>> named.fc1 is named[0], list(named.state_dict())
+        (True, ['fc1.weight', 'fc1.bias'])
+        >>> [name for name, _ in model[2:].named_parameters()]
+        ['2.weight', '2.bias']
     """
 
     _guards_its_arrays = True  # it keeps nothing itself; each module guards its own caches
 
-    def __init__(self, *modules: Module) -> None:
+    def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
         super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            named = list(modules[0].items())  # torch's Sequential(OrderedDict(fc1=..., ...))
+        else:
+            named = [(str(index), module) for index, module in enumerate(modules)]
         seen: dict[int, str] = {}
-        for index, module in enumerate(modules):
-            if not isinstance(module, Module):
-                hint = (
-                    " (a loss is not a layer: call it on the model's output instead)"
-                    if hasattr(module, "reduction")
-                    else ""
-                )
-                raise TypeError(
-                    f"Sequential: argument {index} must be a handprop Module, "
-                    f"got {type(module).__name__}{hint}"
-                )
-            for name, inner in module._walk(str(index)):
+        for index, (name, module) in enumerate(named):
+            self._check_child(index, name, module)
+            for place, inner in module._walk(name):
                 if id(inner) in seen:
                     raise ValueError(
-                        f"Sequential: the {type(inner).__name__} at {name} is the same object "
+                        f"Sequential: the {type(inner).__name__} at {place} is the same object "
                         f"as the one at {seen[id(inner)]}; a module caches its forward input "
                         "for backward, so each place needs its own instance (to share "
                         "weights, give two layers the same Parameter)"
                     )
-                seen[id(inner)] = name
-            self._modules[str(index)] = module
+                seen[id(inner)] = place
+            self._modules[name] = module
+
+    def _check_child(self, index: int, name: Any, module: Any) -> None:
+        """A child module and its name, checked as torch's ``add_module`` checks them."""
+        if not isinstance(module, Module):
+            hint = (
+                " (a loss is not a layer: call it on the model's output instead)"
+                if hasattr(module, "reduction")
+                else ""
+            )
+            raise TypeError(
+                f"Sequential: argument {index} must be a handprop Module, "
+                f"got {type(module).__name__}{hint}"
+            )
+        _check_module_name(self, name)
+
+    def __getattr__(self, name: str) -> Module:
+        """A named child as an attribute (``model.fc1``), as in torch. (Only called when the
+        ordinary lookup fails, so it costs nothing on the hot path.)"""
+        modules = self.__dict__.get("_modules")
+        if modules is not None and name in modules:
+            return modules[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         for index, module in enumerate(self):
@@ -797,8 +826,8 @@ class Sequential(Module):
 
     def __getitem__(self, index: int | slice) -> Module:
         modules = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*modules[index])
+        if isinstance(index, slice):  # the same modules under the same names, as in torch
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
         if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
             raise TypeError(
                 f"Sequential indices must be integers or slices, got {type(index).__name__}"
@@ -806,6 +835,18 @@ class Sequential(Module):
         if not -len(modules) <= index < len(modules):
             raise IndexError(f"Sequential index {index} is out of range for {len(modules)} modules")
         return modules[index]
+
+
+def _check_module_name(module: Module, name: Any) -> None:
+    """torch's rules for a child's name: a non-empty string without ".", not an attribute."""
+    if not isinstance(name, str):
+        raise TypeError(f"module name should be a string. Got {type(name).__name__}")
+    if "." in name:
+        raise KeyError(f'module name can\'t contain ".", got: {name}')
+    if name == "":
+        raise KeyError('module name can\'t be empty string ""')
+    if hasattr(module, name) and name not in module._modules:
+        raise KeyError(f"attribute '{name}' already exists")
 
 
 def _located(error: Exception, where: str) -> Exception:

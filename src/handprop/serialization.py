@@ -33,6 +33,7 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,7 @@ from .layers import (
     Tanh,
     _positive_int,
 )
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter, Sequential, _check_module_name
 
 __all__ = ["load", "save"]
 
@@ -378,7 +379,11 @@ def _describe(module: Module) -> dict[str, Any]:
     """The JSON description of a module (exact types only: a subclass may behave otherwise)."""
     kind = type(module)
     if kind is Sequential:
-        return {"type": "Sequential", "modules": [_describe(m) for m in module]}
+        spec: dict[str, Any] = {"type": "Sequential", "modules": [_describe(m) for m in module]}
+        names = list(module._modules)
+        if names != [str(i) for i in range(len(names))]:  # named children, or a slice's numbers
+            spec["names"] = names
+        return spec
     layer = _LAYERS.get(kind.__name__)
     if layer is None or layer.cls is not kind:
         raise TypeError(
@@ -405,12 +410,7 @@ def _plan(spec: Any, prefix: str = "", depth: int = 0) -> _Plan:
         raise ValueError(f"a module description must be an object with a 'type', got {spec!r}")
     kind, args = spec["type"], {k: v for k, v in spec.items() if k != "type"}
     if kind == "Sequential":
-        modules = args.pop("modules", None)
-        if not isinstance(modules, list) or args:
-            raise ValueError("Sequential needs exactly a 'modules' list")
-        plans = [_plan(m, f"{prefix}{i}.", depth + 1) for i, m in enumerate(modules)]
-        state = {k: v for p in plans for k, v in p.state.items()}
-        return _Plan(lambda: Sequential(*(p.build() for p in plans)), state)
+        return _plan_sequential(args, prefix, depth)
     layer = _LAYERS.get(kind) if isinstance(kind, str) else None
     if layer is None:
         raise ValueError(
@@ -425,6 +425,34 @@ def _plan(spec: Any, prefix: str = "", depth: int = 0) -> _Plan:
     kwargs = layer.check(args)
     state = {prefix + name: v for name, v in layer.state(**kwargs).items()}
     return _Plan(lambda: layer.build(**kwargs), state)
+
+
+def _plan_sequential(args: dict[str, Any], prefix: str, depth: int) -> _Plan:
+    """A Sequential's description: its ``modules`` and, for named children, their ``names``."""
+    modules = args.pop("modules", None)
+    if not isinstance(modules, list) or set(args) - {"names"}:
+        raise ValueError("Sequential needs exactly a 'modules' list (and optional 'names')")
+    names = args.get("names", [str(i) for i in range(len(modules))])
+    if (
+        not isinstance(names, list)
+        or len(names) != len(modules)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError("Sequential's 'names' must be a list of strings, one per module")
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise ValueError(f"Sequential's names must be different, got {twice!r} twice")
+    for name in names:
+        try:
+            _check_module_name(Sequential(), name)
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None
+    plans = [_plan(m, f"{prefix}{n}.", depth + 1) for n, m in zip(names, modules, strict=True)]
+    state = {k: v for p in plans for k, v in p.state.items()}
+    return _Plan(
+        lambda: Sequential(OrderedDict((n, p.build()) for n, p in zip(names, plans, strict=True))),
+        state,
+    )
 
 
 # -- saving -------------------------------------------------------------------------------------
