@@ -439,12 +439,13 @@ def _plan_sequential(args: dict[str, Any], prefix: str, depth: int) -> _Plan:
         or not all(isinstance(n, str) for n in names)
     ):
         raise ValueError("Sequential's 'names' must be a list of strings, one per module")
-    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if twice is not None:
-        raise ValueError(f"Sequential's names must be different, got {twice!r} twice")
+    probe, seen = Sequential(), set()  # (a set: a hostile file may hold a million names)
     for name in names:
+        if name in seen:
+            raise ValueError(f"Sequential's names must be different, got {name!r} twice")
+        seen.add(name)
         try:
-            _check_module_name(Sequential(), name)
+            _check_module_name(probe, name)  # torch's rules, as Sequential(OrderedDict) applies
         except KeyError as error:
             raise ValueError(error.args[0]) from None
     plans = [_plan(m, f"{prefix}{n}.", depth + 1) for n, m in zip(names, modules, strict=True)]
