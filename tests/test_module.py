@@ -225,7 +225,7 @@ def test_sequential_refuses_a_plain_dict_as_torch_does():
 
 
 @pytest.mark.torch
-def test_named_sequential_state_dict_loads_into_torch_and_back():
+def test_named_sequential_state_dict_loads_into_torchs_named_sequential():
     m = named_model()
     twin = torch.nn.Sequential(
         OrderedDict(
