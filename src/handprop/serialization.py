@@ -2,7 +2,9 @@
 
 The file holds each parameter as an array (``param:0.weight``, ...), each persistent buffer
 likewise (``buffer:0.running_mean``), and the architecture as JSON text (``architecture``),
-e.g. ``{"format": "handprop", "version": 1, "model": {"type": "Sequential", "modules": [...]}}``.
+e.g. ``{"format": "handprop", "version": 1, "model": {"type": "Sequential", "modules": [...]}}``;
+a Sequential whose children are not numbered 0, 1, 2, ... (named children, or a slice) also
+lists their ``"names"``.
 
 Loading trusts nothing in the file. It never unpickles (so a file can never run code), and it
 checks before it reads: the member names against the architecture, each member's ``.npy``
