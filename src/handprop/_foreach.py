@@ -254,7 +254,8 @@ def split(grads, foreach: bool | None, fast_from: int | None = None, batch_small
     the fast path. ``foreach=False``: all plain; ``True``: all fast; ``None``: the fast path
     only where it helps, on parameters of at least ``fast_from`` bytes (``_FAST_FROM`` if not
     given) and, with ``batch_small`` (Adam), on those of one block or less, which it updates
-    all together.
+    all together. Parameters that share memory with another (see ``_sharing_memory``) are
+    always updated by the plain path, in order.
 
     Measured (benchmarks/bench_optimizers.py, one optimizer step alone; float32, 2-core AMD
     EPYC, 32 MiB L3), fast/plain time: the blocks pay once a parameter's arrays no longer fit
@@ -269,14 +270,41 @@ def split(grads, foreach: bool | None, fast_from: int | None = None, batch_small
     Adagrad       1.38            1.18            0.90         0.74          0.46
     ============  ==============  ==============  ===========  ============  ============
     """
-    if foreach is None:
+    if foreach is False:
+        return grads, []
+    shared = _sharing_memory(grads)
+    if foreach:
+        plain, fast = [], grads
+    else:
         limit = _FAST_FROM if fast_from is None else fast_from
         plain, fast = [], []
         for x in grads:  # (one loop, no helper calls: this runs on every step)
             g = x[2]
             (fast if g.nbytes >= limit or (batch_small and g.size <= _BLOCK) else plain).append(x)
-        return plain, fast
-    return ([], grads) if foreach else (grads, [])
+    if shared:  # one after another, in order, as the plain path updates them
+        shared.update(x[0] for x in plain)
+        plain = [x for x in grads if x[0] in shared]
+        fast = [x for x in fast if x[0] not in shared]
+    return plain, fast
+
+
+def _sharing_memory(grads) -> set[int]:
+    """The indices of parameters whose memory another parameter shares (a tied weight given
+    as a view, ``dec.weight = Parameter(enc.weight.data.T)``). Each update of such a parameter
+    reads what the one before it wrote, so they must run one after another in the parameters'
+    order, as the plain path runs them: gathered into Adam's batch, the second copy back would
+    overwrite the first's update. (NumPy points a view's ``base`` at the array that owns the
+    memory, so one dictionary finds them; views of a foreign buffer share its ``base`` too.)
+    """
+    owners: dict[int, int] = {}
+    shared: set[int] = set()
+    for i, p, _ in grads:
+        data = p.data
+        owner = id(data if data.base is None else data.base)
+        first = owners.setdefault(owner, i)
+        if first != i:
+            shared.update((first, i))
+    return shared
 
 
 def sgd_step(grads, states: dict[int, dict[str, Any]], h: dict[str, Any], direction) -> None:
