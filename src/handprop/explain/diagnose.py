@@ -18,6 +18,7 @@ code                      the backward returned ...
 ``elementwise-product``   ``g * W`` (elementwise) where the chain rule needs ``g @ W``
 ``diagonal-only``         only the diagonal of a Jacobian that is not diagonal (softmax's)
 ``kink-choice``           another derivative than torch's at a kink (ReLU's at exactly 0)
+``wrong-dtype``           complex numbers (or no numbers at all) where a gradient is real
 ========================  ===================================================================
 
 Examples:
@@ -161,12 +162,15 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
     rng = np.random.default_rng(rng)
     mine = copy.deepcopy(module)
     x = np.asarray(x)
-    y = np.asarray(mine(x))
+    # The module gets copies of x and g, and what it returns is copied: whatever its code
+    # does to the arrays it is given (g *= ..., in place) cannot change the x, y and g that
+    # the reference and the diagnosis use, so it cannot change the verdict.
+    y = np.array(mine(x.copy()))
     g = rng.standard_normal(y.shape).astype(y.dtype if y.dtype.kind == "f" else np.float64)
     for p in mine.parameters():
         p.grad = None
     with _any_shape():  # a gradient of the wrong shape is kept, to be diagnosed
-        dx = mine.backward(g)
+        dx = mine.backward(g.copy())
     analytic = {"X": None if dx is None else np.asarray(dx)}
     analytic.update({n: p.grad for n, p in mine.named_parameters()})
 
@@ -313,7 +317,7 @@ def _numeric(array: np.ndarray, cost, branch) -> _Numeric:
 
 def _compare(name, got, right, rtol, atol) -> tuple[TensorCheck, bool]:
     right = np.asarray(right, dtype=np.float64)
-    if got is None or np.shape(got) != right.shape:
+    if got is None or np.shape(got) != right.shape or not _real(got):
         shape = None if got is None else tuple(np.shape(got))
         return TensorCheck(name, shape, right.shape, np.inf, np.inf, False), False
     got = np.asarray(got, dtype=np.float64)
@@ -357,6 +361,8 @@ def _diagnose(name, got, right, rtol, atol, c: _Context) -> Mistake | None:
     what = "dJ/dx" if name == "X" else name
     if got is None:
         return Mistake(name, "wrong-shape", f"{what}: your backward gave no gradient")
+    if not _real(got):
+        return Mistake(name, "wrong-dtype", _dtype_hint(what, got))
     got = np.asarray(got, dtype=np.float64)
     checks = (_batch_mistakes, _product_mistakes, _value_mistakes, _shape_mistake, _kink_mistakes)
     for check in checks:  # the specific explanations before the general ones
@@ -364,6 +370,19 @@ def _diagnose(name, got, right, rtol, atol, c: _Context) -> Mistake | None:
         if found is not None:
             return Mistake(name, *found)
     return None
+
+
+def _real(got) -> bool:
+    """Whether a gradient holds real numbers (a complex or non-numeric one never passes: its
+    cast to float64 would drop the imaginary part with only a warning)."""
+    return np.asarray(got).dtype.kind in "fiub"
+
+
+def _dtype_hint(what: str, got) -> str:
+    return (
+        f"{what}: your gradient has dtype {np.asarray(got).dtype}; the gradient of a real "
+        "function of real numbers is real (float): where did a complex or other number come in?"
+    )
 
 
 def _batch_mistakes(what, got, right, rtol, atol, c):

@@ -1,0 +1,264 @@
+"""The findings of the second round of attacks (``shared/reference/reliability_findings_2.md``),
+one test (or a few) per finding, each failing on the code the attack found (commit 511dd64).
+
+The ids (A1, A2, ...) are the report's; each test says what the attack did and what must hold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import handprop
+from handprop import Module, Parameter, Sequential
+from handprop.exercises import grade
+from handprop.explain.diagnose import check_module
+from handprop.layers import Linear, ReLU, Sigmoid, Tanh
+from handprop.losses import MSELoss
+from handprop.optim import SGD, Adagrad, Adam, AdamW, RMSprop
+
+# -- A1: the grader is not fooled by a backward that writes into what it is given -------------
+
+
+class InPlaceWrongReLU(Module):
+    """Twice the right gradient, computed in place in grad_output (the attack's learner)."""
+
+    def forward(self, x):
+        self.x = x
+        return np.maximum(x, 0)
+
+    def backward(self, grad_output):
+        grad_output *= self.x > 0
+        grad_output *= 2
+        return grad_output
+
+
+class InPlaceSigmoid(Module):
+    """A right backward that multiplies grad_output in place (bad style, right numbers)."""
+
+    def forward(self, x):
+        self.y = 1 / (1 + np.exp(-x))
+        return self.y
+
+    def backward(self, grad_output):
+        grad_output *= self.y * (1 - self.y)
+        return grad_output
+
+
+class InPlaceBatchNorm1d(Module):
+    """BatchNorm1d's right backward, with ``g *= self.weight.data`` in place."""
+
+    def __init__(self, num_features):
+        super().__init__()
+        self.weight = Parameter(np.ones(num_features))
+        self.bias = Parameter(np.zeros(num_features))
+
+    def forward(self, x):
+        mean, var = x.mean(axis=0), x.var(axis=0)
+        self.inv_std = 1 / np.sqrt(var + 1e-5)
+        self.x_hat = (x - mean) * self.inv_std
+        return self.x_hat * self.weight.data + self.bias.data
+
+    def backward(self, g):
+        self.weight.accumulate_grad((g * self.x_hat).sum(axis=0))
+        self.bias.accumulate_grad(g.sum(axis=0))
+        g *= self.weight.data
+        m = len(g)
+        terms = m * g - g.sum(axis=0) - self.x_hat * (g * self.x_hat).sum(axis=0)
+        return self.inv_std / m * terms
+
+
+def test_a1_a_wrong_backward_that_writes_into_grad_output_fails():
+    results = grade("relu", InPlaceWrongReLU)
+    assert not any(r.passed for r in results)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"), [("sigmoid", InPlaceSigmoid), ("batchnorm1d", InPlaceBatchNorm1d)]
+)
+def test_a1_right_backwards_that_write_into_grad_output_pass(name, cls):
+    results = grade(name, cls)
+    assert all(r.passed for r in results), [str(r.report) for r in results]
+
+
+@pytest.mark.parametrize("reference", ["handprop", "finite differences"])
+def test_a1_check_module_gives_the_module_its_own_arrays(reference):
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    own = reference == "handprop"
+    wrong = check_module(InPlaceWrongReLU(), x, reference=ReLU() if own else None, rng=0)
+    assert not wrong.passed
+    assert [m.code for m in wrong.mistakes] == ["scaled"]
+    right = check_module(InPlaceSigmoid(), x, reference=Sigmoid() if own else None, rng=0)
+    assert right.passed, str(right)
+
+
+class ComplexReLU(Module):
+    def forward(self, x):
+        self.x = x
+        return np.maximum(x, 0)
+
+    def backward(self, grad_output):
+        return (grad_output * (self.x > 0)).astype(np.complex128)
+
+
+def test_a19_a_complex_gradient_fails_with_its_dtype_named():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    report = check_module(ComplexReLU(), x, reference=ReLU(), rng=0)
+    assert not report.passed
+    assert [m.code for m in report.mistakes] == ["wrong-dtype"]
+    assert "complex128" in report.mistakes[0].hint
+
+
+# -- A2: no_grad on generator functions, and bare ------------------------------------------------
+
+
+def _trained_forward():
+    rng = np.random.default_rng(0)
+    model = Sequential(Linear(2, 3, rng=0, dtype=np.float64), Tanh(), Linear(3, 1, rng=1))
+    model = model.to(np.float64) if hasattr(model, "to") else model
+    X, y = rng.standard_normal((4, 2)), rng.standard_normal((4, 1))
+    return model, X, y
+
+
+def _grads_after(evaluate):
+    """dJ/dW of the first layer, with ``evaluate(model, X_val)`` run between forward and
+    backward."""
+    model, X, y = _trained_forward()
+    loss_fn = MSELoss()
+    loss_fn(model(X), y)
+    evaluate(model, X[::-1] * 3)
+    model.backward(loss_fn.backward())
+    return model[0].weight.grad
+
+
+def test_a2_no_grad_covers_a_generator_function():
+    @handprop.no_grad()
+    def predictions(model, batches):
+        for xb in batches:
+            assert not handprop.is_grad_enabled()
+            yield model(xb)
+
+    right = _grads_after(lambda model, X: None)
+    got = _grads_after(lambda model, X: list(predictions(model, [X, X])))
+    np.testing.assert_array_equal(got, right)
+
+
+def test_a2_no_grad_between_a_generators_steps_leaves_the_callers_mode_alone():
+    """torch's rule: the mode is set while the generator runs, and the caller's own mode is
+    back between its steps."""
+
+    @handprop.no_grad()
+    def modes():
+        yield handprop.is_grad_enabled()
+        yield handprop.is_grad_enabled()
+
+    seen = []
+    for mode in modes():
+        seen.append((mode, handprop.is_grad_enabled()))
+    assert seen == [(False, True), (False, True)]
+
+
+def test_a2_bare_no_grad_decorates_as_torchs():
+    @handprop.no_grad
+    def evaluate(model, X):
+        assert not handprop.is_grad_enabled()
+        return model(X)
+
+    right = _grads_after(lambda model, X: None)
+    got = _grads_after(evaluate)
+    np.testing.assert_array_equal(got, right)
+    assert evaluate.__name__ == "evaluate"
+    assert handprop.is_grad_enabled()
+
+
+def test_a2_enable_grad_decorates_a_generator_too():
+    @handprop.enable_grad()
+    def inner():
+        yield handprop.is_grad_enabled()
+
+    with handprop.no_grad():
+        assert list(inner()) == [True]
+        assert not handprop.is_grad_enabled()
+
+
+# -- A3: the optimizers' fast paths and parameters that share memory ---------------------------
+
+
+def _tied_autoencoder(dtype):
+    enc = Linear(4, 2, rng=0, dtype=dtype)
+    dec = Linear(2, 4, rng=1, dtype=dtype)
+    dec.weight = Parameter(enc.weight.data.T)  # shared memory: a transposed view
+    return Sequential(enc, Tanh(), dec)
+
+
+OPTIMIZERS = {
+    "SGD": lambda ps, f: SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.01, foreach=f),
+    "Adam": lambda ps, f: Adam(ps, lr=0.01, weight_decay=0.01, foreach=f),
+    "AdamW": lambda ps, f: AdamW(ps, lr=0.01, foreach=f),
+    "RMSprop": lambda ps, f: RMSprop(ps, lr=0.01, foreach=f),
+    "Adagrad": lambda ps, f: Adagrad(ps, lr=0.05, weight_decay=0.01, foreach=f),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("block", [None, 4], ids=["batched", "blocked"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a3_fast_paths_equal_the_plain_path_for_parameters_sharing_memory(
+    monkeypatch, name, dtype, block
+):
+    """The attack: Adam's batch of small parameters copied both tied weights in, updated
+    them, and copied both back, the second copy overwriting the first's update. With a small
+    block size the 4 x 2 weights take the blocked path instead."""
+    from handprop import _foreach
+
+    if block is not None:
+        monkeypatch.setattr(_foreach, "_BLOCK", block)
+    X = np.random.default_rng(3).standard_normal((5, 4)).astype(dtype)
+    runs = {}
+    for foreach in (False, None, True):
+        model, loss_fn = _tied_autoencoder(dtype), MSELoss()
+        opt = OPTIMIZERS[name](list(model.parameters()), foreach)
+        for _ in range(20):
+            opt.zero_grad()
+            loss_fn(model(X), X)
+            model.backward(loss_fn.backward())
+            opt.step()
+        runs[foreach] = [p.data.copy() for p in model.parameters()]
+    assert np.shares_memory(model[0].weight.data, model[2].weight.data)
+    for foreach in (None, True):
+        for plain, fast in zip(runs[False], runs[foreach], strict=True):
+            assert plain.tobytes() == fast.tobytes(), foreach
+
+
+@pytest.mark.torch
+def test_a3_tied_autoencoder_under_adams_default_follows_torch():
+    """The attack's model: 20 Adam steps of a tied, transposed autoencoder weight, the
+    default foreach, against torch's Adam on the same tie (a view of one storage)."""
+    import torch
+    from closeness import assert_close
+
+    torch.manual_seed(0)
+    dtype = np.float64
+    model, loss_fn = _tied_autoencoder(dtype), MSELoss()
+    enc = torch.nn.Linear(4, 2, dtype=torch.float64)
+    dec = torch.nn.Linear(2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        enc.weight.copy_(torch.from_numpy(model[0].weight.data))
+        enc.bias.copy_(torch.from_numpy(model[0].bias.data))
+        dec.bias.copy_(torch.from_numpy(model[2].bias.data))
+    dec.weight = torch.nn.Parameter(enc.weight.detach().T)  # the same storage
+    twin = torch.nn.Sequential(enc, torch.nn.Tanh(), dec)
+    opt = Adam(list(model.parameters()), lr=0.01)
+    t_opt = torch.optim.Adam(twin.parameters(), lr=0.01)
+    X = np.random.default_rng(3).standard_normal((5, 4))
+    for _ in range(20):
+        opt.zero_grad()
+        loss_fn(model(X), X)
+        model.backward(loss_fn.backward())
+        opt.step()
+        t_opt.zero_grad()
+        tx = torch.from_numpy(X)
+        torch.nn.functional.mse_loss(twin(tx), tx).backward()
+        t_opt.step()
+    assert_close("tied weight", model[0].weight.data, enc.weight.detach().numpy(), dtype)
+    assert_close("decoder bias", model[2].bias.data, dec.bias.detach().numpy(), dtype)
