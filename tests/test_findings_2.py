@@ -262,3 +262,48 @@ def test_a3_tied_autoencoder_under_adams_default_follows_torch():
         t_opt.step()
     assert_close("tied weight", model[0].weight.data, enc.weight.detach().numpy(), dtype)
     assert_close("decoder bias", model[2].bias.data, dec.bias.detach().numpy(), dtype)
+
+
+# -- A6: an optimizer's state keeps what its schedules wrote into its group ---------------------
+
+
+def _sgd_with_steps(scheduler, steps):
+    p = Parameter(np.ones(3))
+    opt = SGD([p], lr=0.1)
+    schedule = scheduler(opt)
+    for _ in range(steps):
+        p.grad = np.ones(3)
+        opt.step()
+        schedule.step()
+    return p, opt, schedule
+
+
+def test_a6_a_schedule_resumes_after_the_optimizers_state_is_loaded():
+    from handprop.optim.lr_scheduler import OneCycleLR, StepLR
+
+    _, opt, schedule = _sgd_with_steps(lambda o: StepLR(o, 2, 0.5), 4)
+    fresh = SGD([Parameter(np.ones(3))], lr=0.1)
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.param_groups[0]["initial_lr"] == 0.1
+    resumed = StepLR(fresh, 2, 0.5, last_epoch=4)
+    assert resumed.get_last_lr() == [0.025]  # torch's figure in the attack
+
+    make = lambda o: OneCycleLR(o, max_lr=1.0, total_steps=10)  # noqa: E731
+    _, opt, schedule = _sgd_with_steps(make, 3)
+    fresh = SGD([Parameter(np.ones(3))], lr=0.1, momentum=0.9)
+    fresh.load_state_dict(opt.state_dict())
+    for key in ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"):
+        assert fresh.param_groups[0][key] == opt.param_groups[0][key], key
+    resumed = OneCycleLR(fresh, max_lr=1.0, total_steps=10, last_epoch=schedule.last_epoch)
+    schedule.step()  # (a schedule built with last_epoch=N takes its step N + 1, as torch's)
+    assert resumed.get_last_lr() == schedule.get_last_lr()
+    assert fresh.param_groups[0]["momentum"] == opt.param_groups[0]["momentum"]
+
+
+def test_a6_a_saved_groups_other_entries_must_be_numbers():
+    opt = SGD([Parameter(np.ones(3))], lr=0.1)
+    saved = opt.state_dict()
+    saved["param_groups"][0]["initial_lr"] = "fast"
+    with pytest.raises(ValueError, match="'initial_lr' must be a number .* got 'fast'"):
+        opt.load_state_dict(saved)
+    assert "initial_lr" not in opt.param_groups[0]

@@ -190,6 +190,7 @@ class Optimizer:
             hyper = self._checked_hyper(hyper)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{where}: {error}") from None
+        hyper.update(_schedule_entries(group, current, where))
         new_state = {}
         for position, saved_id in enumerate(group["params"]):
             if saved_id in state:
@@ -231,6 +232,29 @@ class Optimizer:
         group = self.param_groups[0]
         lines = [f"    {k}: {v}" for k, v in group.items() if k != "params"]
         return f"{type(self).__name__} (\nParameter Group 0\n" + "\n".join(lines) + "\n)"
+
+
+def _schedule_entries(group: dict[str, Any], current: dict[str, Any], where: str) -> dict:
+    """The entries of a saved group that are not this optimizer's own hyper-parameters: what
+    a schedule wrote there (``initial_lr``; OneCycleLR's ``max_lr``, ``min_lr``,
+    ``max_momentum``, ``base_momentum``), kept as torch keeps them so that the schedule
+    resumes. Each must be a real number (or a pair of them)."""
+    entries = {}
+    for key, value in group.items():
+        if key in current or key == "params":
+            continue
+        numbers = value if isinstance(value, (tuple, list)) else (value,)
+        if not all(_is_real(x) for x in numbers):
+            raise ValueError(
+                f"{where}: the saved group's {key!r} must be a number (what a learning-rate "
+                f"schedule keeps there), got {value!r}"
+            )
+        entries[key] = tuple(map(float, value)) if numbers is value else float(value)
+    return entries
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 class SGD(Optimizer):
