@@ -307,3 +307,28 @@ def test_a6_a_saved_groups_other_entries_must_be_numbers():
     with pytest.raises(ValueError, match="'initial_lr' must be a number .* got 'fast'"):
         opt.load_state_dict(saved)
     assert "initial_lr" not in opt.param_groups[0]
+
+
+# -- A7: check_module on a Dropout, with no reference ------------------------------------------
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_a7_check_module_passes_handprops_own_dropout(p):
+    from handprop.layers import Dropout
+
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    report = check_module(Dropout(p, rng=0), x, rng=0)
+    assert report.passed, str(report)
+    nested = check_module(Sequential(Linear(4, 4, rng=2), Dropout(p, rng=0)), x, rng=0)
+    assert nested.passed, str(nested)
+
+
+def test_a7_a_dropout_backward_with_another_mask_still_fails():
+    from handprop.layers import Dropout
+
+    class OtherMask(Dropout):
+        def backward(self, grad_output, *, input_grad=True):
+            return np.asarray(grad_output) * (~self.mask) / (1 - self.p)
+
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    assert not check_module(OtherMask(0.5, rng=0), x, rng=0).passed

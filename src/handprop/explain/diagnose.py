@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from ..layers import Dropout
 from ..module import Module, Parameter
 
 __all__ = ["Mistake", "ModuleReport", "TensorCheck", "check_module"]
@@ -174,7 +175,7 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
     analytic = {"X": None if dx is None else np.asarray(dx)}
     analytic.update({n: p.grad for n, p in mine.named_parameters()})
 
-    expected, how = _reference(module, reference, x, g)
+    expected, how = _reference(module, reference, x, g, mine)
     rtol, atol = TOLERANCE["finite differences" if reference is None else np.dtype(y.dtype)]
     report = ModuleReport(repr(module), how)
     context = _Context(module, x, y, g, reference)
@@ -216,11 +217,12 @@ def _any_shape():
 # --- the reference gradients -------------------------------------------------------------------
 
 
-def _reference(module, reference, x, g) -> tuple[dict[str, np.ndarray], str]:
+def _reference(module, reference, x, g, ran) -> tuple[dict[str, np.ndarray], str]:
     """The reference gradients by name, and how they were computed (on a copy of the
-    reference, whose own gradients stay as they were)."""
+    reference, whose own gradients stay as they were). ``ran``: the copy of ``module`` whose
+    forward and backward are being checked (its dropout masks are the ones to differentiate)."""
     if reference is None:
-        return _finite_differences(module, x, g), "central differences in float64"
+        return _finite_differences(module, x, g, ran), "central differences in float64"
     ref = copy.deepcopy(reference)
     if isinstance(ref, Module):
         ref(x)
@@ -270,10 +272,16 @@ class _Numeric:
         return got
 
 
-def _finite_differences(module, x, g) -> dict[str, _Numeric]:
+def _finite_differences(module, x, g, ran) -> dict[str, _Numeric]:
     """dJ/d(each tensor) of J = sum(g * module(x)) by central differences in float64, with
-    the module's kinks watched (``kinks_at`` values, or ``branches`` as for max pooling)."""
+    the module's kinks watched (``kinks_at`` values, or ``branches`` as for max pooling).
+
+    A training ``Dropout`` inside keeps the mask of the forward that ``ran`` (as gradcheck
+    does): a new mask for every evaluation would differentiate noise."""
     net = _float64(module)
+    for copy_, original in zip(net.modules(), ran.modules(), strict=True):
+        if isinstance(copy_, Dropout) and original.training and original.mask is not None:
+            copy_._fixed_mask = original.mask
     x64, g64 = np.array(x, dtype=np.float64), np.asarray(g, dtype=np.float64)
 
     def cost() -> float:
