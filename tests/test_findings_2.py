@@ -332,3 +332,26 @@ def test_a7_a_dropout_backward_with_another_mask_still_fails():
 
     x = np.random.default_rng(1).standard_normal((3, 4))
     assert not check_module(OtherMask(0.5, rng=0), x, rng=0).passed
+
+
+# -- A8: gradcheck watches the kinks inside nested Sequentials -----------------------------------
+
+
+def _on_the_kink(nested):
+    first = Linear(2, 2, dtype=np.float64)
+    first.weight.data[...] = np.eye(2)
+    first.bias.data[...] = 0
+    last = Linear(2, 1, rng=1, dtype=np.float64)
+    if nested:
+        return Sequential(Sequential(first, ReLU()), last)
+    return Sequential(first, ReLU(), last)
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["flat", "nested"])
+def test_a8_gradcheck_sees_a_kink_inside_a_nested_sequential(nested):
+    from handprop import gradcheck
+
+    X, y = np.array([[0.0, 1.0], [2.0, -1.0]]), np.zeros((2, 1))
+    report = gradcheck(_on_the_kink(nested), MSELoss(), X, y)
+    assert report.passed, str(report)
+    assert [k.value for k in report.kinks] == ["Z1[0, 0]"]

@@ -197,7 +197,7 @@ class _Checker:
     def __init__(self, model, loss_fn, X, y, eps: float, atol: float, rtol: float) -> None:
         self.net = _float64_copy(model)
         self.loss = copy.deepcopy(loss_fn)
-        self.modules = list(self.net) if isinstance(self.net, Sequential) else [self.net]
+        self.modules = _chain(self.net)
         self.names = output_names(self.modules)
         self.x = np.array(X, dtype=np.float64)
         y = np.asarray(y)
@@ -297,6 +297,14 @@ class _Checker:
                     at=float(self.base_inputs[position][cell]),
                 )
             self.sites[key].elements.append((name, index, None if good is None else bool(good)))
+
+
+def _chain(module: Module) -> list[Module]:
+    """The modules a forward runs one after another, nested Sequentials opened (so that the
+    kinks inside them are watched as a flat model's are)."""
+    if not isinstance(module, Sequential):
+        return [module]
+    return [leaf for child in module for leaf in _chain(child)]
 
 
 def _checked_tolerances(eps: Any, atol: Any, rtol: Any) -> tuple[float, float, float]:
