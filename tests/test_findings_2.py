@@ -355,3 +355,122 @@ def test_a8_gradcheck_sees_a_kink_inside_a_nested_sequential(nested):
     report = gradcheck(_on_the_kink(nested), MSELoss(), X, y)
     assert report.passed, str(report)
     assert [k.value for k in report.kinks] == ["Z1[0, 0]"]
+
+
+# -- A4, A5: load reads a bounded amount of memory for any file ---------------------------------
+
+
+def _architecture_file(path, model: dict, **members) -> None:
+    import json
+
+    header = {"format": "handprop", "version": 1, "model": model}
+    np.savez(path, architecture=np.array(json.dumps(header)), **members)
+
+
+@pytest.fixture
+def nothing_built(monkeypatch):
+    """Fails the test if load builds any module (it must refuse the file before)."""
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError(f"load built a {type(self).__name__} before refusing the file")
+
+    monkeypatch.setattr(Module, "__init__", refuse)
+
+
+BIG_NORMS = {
+    "BatchNorm1d": {
+        "type": "BatchNorm1d",
+        "num_features": 200_000_000,
+        "eps": 1e-5,
+        "momentum": 0.1,
+        "affine": True,
+        "track_running_stats": True,
+        "bias": True,
+        "dtype": "float64",
+    },
+    "LayerNorm": {
+        "type": "LayerNorm",
+        "normalized_shape": [20_000, 10_000],
+        "eps": 1e-5,
+        "elementwise_affine": True,
+        "bias": True,
+        "dtype": "float64",
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BIG_NORMS))
+def test_a4_a_norm_is_not_built_before_its_arrays_are_checked(tmp_path, nothing_built, kind):
+    path = tmp_path / "norm.npz"
+    _architecture_file(path, BIG_NORMS[kind])
+    with pytest.raises(ValueError, match=r"do not fit the architecture \(missing \['bias'"):
+        handprop.load(path)
+
+
+def test_a4_a_huge_num_features_is_refused_with_a_value_error(tmp_path, nothing_built):
+    path = tmp_path / "norm.npz"
+    _architecture_file(path, {**BIG_NORMS["BatchNorm1d"], "num_features": 10**12})
+    with pytest.raises(ValueError, match="do not fit the architecture"):
+        handprop.load(path)
+
+
+@pytest.mark.parametrize("kind", sorted(BIG_NORMS))
+def test_a4_a_norms_arguments_are_still_checked(tmp_path, kind):
+    path = tmp_path / "norm.npz"
+    bad = {"BatchNorm1d": {"momentum": 2.0}, "LayerNorm": {"normalized_shape": [3, 0]}}[kind]
+    _architecture_file(path, {**BIG_NORMS[kind], **bad})
+    with pytest.raises(ValueError, match=f"invalid architecture: {kind}: "):
+        handprop.load(path)
+
+
+def _claiming_more_than_it_holds(path, claimed: int) -> None:
+    """The attack's file: a Linear(20000, 20000) whose weight member holds a .npy header and
+    8 bytes, its zip size fields (local and central) patched to ``claimed``."""
+    import io
+    import json
+    import struct
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (20000, 20000)}
+    )
+    model = {"type": "Linear", "in_features": 20000, "out_features": 20000, "bias": False}
+    model["dtype"] = "float32"
+    text = io.BytesIO()
+    arch = np.array(json.dumps({"format": "handprop", "version": 1, "model": model}))
+    np.lib.format.write_array(text, arch)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("architecture.npy", text.getvalue())
+        archive.writestr("param:weight.npy", header.getvalue() + bytes(8))
+    data = bytearray(path.read_bytes())
+    name = b"param:weight.npy"
+    local = data.index(b"PK\x03\x04", data.index(b"PK\x03\x04") + 4)  # the second member's
+    struct.pack_into("<II", data, local + 18, claimed, claimed)
+    central = data.index(b"PK\x01\x02", data.index(b"PK\x01\x02") + 4)
+    assert data[central + 46 : central + 46 + len(name)] == name
+    struct.pack_into("<II", data, central + 20, claimed, claimed)
+    path.write_bytes(bytes(data))
+
+
+def test_a5_zip_size_fields_are_not_trusted(tmp_path, nothing_built):
+    path = tmp_path / "liar.npz"
+    _claiming_more_than_it_holds(path, 20000 * 20000 * 4 + 128)
+    with pytest.raises(
+        ValueError,
+        match=r"param:weight.npy' is truncated: its header declares "
+        r"1600000000 bytes of values, the archive holds \d+$",
+    ):
+        handprop.load(path)
+
+
+def test_a5_every_refusal_says_why(tmp_path):
+    path = tmp_path / "cut.npz"
+    handprop.save(Sequential(Linear(3, 2)), path)
+    data = path.read_bytes()
+    for cut in (len(data) // 3, len(data) // 2, len(data) - 30):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ValueError) as error:
+            handprop.load(path)
+        reason = str(error.value).rsplit("model file", 1)[-1]
+        assert reason.strip(" :"), str(error.value)

@@ -699,6 +699,31 @@ def _features(value: Any, owner: str) -> int:
     return _positive_int(value, owner, "num_features")
 
 
+def _momentum(value: Any, owner: str) -> float | None:
+    """A batch norm's momentum: a number in [0, 1], or None (a cumulative average)."""
+    if value is not None and (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 <= value <= 1.0
+    ):
+        raise ValueError(f"{owner}: momentum must be a number in [0, 1] or None, got {value!r}")
+    return None if value is None else float(value)
+
+
+def _normalized_shape(value: Any) -> tuple[int, ...]:
+    """LayerNorm's normalized_shape: a positive int, or a non-empty tuple of them."""
+    shape = (value,) if isinstance(value, (int, np.integer)) else value
+    try:
+        shape = tuple(_positive_int(n, "LayerNorm", "normalized_shape") for n in shape)
+    except TypeError:
+        raise TypeError(
+            f"LayerNorm: normalized_shape must be a positive int or a tuple of them, got {value!r}"
+        ) from None
+    if not shape:
+        raise ValueError("LayerNorm: normalized_shape must not be empty")
+    return shape
+
+
 def _eps(value: Any, owner: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{owner}: eps must be a number, got {value!r}")
@@ -762,15 +787,7 @@ class BatchNorm1d(Module):
         name = type(self).__name__
         self.num_features = _features(num_features, name)
         self.eps = _eps(eps, name)
-        if momentum is not None and (
-            isinstance(momentum, bool)
-            or not isinstance(momentum, (int, float, np.integer, np.floating))
-            or not 0.0 <= momentum <= 1.0
-        ):
-            raise ValueError(
-                f"{name}: momentum must be a number in [0, 1] or None, got {momentum!r}"
-            )
-        self.momentum = None if momentum is None else float(momentum)
+        self.momentum = _momentum(momentum, name)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         dtype = float_dtype(dtype, name)
         c = self.num_features
@@ -937,21 +954,7 @@ class LayerNorm(Module):
         dtype: Any = np.float32,
     ) -> None:
         super().__init__()
-        shape = (
-            (normalized_shape,)
-            if isinstance(normalized_shape, (int, np.integer))
-            else normalized_shape
-        )
-        try:
-            shape = tuple(_positive_int(n, "LayerNorm", "normalized_shape") for n in shape)
-        except TypeError:
-            raise TypeError(
-                f"LayerNorm: normalized_shape must be a positive int or a tuple of them, "
-                f"got {normalized_shape!r}"
-            ) from None
-        if not shape:
-            raise ValueError("LayerNorm: normalized_shape must not be empty")
-        self.normalized_shape = shape
+        self.normalized_shape = shape = _normalized_shape(normalized_shape)
         self.eps = _eps(eps, "LayerNorm")
         self.elementwise_affine = bool(elementwise_affine)
         dtype = float_dtype(dtype, "LayerNorm")

@@ -62,6 +62,10 @@ from .layers import (
     Sigmoid,
     Softmax,
     Tanh,
+    _eps,
+    _features,
+    _momentum,
+    _normalized_shape,
     _positive_int,
 )
 from .module import Module, Parameter, Sequential, _check_module_name
@@ -139,10 +143,16 @@ def _flag(a: dict[str, Any], name: str, owner: str) -> bool:
 
 
 def _check_batch_norm(a: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's checks, without building it (building allocates num_features
+    numbers four times before the file's arrays are compared with them)."""
     flags = {k: _flag(a, k, "BatchNorm1d") for k in ("affine", "track_running_stats", "bias")}
-    args = {"num_features": a["num_features"], "eps": a["eps"], "momentum": a["momentum"]}
-    BatchNorm1d(**args, **flags, dtype=float_dtype(a["dtype"], "BatchNorm1d"))  # its checks
-    return {**args, **flags, "dtype": float_dtype(a["dtype"], "BatchNorm1d")}
+    return {
+        "num_features": _features(a["num_features"], "BatchNorm1d"),
+        "eps": _eps(a["eps"], "BatchNorm1d"),
+        "momentum": _momentum(a["momentum"], "BatchNorm1d"),
+        **flags,
+        "dtype": float_dtype(a["dtype"], "BatchNorm1d"),
+    }
 
 
 def _batch_norm_layer(cls) -> _Layer:
@@ -183,10 +193,12 @@ def _check_layer_norm(a: dict[str, Any]) -> dict[str, Any]:
             f"LayerNorm: normalized_shape must be a list, got {a['normalized_shape']!r}"
         )
     flags = {k: _flag(a, k, "LayerNorm") for k in ("elementwise_affine", "bias")}
-    shape = tuple(a["normalized_shape"])
-    dtype = float_dtype(a["dtype"], "LayerNorm")
-    LayerNorm(shape, a["eps"], **flags, dtype=dtype)  # its own checks
-    return {"normalized_shape": shape, "eps": a["eps"], **flags, "dtype": dtype}
+    return {  # the constructor's checks, without allocating its weight
+        "normalized_shape": _normalized_shape(tuple(a["normalized_shape"])),
+        "eps": _eps(a["eps"], "LayerNorm"),
+        **flags,
+        "dtype": float_dtype(a["dtype"], "LayerNorm"),
+    }
 
 
 def _layer_norm_state(normalized_shape, eps, elementwise_affine, bias, dtype):
@@ -537,7 +549,8 @@ def load(path: str | os.PathLike) -> Module:
     except _Unreadable as error:
         raise ValueError(f"{where} is not a readable handprop model file: {error}") from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as error:
-        raise ValueError(f"{where} is not a readable handprop model file: {error}") from None
+        reason = str(error) or type(error).__name__  # (a bare EOFError says nothing)
+        raise ValueError(f"{where} is not a readable handprop model file: {reason}") from None
 
 
 def _load(archive: zipfile.ZipFile, where: str) -> Module:
@@ -578,13 +591,14 @@ def _load(archive: zipfile.ZipFile, where: str) -> Module:
                 f"architecture needs {dtype} {shape}"
             )
         headers[key] = header
+    # the values, read before anything is built: a member whose directory entry claims more
+    # bytes than the archive holds is refused having cost only the bytes it really holds
+    values = {
+        key: _npy_data(archive, members[p + key], headers[key])
+        for key, (_, _, p) in plan.state.items()
+    }
     model = plan.build()
-    model.load_state_dict(
-        {
-            key: _npy_data(archive, members[p + key], headers[key])
-            for key, (_, _, p) in plan.state.items()
-        }
-    )
+    model.load_state_dict(values)
     return model
 
 
@@ -633,13 +647,30 @@ def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
     return shape, dtype, fortran, offset
 
 
+_CHUNK = 1 << 20  # bytes read at a time: memory grows only with what the file really holds
+
+
 def _npy_data(archive: zipfile.ZipFile, info: zipfile.ZipInfo, header) -> np.ndarray:
+    """A member's values, read a chunk at a time (never one read of the size its header or
+    the zip directory claims: those are the file's word, not its contents)."""
     shape, dtype, fortran, offset = header
-    with archive.open(info) as f:
-        f.read(offset)
-        data = f.read(math.prod(shape) * dtype.itemsize)
-    if len(data) != math.prod(shape) * dtype.itemsize:
-        raise _Unreadable(f"member {info.filename!r} is truncated")
+    nbytes = math.prod(shape) * dtype.itemsize
+    data = bytearray()
+    try:
+        with archive.open(info) as f:
+            f.read(offset)
+            while len(data) < nbytes:
+                chunk = f.read(min(nbytes - len(data), _CHUNK))
+                if not chunk:
+                    break
+                data += chunk
+    except EOFError:
+        pass  # (the archive ended inside the member: said below)
+    if len(data) != nbytes:
+        raise _Unreadable(
+            f"member {info.filename!r} is truncated: its header declares {nbytes} bytes of "
+            f"values, the archive holds {len(data)}"
+        )
     array = np.frombuffer(data, dtype=dtype)
     return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
