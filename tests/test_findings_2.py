@@ -304,7 +304,7 @@ def test_a6_a_saved_groups_other_entries_must_be_numbers():
     opt = SGD([Parameter(np.ones(3))], lr=0.1)
     saved = opt.state_dict()
     saved["param_groups"][0]["initial_lr"] = "fast"
-    with pytest.raises(ValueError, match="'initial_lr' must be a number .* got 'fast'"):
+    with pytest.raises(ValueError, match=r"'initial_lr' must be a number .* got 'fast'"):
         opt.load_state_dict(saved)
     assert "initial_lr" not in opt.param_groups[0]
 
