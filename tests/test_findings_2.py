@@ -474,3 +474,108 @@ def test_a5_every_refusal_says_why(tmp_path):
             handprop.load(path)
         reason = str(error.value).rsplit("model file", 1)[-1]
         assert reason.strip(" :"), str(error.value)
+
+
+# -- A12, A13: the exercise command and a learner file that misbehaves ---------------------------
+
+
+def _relu_file(tmp_path, backward: str, top: str = "") -> str:
+    """relu.py with ``backward`` as its backward's body (and ``top`` at the file's top level)."""
+    path = tmp_path / "relu.py"
+    path.write_text(
+        "import sys\nimport numpy as np\nfrom handprop import Module\n"
+        + top
+        + "\n\nclass ReLU(Module):\n"
+        "    def forward(self, x):\n"
+        "        self.x = x\n"
+        "        return np.maximum(x, 0)\n\n"
+        "    def backward(self, grad_output):\n" + backward + "\n"
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("top", "said"),
+    [
+        (
+            "sys.exit(0)",
+            r"could not be imported: your code called sys.exit\(0\), which a graded file",
+        ),
+        (
+            "def broken(:\n    pass",
+            r"could not be imported: your code raised SyntaxError: .*\(relu.py, line 4\)",
+        ),
+        (
+            "1 / 0",
+            r"imported: your code raised ZeroDivisionError: division by zero \(relu.py, line 4",
+        ),
+    ],
+    ids=["exit", "syntax", "raises"],
+)
+def test_a12_a_file_that_does_not_import_gets_a_short_message(tmp_path, capsys, top, said):
+    import re
+
+    from handprop.cli import main
+
+    path = _relu_file(tmp_path, "        return grad_output * (self.x > 0)", top)
+    assert main(["exercise", "check", "relu", path]) == 2
+    out, err = capsys.readouterr()
+    assert re.search(said, err), err
+    assert "all cases pass" not in out and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2, err
+
+
+@pytest.mark.parametrize(
+    ("backward", "said"),
+    [
+        (
+            "        sys.exit(0)",
+            r"your code called sys.exit\(0\).*\(relu.py, line 12, in backward\)",
+        ),
+        (
+            "        return 1 / 0",
+            r"your code raised ZeroDivisionError: division by zero \(relu.py, line 12",
+        ),
+    ],
+    ids=["exit", "raises"],
+)
+def test_a12_a_backward_that_exits_or_raises_fails_its_cases_with_the_line(
+    tmp_path, capsys, backward, said
+):
+    import re
+
+    from handprop.cli import main
+
+    assert main(["exercise", "check", "relu", _relu_file(tmp_path, backward)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(said, out), out
+    assert "0 of 2 cases pass: not yet" in out
+
+
+def test_a12_an_endless_backward_is_stopped_by_the_time_limit(tmp_path, capsys, monkeypatch):
+    import handprop.exercises as exercises
+    from handprop.cli import main
+
+    monkeypatch.setattr(exercises, "TIME_LIMIT", 0.2)
+    path = _relu_file(tmp_path, "        while True:\n            pass")
+    assert main(["exercise", "check", "relu", path]) == 1
+    out = capsys.readouterr().out
+    assert "your code ran longer than 0.2 s, the time limit of a case" in out, out
+    assert "0 of 2 cases pass: not yet" in out
+
+
+def test_a13_start_never_writes_through_a_link_or_into_a_file(tmp_path, capsys):
+    from handprop.cli import main
+
+    outside = tmp_path / "outside.py"
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "relu.py").symlink_to(outside)  # dangling: outside.py does not exist
+    assert main(["exercise", "start", "relu", str(folder)]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert not outside.exists()
+    afile = tmp_path / "afile"
+    afile.write_text("notes")
+    assert main(["exercise", "start", "relu", str(afile)]) == 2
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+    assert afile.read_text() == "notes"

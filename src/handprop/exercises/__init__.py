@@ -19,9 +19,13 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +37,7 @@ from .. import layers, losses
 from ..explain.diagnose import ModuleReport, check_module
 from ..module import Module
 
-__all__ = ["EXERCISES", "Exercise", "grade", "load_class", "start"]
+__all__ = ["EXERCISES", "Exercise", "ExerciseFileError", "grade", "load_class", "start"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -296,18 +300,31 @@ EXERCISES: dict[str, Exercise] = {
 
 def start(name: str, folder: str | Path = ".") -> Path:
     """Write exercise ``name``'s starting file ``NAME.py`` into ``folder``; an existing file
-    is never overwritten."""
+    (or a link of that name, even one pointing nowhere) is never overwritten or written through.
+    """
     _exercise(name)
-    path = Path(folder) / f"{name}.py"
-    if path.exists():
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file, not a folder: start the exercise elsewhere")
+    path = folder / f"{name}.py"
+    if path.exists() or path.is_symlink():
         raise FileExistsError(f"{path} exists already: start elsewhere, or check it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text((TEMPLATES / f"{name}.py").read_text(encoding="utf-8"), encoding="utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (TEMPLATES / f"{name}.py").read_text(encoding="utf-8")
+    with open(path, "x", encoding="utf-8") as f:  # "x": fails rather than follow a link
+        f.write(text)
     return path
 
 
+class ExerciseFileError(ValueError):
+    """The learner's file could not be loaded: what went wrong, in one short message."""
+
+
 def load_class(name: str, path: str | Path) -> type:
-    """The class named like exercise ``name``'s (``Linear``, ...) from the file ``path``."""
+    """The class named like exercise ``name``'s (``Linear``, ...) from the file ``path``.
+
+    A file that fails to import (a syntax error, an exception, ``sys.exit()`` at its top
+    level) raises ``ExerciseFileError`` saying so in a line or two, with the line number."""
     exercise = _exercise(name)
     path = Path(path)
     if not path.is_file():
@@ -315,11 +332,73 @@ def load_class(name: str, path: str | Path) -> type:
     spec = importlib.util.spec_from_file_location(f"_handprop_exercise_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses and pickling look it up
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as error:
+        sys.modules.pop(spec.name, None)
+        raise ExerciseFileError(
+            f"{path} could not be imported: {describe_error(error, path)}"
+        ) from None
     found = getattr(module, exercise.class_name, None)
     if not isinstance(found, type):
-        raise ValueError(f"{path} has no class {exercise.class_name}")
+        raise ExerciseFileError(f"{path} has no class {exercise.class_name}")
     return found
+
+
+def describe_error(error: BaseException, path: str | Path | None) -> str:
+    """``your code raised ZeroDivisionError: division by zero (relu.py, line 17, in
+    backward)``: the error and the last place in the learner's file ``path`` it came through."""
+    if isinstance(error, SystemExit):
+        text = f"your code called sys.exit({error.code!r}), which a graded file must not do"
+    elif isinstance(error, _TimeLimitExceeded):
+        return str(error)
+    else:
+        text = f"your code raised {type(error).__name__}: {error}"
+    where = None
+    if isinstance(error, SyntaxError) and error.lineno is not None:
+        where = (Path(error.filename or path or "").name, error.lineno, None)
+    elif path is not None:
+        for frame in traceback.extract_tb(error.__traceback__):
+            if Path(frame.filename) == Path(path):
+                where = (Path(frame.filename).name, frame.lineno, frame.name)
+    if where is None:
+        return text
+    file, line, function = where
+    return f"{text} ({file}, line {line}" + (f", in {function})" if function else ")")
+
+
+#: How long the learner's code may run on one case; past that it is stopped and the case
+#: fails (an endless loop in a backward must not hang the grader).
+TIME_LIMIT = 10.0
+
+
+class _TimeLimitExceeded(BaseException):
+    """The learner's code ran past TIME_LIMIT. (A BaseException, not an Exception, so that an
+    ``except Exception`` in the learner's code cannot swallow it.)"""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise _TimeLimitExceeded in this thread after ``seconds`` (where the platform has
+    SIGALRM and this is the main thread; elsewhere no limit)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _TimeLimitExceeded(
+            f"your code ran longer than {seconds:g} s, the time limit of a case "
+            "(an endless loop?), and was stopped"
+        )
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
@@ -336,26 +415,34 @@ class CaseResult:
 
 
 def grade(name: str, cls: type) -> list[CaseResult]:
-    """Grade class ``cls`` on every case of exercise ``name``."""
+    """Grade class ``cls`` on every case of exercise ``name``. Whatever the learner's code
+    does (raises, calls ``sys.exit``, loops past ``TIME_LIMIT``) fails that case, with the
+    error and its line in the learner's file; it never ends the grading or passes a case."""
     exercise = _exercise(name)
+    source = getattr(sys.modules.get(cls.__module__), "__file__", None)
     results = []
     for number, case in enumerate(exercise.cases()):
-        reference = exercise.reference(*case.args, **case.kwargs)
-        mine = cls(*case.args, **case.kwargs)
-        _same_parameters(mine, reference, seed=number)
-        if exercise.is_loss:
-            mine, reference = _AsModule(mine, case.target), _AsModule(reference, case.target)
-        if name == "dropout":  # the reference drops what the learner's forward drops
-            probe = copy.deepcopy(mine)
-            probe(case.x)
-            reference._fixed_mask = np.asarray(probe.mask)
         try:
-            report = check_module(mine, case.x, reference=reference, rng=number)
-        except Exception as error:  # the learner's code failed: say how, go on
-            results.append(CaseResult(case, None, f"{type(error).__name__}: {error}"))
+            with _time_limit(TIME_LIMIT):
+                report = _grade_case(exercise, name, cls, case, number)
+        except (Exception, SystemExit, _TimeLimitExceeded) as error:  # the learner's code
+            results.append(CaseResult(case, None, describe_error(error, source)))
             continue
         results.append(CaseResult(case, report))
     return results
+
+
+def _grade_case(exercise: Exercise, name: str, cls: type, case: Case, number: int):
+    reference = exercise.reference(*case.args, **case.kwargs)
+    mine = cls(*case.args, **case.kwargs)
+    _same_parameters(mine, reference, seed=number)
+    if exercise.is_loss:
+        mine, reference = _AsModule(mine, case.target), _AsModule(reference, case.target)
+    if name == "dropout":  # the reference drops what the learner's forward drops
+        probe = copy.deepcopy(mine)
+        probe(case.x.copy())
+        reference._fixed_mask = np.array(probe.mask)
+    return check_module(mine, case.x, reference=reference, rng=number)
 
 
 def _exercise(name: str) -> Exercise:
@@ -388,7 +475,7 @@ class _AsModule(Module):
 
     def __init__(self, loss: Any, target: Any) -> None:
         super().__init__()
-        self.loss, self.target = loss, target
+        self.loss, self.target = loss, np.array(target)  # its own copy: a loss may cache it
         self.kinks_at = tuple(getattr(loss, "kinks_at", ()))
         if self.kinks_at:  # (an integer target holds class indices: no kinks there)
             self.kink_origin = np.asarray(target, dtype=np.float64)
@@ -415,7 +502,7 @@ def report_text(name: str, results: list[CaseResult]) -> str:
         note = f"; {case.note}" if case.note else ""
         lines.append(f"case {number}: {arguments} on {shape}{note}: {status}")
         if result.error is not None:
-            lines.append(f"  your code raised {result.error}")
+            lines.append(f"  {result.error}")
         elif not result.passed:
             lines += ["  " + line for line in str(result.report).splitlines()[1:]]
     passed = sum(r.passed for r in results)
