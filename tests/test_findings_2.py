@@ -579,3 +579,59 @@ def test_a13_start_never_writes_through_a_link_or_into_a_file(tmp_path, capsys):
     assert main(["exercise", "start", "relu", str(afile)]) == 2
     assert "afile is a file, not a folder" in capsys.readouterr().err
     assert afile.read_text() == "notes"
+
+
+# -- A9, A10, A11: an empty batch in Conv2d; a learner's activation in the derivation and page ---
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a9_conv2d_takes_an_empty_batch_as_torch_does(groups):
+    from handprop.layers import Conv2d
+
+    conv = Conv2d(4, 2, 3, groups=groups, rng=0)
+    y = conv(np.zeros((0, 4, 5, 6), np.float32))
+    assert y.shape == (0, 2, 3, 4)  # torch.nn.Conv2d(4, 2, 3)(torch.zeros(0, 4, 5, 6)).shape
+    dx = conv.backward(np.zeros(y.shape, np.float32))
+    assert dx.shape == (0, 4, 5, 6)
+    np.testing.assert_array_equal(conv.weight.grad, np.zeros_like(conv.weight.data))
+
+
+class SiLU(Module):
+    """x * sigmoid(x), a learner's activation (the docs' own custom layer)."""
+
+    def forward(self, x):
+        self.x, self.s = x, 1 / (1 + np.exp(-x))
+        return x * self.s
+
+    def backward(self, grad_output):
+        return grad_output * self.s * (1 + self.x * (1 - self.s))
+
+    def __repr__(self):
+        return "SiLU(<!--<script>)"  # A11: a repr that opens an HTML comment and a script
+
+
+def _silu_trace():
+    from handprop.explain.trace import trace
+
+    model = Sequential(Linear(2, 3, rng=0), SiLU(), Linear(3, 1, rng=1))
+    X = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+    return trace(model, MSELoss(), X, np.zeros((2, 1), np.float32))
+
+
+def test_a10_the_derivation_writes_a_learners_activation_through_its_backward():
+    t = _silu_trace()
+    text = t.to_markdown()
+    assert r"\operatorname{SiLU}(Z^{[1]})" in text
+    assert "By `SiLU.backward` (its Jacobian below)" in text
+    # the Jacobian view, from SiLU.backward itself, agrees with the trace's dJ/dZ1
+    assert "the same as the code's result (up to float32 rounding)" in text.split("### 5.")[0]
+
+
+def test_a11_the_step_through_pages_data_cannot_end_its_script():
+    import json
+    import re
+
+    page = _silu_trace().to_html()
+    data = re.search(r'<script type="application/json" id="frames">(.*?)</script>', page, re.S)
+    assert "<" not in data[1] and ">" not in data[1]
+    assert "SiLU(<!--<script>)" in json.dumps(json.loads(data[1]), ensure_ascii=False)

@@ -265,8 +265,9 @@ class Conv2d(Module):
         n, g, o = x.shape[0], self.groups, self.out_channels
         xp = _pad(x, self._pads)
         cols = _im2col(xp, self.kernel_size, self.stride, self.dilation, (ho, wo))
-        cols = cols.reshape(g, -1, ho * wo * n)
-        w = self.weight.data.reshape(g, o // g, -1)
+        taps = self.in_channels // g * self.kernel_size[0] * self.kernel_size[1]  # Cg*kH*kW
+        cols = cols.reshape(g, taps, ho * wo * n)  # (no -1: an empty batch has N = 0)
+        w = self.weight.data.reshape(g, o // g, taps)
         y = np.matmul(w, cols).reshape(o, ho, wo, n)
         if self.bias is not None:
             y += self.bias.data.reshape(o, 1, 1, 1)
@@ -293,7 +294,7 @@ class Conv2d(Module):
             self.bias.accumulate_grad(g.sum(axis=(0, 2, 3)))
         if not input_grad:
             return None
-        w = self.weight.data.reshape(g_, o // g_, -1)
+        w = self.weight.data.reshape(g_, o // g_, cols.shape[1])
         dcols = np.matmul(w.transpose(0, 2, 1), gm)  # (G, Cg*kH*kW, Ho*Wo*N)
         dcols = dcols.reshape(c, *self.kernel_size, ho, wo, n)
         padded = (n, c, h + sum(self._pads[0]), w_ + sum(self._pads[1]))

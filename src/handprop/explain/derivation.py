@@ -8,10 +8,12 @@ vector-Jacobian product the code computes (without ever forming that matrix).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 
+from ..grad_mode import enable_grad
 from ..layers import (
     GELU,
     BatchNorm1d,
@@ -123,7 +125,15 @@ def formulas(module: Any) -> tuple[str, str]:
         return GELU_TANH
     if isinstance(module, Dropout) and not (module.training and module.p > 0):
         return ACTIVATION[Identity]
-    return ACTIVATION[type(module)]
+    if type(module) in ACTIVATION:
+        return ACTIVATION[type(module)]
+    name = r"\operatorname{" + type(module).__name__.replace("_", r"\_") + "}"
+    return rf"{name}(Z^{{[l]}})", rf"{name}'(Z^{{[l]}})"  # a layer of one's own
+
+
+def _known(module: Any) -> bool:
+    """Whether the derivation knows ``module``'s formulas (else: a layer of one's own)."""
+    return type(module) in ACTIVATION
 
 
 def _activation_jacobian(module: Any, z: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -140,7 +150,25 @@ def _activation_jacobian(module: Any, z: np.ndarray, a: np.ndarray) -> np.ndarra
         for i, block in enumerate(blocks):
             jac[i * k : (i + 1) * k, i * k : (i + 1) * k] = block
         return jac
+    if not _known(module):
+        return _jacobian_from_backward(module, z64)
     return np.diag(_slope(module, z64, a64).ravel())
+
+
+def _jacobian_from_backward(module: Any, z64: np.ndarray) -> np.ndarray:
+    """A layer of one's own: its Jacobian row by row from its own backward, in float64 on a
+    copy (row i = backward(e_i), the gradient of output element i)."""
+    clone = copy.deepcopy(module)
+    for p in clone.parameters():
+        p.data = p.data.astype(np.float64)
+    with enable_grad():
+        a = np.asarray(clone(z64))
+    rows = []
+    for i in range(a.size):
+        unit = np.zeros(a.size)
+        unit[i] = 1.0
+        rows.append(np.asarray(clone.backward(unit.reshape(a.shape), retain_graph=True)).ravel())
+    return np.array(rows).reshape(a.size, z64.size)
 
 
 def _slope(module: Any, z64: np.ndarray, a64: np.ndarray) -> np.ndarray:
@@ -534,10 +562,14 @@ class _Backward:
         _, derivative = formulas(layer.activation)
         derivative = derivative.replace("Z^{[l]}", f"{s}^{{[l]}}").replace("[l]", f"[{n}]")
         row_wise = ROW_WISE.get(type(layer.activation))
+        product = f"\\odot {derivative}"
+        if not _known(layer.activation):  # a layer of one's own: not assumed elementwise
+            row_wise = f"By `{type(layer.activation).__name__}.backward` (its Jacobian below)"
+            product = f"\\text{{ through }} {derivative}"
         self.add_step(
             f"$\\partial J / \\partial {s}^{{[{n}]}}$, through {layer.activation!r}",
             f"\\frac{{\\partial J}}{{\\partial {s}^{{[{n}]}}}} = \\frac{{\\partial J}}{{\\partial A^{{[{n}]}}}} "
-            f"\\odot {derivative}",
+            f"{product}",
             f"{row_wise or 'Elementwise'}, shape {_shape(t[source])}.",
             source,
         )

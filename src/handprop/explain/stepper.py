@@ -247,7 +247,11 @@ show(0);
 
 def to_html(t: Any) -> str:
     """The step-through page of trace ``t`` (see the module docstring)."""
-    data = json.dumps(frames(t)).replace("</", "<\\/")  # nothing in it may end the script
+    # nothing in it may end the script or start an HTML comment there (`</`, `<!--`): every
+    # <, > and & is written as a JSON escape, which the page's JSON.parse reads back
+    data = json.dumps(frames(t))
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        data = data.replace(char, escaped)
     title = f"Backpropagation step by step: {' → '.join(repr(m) for m in t.model)}"
     return f"""<!DOCTYPE html>
 <html lang="en">
