@@ -635,3 +635,22 @@ def test_a11_the_step_through_pages_data_cannot_end_its_script():
     data = re.search(r'<script type="application/json" id="frames">(.*?)</script>', page, re.S)
     assert "<" not in data[1] and ">" not in data[1]
     assert "SiLU(<!--<script>)" in json.dumps(json.loads(data[1]), ensure_ascii=False)
+
+
+# -- A16: a count in a state_dict must be one ----------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, 1e30, -5, 2.5, np.array(-1)])
+def test_a16_num_batches_tracked_must_be_a_whole_number(bad):
+    from handprop.layers import BatchNorm1d
+
+    norm = BatchNorm1d(3)
+    state = norm.state_dict()
+    state["num_batches_tracked"] = np.asarray(bad)
+    with pytest.raises(ValueError, match="num_batches_tracked must hold whole numbers from 0 to"):
+        norm.load_state_dict(state)
+    assert norm.num_batches_tracked == 0
+    for good in (7, np.array(7.0), np.int32(7)):
+        state["num_batches_tracked"] = good
+        norm.load_state_dict(state)
+        assert norm.num_batches_tracked == 7 and norm.num_batches_tracked.dtype == np.int64

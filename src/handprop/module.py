@@ -599,7 +599,10 @@ class Module:
             if key not in state_dict:
                 continue
             owner = f"{self._short_name()}.load_state_dict"
-            value = as_float_array(state_dict[key], owner, key, target.dtype)
+            if target.dtype.kind in "iu":  # a count (num_batches_tracked)
+                value = _whole_numbers(state_dict[key], owner, key, target.dtype)
+            else:
+                value = as_float_array(state_dict[key], owner, key, target.dtype)
             if value.shape != target.shape:
                 problems.append(
                     f"size mismatch for {key}: copying a param with shape "
@@ -668,6 +671,27 @@ class Module:
                 f"got {shape_str(grad.shape)}"
             )
         return grad
+
+
+def _whole_numbers(value: Any, owner: str, key: str, dtype: np.dtype) -> np.ndarray:
+    """A count such as ``num_batches_tracked``, checked: whole numbers from 0 to the integer
+    type's largest. (torch's load_state_dict takes anything: NaN or 1e30 become
+    -9223372036854775808, -5 stays; a count that is none is refused here instead.)"""
+    largest = np.iinfo(dtype).max
+    if isinstance(value, (int, np.integer)) or (
+        isinstance(value, np.ndarray) and value.dtype.kind in "iu"
+    ):
+        array = np.asarray(value)
+        ok = (array >= 0) & (array <= largest)
+    else:
+        array = as_float_array(value, owner, key, np.dtype(np.float64))
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(array) & (array >= 0) & (array % 1 == 0) & (array <= largest)
+    if not np.all(ok):
+        raise ValueError(
+            f"{owner}: {key} must hold whole numbers from 0 to {largest}, got {value!r}"
+        )
+    return array.astype(dtype)
 
 
 def _type_name(value: Any) -> str:
