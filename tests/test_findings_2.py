@@ -6,6 +6,8 @@ The ids (A1, A2, ...) are the report's; each test says what the attack did and w
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -654,3 +656,55 @@ def test_a16_num_batches_tracked_must_be_a_whole_number(bad):
         state["num_batches_tracked"] = good
         norm.load_state_dict(state)
         assert norm.num_batches_tracked == 7 and norm.num_batches_tracked.dtype == np.int64
+
+
+# -- A17, F15: save's path, and the temporary files of killed saves ------------------------------
+
+
+def test_a17_save_to_a_directory_says_so_and_takes_bytes(tmp_path):
+    model = Sequential(Linear(2, 2, rng=0))
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"save: cannot write '.*adir': it is a directory"):
+        handprop.save(model, tmp_path / "adir")
+    assert list((tmp_path / "adir").iterdir()) == []
+    handprop.save(model, bytes(tmp_path / "x.npz"))
+    np.testing.assert_array_equal(
+        handprop.load(tmp_path / "x.npz")[0].weight.data, model[0].weight.data
+    )
+
+
+def test_f15_the_next_save_removes_what_killed_saves_left(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    gone = int(done.stdout)  # a process that has ended
+    stale = tmp_path / f".model.npz.{gone}.abc123.tmp"
+    stale.write_bytes(b"half a file")
+    running = tmp_path / f".model.npz.{os.getppid()}.def456.tmp"  # a save still running
+    running.write_bytes(b"being written")
+    other = tmp_path / f".other.npz.{gone}.abc123.tmp"  # another file's: not this save's
+    other.write_bytes(b"not ours")
+    handprop.save(Sequential(Linear(2, 2)), tmp_path / "model.npz")
+    assert not stale.exists()
+    assert running.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model")) == [
+        running.name
+    ]
+
+
+def test_a18_clip_grad_norm_with_a_negative_order_warns_nothing():
+    """torch.nn.utils.clip_grad_norm_ on the same gradients returns tensor(0.), with no
+    warning; warnings are errors in this test suite, so a leaked one fails it."""
+    from handprop.utils import clip_grad_norm_
+
+    w, b = Parameter(np.zeros((2, 2))), Parameter(np.zeros(2))
+    w.grad, b.grad = np.array([[1.0, 0.0], [0.0, 0.0]]), np.ones(2)
+    total = clip_grad_norm_([w, b], 1.0, norm_type=-1)
+    # per tensor: (sum |g|^-1)^-1 = 0 for w (its zeros), 0.5 for b; then over the two: 0
+    assert total == 0.0

@@ -13,9 +13,11 @@ only then allocates the model and reads the values; so a small file cannot make 
 memory that the file does not hold. Anything that is not a well-formed handprop model file
 raises a ``ValueError`` that says what is wrong.
 
-Saving writes a temporary file next to the target (named after it) and renames it into
-place, so a crash mid-save leaves the old file (or none), never half a file; the new file
-gets the permissions a plain ``open()`` would give it (or keeps the old file's).
+Saving writes a temporary file next to the target (``.NAME.PID.XXXX.tmp``, named after it and
+the saving process) and renames it into place, so a crash mid-save leaves the old file (or
+none), never half a file; the next save of the same file removes the temporary files of saves
+whose process is gone (killed mid-write). The new file gets the permissions a plain ``open()``
+would give it (or keeps the old file's).
 
 Examples:
     >>> import tempfile, pathlib
@@ -28,6 +30,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -473,10 +476,13 @@ def _plan_sequential(args: dict[str, Any], prefix: str, depth: int) -> _Plan:
 # -- saving -------------------------------------------------------------------------------------
 
 
-def save(model: Module, path: str | os.PathLike) -> None:
+def save(model: Module, path: str | bytes | os.PathLike) -> None:
     """Write ``model`` (architecture, parameters and buffers) to ``path`` atomically."""
     if not isinstance(model, Module):
         raise TypeError(f"save: expected a handprop Module, got {type(model).__name__}")
+    path = os.fsdecode(path)  # a str, bytes or path-like name, as load takes
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save: cannot write {path!r}: it is a directory")
     description = _describe(model)
     expected = _plan(description).state
     arrays = {}
@@ -491,7 +497,7 @@ def save(model: Module, path: str | os.PathLike) -> None:
         arrays[prefix + key] = array
     header = {"format": FORMAT, "version": VERSION, "model": description}
     arrays["architecture"] = np.array(json.dumps(header))  # a unicode array, not an object one
-    _write_atomically(os.fspath(path), arrays)
+    _write_atomically(path, arrays)
 
 
 def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -499,8 +505,9 @@ def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
     if os.path.islink(path):
         path = os.path.realpath(path)  # write through a symlink, as open() would
     folder, name = os.path.split(os.path.abspath(path))
+    _remove_stale_temporaries(folder, name)
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.{os.getpid()}.", suffix=".tmp")
     except OSError as error:
         raise type(error)(error.errno, f"save: cannot write {path!r}: {error.strerror}") from None
     try:
@@ -520,6 +527,37 @@ def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _remove_stale_temporaries(folder: str, name: str) -> None:
+    """Remove the temporary files that saves of this same file left behind when they were
+    killed mid-write (``.NAME.PID.XXXX.tmp``): those whose process no longer runs on this
+    machine. A save still running in another process keeps its own."""
+    prefix = f".{name}."
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        pid = entry[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, entry))
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` may still be running (True when it cannot be told)."""
+    if os.name != "posix":  # (on Windows os.kill(pid, 0) would stop the process)
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0 on POSIX: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists (another user's), or we cannot tell: leave its file alone
+    return True
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -92,7 +92,8 @@ def clip_grad_norm_(
     if not grads:
         return 0.0
     dtype = np.result_type(*grads)
-    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN as torch, silently
+    # inf and NaN as torch gives them, silently (a negative p raises 0 to a negative power)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         norms = np.stack([_norm(g.astype(dtype, copy=False), p) for g in grads])
         total = _norm(norms, p)
     if error_if_nonfinite and not math.isfinite(float(total)):
@@ -101,7 +102,7 @@ def clip_grad_norm_(
             "cannot be clipped. To disable this error and scale the gradients by the non-finite "
             "norm anyway, set `error_if_nonfinite=False`"
         )
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         coef = np.minimum(dtype.type(max_norm) / (total + dtype.type(_EPS)), dtype.type(1.0))
         for param in params:
             if param.grad is not None:
