@@ -513,7 +513,10 @@ class MaxPool2d(_Pool2d):
             c = np.arange(out[1]) * self.stride[1] + b * self.dilation[1] - pads[1][0]
             inside = np.outer((r >= 0) & (r < shape[2]), (c >= 0) & (c < shape[3]))
             first[(first < 0) & inside] = index
-        return np.maximum(first, 0)  # a window of padding only: its first tap (torch aborts)
+        # a window of padding only (output -inf): its first tap, where no input is; torch's
+        # index there points outside the input, and its backward drops that gradient or
+        # writes out of bounds (seen aborting the process): handprop's goes nowhere
+        return np.maximum(first, 0)
 
     def forward(self, input: Any) -> np.ndarray:
         x = _image(self, input)
