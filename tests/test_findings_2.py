@@ -708,3 +708,41 @@ def test_a18_clip_grad_norm_with_a_negative_order_warns_nothing():
     total = clip_grad_norm_([w, b], 1.0, norm_type=-1)
     # per tensor: (sum |g|^-1)^-1 = 0 for w (its zeros), 0.5 for b; then over the two: 0
     assert total == 0.0
+
+
+# -- first contact: a layer of one's own whose backward returns nothing or the wrong shape --------
+
+
+class ReturnsNone(Module):
+    def forward(self, x):
+        return x * 1
+
+    def backward(self, grad_output):
+        return None  # forgot the return value
+
+
+class ReturnsWrongShape(Module):
+    def forward(self, x):
+        return x * 1
+
+    def backward(self, grad_output):
+        return grad_output[:, :1]
+
+
+@pytest.mark.parametrize(
+    ("layer", "what", "kind"),
+    [
+        (ReturnsNone, "None", TypeError),
+        (ReturnsWrongShape, r"an array of shape \(4, 1\) and dtype float32", ValueError),
+    ],
+)
+def test_the_error_names_the_layer_whose_backward_returned_a_bad_gradient(layer, what, kind):
+    model = Sequential(Linear(2, 3, rng=0), layer(), Linear(3, 1, rng=1))
+    model(np.ones((4, 2), np.float32))
+    with pytest.raises(
+        kind,
+        match=rf"^Sequential\[1\]: {layer.__name__}\(\)\.backward returned {what}; a backward "
+        r"must return dJ/d\(its input\)",
+    ):
+        model.backward(np.ones((4, 1), np.float32))
+    assert all(p.grad is None for p in model.parameters())  # the failed backward undone

@@ -839,7 +839,14 @@ class Sequential(Module):
         """
         modules = list(self._modules.values())
         for index in range(len(modules) - 1, -1, -1):
-            grad_output = modules[index].backward(grad_output, input_grad=input_grad or index > 0)
+            try:
+                grad_output = modules[index].backward(
+                    grad_output, input_grad=input_grad or index > 0
+                )
+            except (ValueError, TypeError) as error:
+                if index + 1 < len(modules) and "grad_output" in str(error):
+                    raise _blame(modules, index, grad_output, error) from error
+                raise
         return grad_output
 
     def __len__(self) -> int:
@@ -859,6 +866,25 @@ class Sequential(Module):
         if not -len(modules) <= index < len(modules):
             raise IndexError(f"Sequential index {index} is out of range for {len(modules)} modules")
         return modules[index]
+
+
+def _blame(modules: list[Module], index: int, grad: Any, error: Exception) -> Exception:
+    """The error for a gradient that module ``index + 1``'s backward returned and module
+    ``index`` refused: it names the module that returned it (a layer of one's own returning
+    None or the wrong shape), not only the one that received it."""
+    what = "None" if grad is None else f"{type(grad).__name__}"
+    if isinstance(grad, np.ndarray):
+        what = f"an array of shape {shape_str(grad.shape)} and dtype {grad.dtype}"
+    culprit = modules[index + 1]._short_name()
+    message = (
+        f"Sequential[{index + 1}]: {culprit}.backward returned {what}; a backward must return "
+        f"dJ/d(its input), an array of its input's shape. (Sequential[{index}], which "
+        f"receives it, said: {error})"
+    )
+    try:
+        return type(error)(message)
+    except Exception:  # an error class with other arguments: the original, unchanged
+        return error
 
 
 def _check_module_name(module: Module, name: Any) -> None:
