@@ -549,13 +549,26 @@ def test_a_layer_without_super_init_gets_a_clear_error():
 
 
 def test_copies_of_a_model_keep_working():
+    """A copy made between forward and backward (deepcopy or pickle) carries the forward's
+    caches: its backward gives the original's gradients, into its own parameters only, and
+    the original's backward still runs, once."""
     model = we.model()
     X, y = we.data()
     loss = we.loss_fn()
     loss(model(X), y)
-    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
-        clone.backward(loss.backward())  # the copy's caches belong to the copy
-    model.backward(loss.backward())
+    clones = (copy.deepcopy(model), pickle.loads(pickle.dumps(model)))
+    grads_x = [clone.backward(loss.backward()) for clone in clones]  # each copy's own caches
+    assert all(p.grad is None for p in model.parameters())  # the original's untouched
+    grad_x = model.backward(loss.backward())
+    expected = {name: p.grad for name, p in model.named_parameters()}
+    assert set(expected) == {"0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"}
+    for clone, clone_grad_x in zip(clones, grads_x, strict=True):
+        np.testing.assert_array_equal(clone_grad_x, grad_x)
+        for name, p in clone.named_parameters():
+            np.testing.assert_array_equal(p.grad, expected[name])
+            assert p is not dict(model.named_parameters())[name]
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        model.backward(loss.backward())
 
 
 def test_a_read_only_grad_set_by_the_user_is_added_to_not_written_into():
