@@ -22,6 +22,7 @@ epoch's mean training loss in both and their largest difference, and the test ac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import importlib.util
 import sys
@@ -31,6 +32,7 @@ import numpy as np
 
 from handprop import Sequential
 from handprop.data import batches
+from handprop.interop import sharing_cores
 from handprop.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from handprop.losses import CrossEntropyLoss
 from handprop.optim import Adam, lr_scheduler
@@ -102,22 +104,24 @@ def train(name="digits", epochs=20, lr=3e-3, batch_size=32, seed=0, with_torch=T
     schedule = lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     rng = np.random.default_rng(seed)
     history = {"loss": [], "torch_loss": [], "test": [], "torch_test": []}
-    for _ in range(epochs):
-        total, t_total = 0.0, 0.0
-        for X_batch, y_batch in batches(X, y, batch_size, rng=rng):
-            optimizer.zero_grad()
-            total += loss_fn(model(X_batch), y_batch) * len(X_batch)
-            model.backward(loss_fn.backward())
-            optimizer.step()
+    # both libraries in one process: one thread each, or their thread pools fight over the cores
+    with sharing_cores() if twin is not None else contextlib.nullcontext():
+        for _ in range(epochs):
+            total, t_total = 0.0, 0.0
+            for X_batch, y_batch in batches(X, y, batch_size, rng=rng):
+                optimizer.zero_grad()
+                total += loss_fn(model(X_batch), y_batch) * len(X_batch)
+                model.backward(loss_fn.backward())
+                optimizer.step()
+                if twin is not None:
+                    t_total += twin.step(X_batch, y_batch) * len(X_batch)
+            schedule.step()
+            history["loss"].append(total / len(X))
+            history["test"].append(accuracy(model, X_test, y_test))
             if twin is not None:
-                t_total += twin.step(X_batch, y_batch) * len(X_batch)
-        schedule.step()
-        history["loss"].append(total / len(X))
-        history["test"].append(accuracy(model, X_test, y_test))
-        if twin is not None:
-            twin.schedule.step()
-            history["torch_loss"].append(t_total / len(X))
-            history["torch_test"].append(twin.accuracy(X_test, y_test))
+                twin.schedule.step()
+                history["torch_loss"].append(t_total / len(X))
+                history["torch_test"].append(twin.accuracy(X_test, y_test))
     history["filters"] = model[0].weight.data.copy()
     return history
 

@@ -746,3 +746,11 @@ def test_the_error_names_the_layer_whose_backward_returned_a_bad_gradient(layer,
     ):
         model.backward(np.ones((4, 1), np.float32))
     assert all(p.grad is None for p in model.parameters())  # the failed backward undone
+
+
+def test_a_bare_handprop_prints_the_help(capsys):
+    from handprop.cli import main
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: handprop") and "walkthrough" in out and "exercise" in out

@@ -60,6 +60,9 @@ def _run(argv: list[str] | None) -> int:
         "document's 4 decimals)",
     )
     _exercise_parser(commands)
+    if not (sys.argv[1:] if argv is None else argv):  # a bare `handprop`: the help, not an error
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
     if args.command == "exercise":
         return _exercise(args)

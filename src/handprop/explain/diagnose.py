@@ -401,10 +401,11 @@ def _batch_mistakes(what, got, right, rtol, atol, c):
             f"{right.shape}: check the order of the matrix product (g.T @ x, not x.T @ g)"
         )
     if got.shape[1:] == right.shape and _close(got.sum(axis=0), right, rtol, atol):
+        samples = "the one sample" if got.shape[0] == 1 else f"all {got.shape[0]} samples"
         return "not-summed-over-batch", (
             f"{what}: you return one gradient per sample, shape {got.shape}; the parameter "
-            f"is shared by all {got.shape[0]} samples, so its gradient is their sum over the "
-            f"batch, shape {right.shape}"
+            f"is shared by {samples}, so its gradient is their sum over the batch axis, "
+            f"shape {right.shape}"
         )
     return None
 
