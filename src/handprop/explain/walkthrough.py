@@ -32,20 +32,15 @@ DIGITS = 4  # significant digits of the values shown beside the document's 4 dec
 
 
 def _num(v: Any, digits: int | None = None) -> str:
-    """``v`` to ``digits`` significant digits; ``None``: in full, the shortest text that reads
-    back as the same number in its own dtype (float32: about 7 digits; float64: up to 17).
-
-    Trailing zeros are kept when they are digits of a rounded value (1.100259 is 1.100, not
-    1.1, which would read as exact) and dropped when the value is exact (4, -7.8, 0.5).
+    """``v`` to ``digits`` significant digits, without trailing zeros (4, -7.8, -16, 0.09112,
+    as the intro says: every value is rounded so); ``None``: in full, the shortest text that
+    reads back as the same number in its own dtype (float32: about 7 digits; float64: up to
+    17). (Keeping the zeros of rounded values only, -16.00 beside an exact -7.8, read as a
+    difference in precision where there is none.)
     """
     v = np.asarray(v)[()]
     v = v if isinstance(v, np.floating) else np.float64(v)
-    if digits is None:
-        text = str(v).removesuffix(".0")
-    else:
-        text = f"{float(v):.{digits}g}"
-        if type(v)(text) != v:  # rounded: show all its digits, trailing zeros too
-            text = f"{float(v):#.{digits}g}".rstrip(".")
+    text = str(v).removesuffix(".0") if digits is None else f"{float(v):.{digits}g}"
     return "0" if text == "-0" else text
 
 
