@@ -754,3 +754,27 @@ def test_a_bare_handprop_prints_the_help(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: handprop") and "walkthrough" in out and "exercise" in out
+
+
+def _code_lines():
+    """(page, line number, line) of every line inside a fenced code block of docs/."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "docs"
+    for page in sorted(root.rglob("*.md")):
+        inside = False
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            if line.startswith("```"):
+                inside = not inside
+            elif inside:
+                yield page.relative_to(root), number, line
+
+
+def test_the_docs_code_boxes_show_no_doctest_directive_and_no_overlong_line():
+    """First contact: a reader saw `# doctest: +ELLIPSIS`, and a 318-character error message
+    ran far out of its code box (pytest's ELLIPSIS and NORMALIZE_WHITESPACE let an example
+    wrap its expected output instead)."""
+    directives = [f"{p}:{n}" for p, n, line in _code_lines() if "doctest:" in line]
+    assert not directives, directives
+    long = [f"{p}:{n} ({len(line)})" for p, n, line in _code_lines() if len(line) > 100]
+    assert not long, long
