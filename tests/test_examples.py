@@ -156,11 +156,17 @@ def test_the_cnn_learns_the_digits_as_its_torch_twin_does():
     """20 epochs, as the script runs by default: above 95% test accuracy (measured 0.954), and
     torch's twin, from the same weights on the same batches, draws the same loss curve and
     nearly the same test accuracies (measured: at most 1 image of 500 apart). The curves are
-    4.3e-4 of the first epoch's loss apart at most (1.2e-7 with another summation order in
-    the convolution): float32 rounding differences grow over the 820 Adam steps."""
+    2.8e-7 of the first epoch's loss apart at most, with torch on one thread as the example
+    runs it (interop.sharing_cores); with torch's threads they drift 4.7e-4 apart, as torch's
+    own multithreaded float32 sums grow apart over the 820 Adam steps. The bound, 1e-4, holds
+    the one-thread figure with a margin for another machine's rounding."""
+    import torch
+
+    threads = torch.get_num_threads()
     history = train_cnn.train("digits")
+    assert torch.get_num_threads() == threads  # put back as it was
     assert history["test"][-1] > 0.95
-    assert train_cnn.loss_gap(history) < 5e-3
+    assert train_cnn.loss_gap(history) < 1e-4
     assert np.max(np.abs(np.subtract(history["test"], history["torch_test"]))) <= 2 / 500
     assert history["filters"].shape == (6, 1, 3, 3)
 

@@ -778,3 +778,20 @@ def test_the_docs_code_boxes_show_no_doctest_directive_and_no_overlong_line():
     assert not directives, directives
     long = [f"{p}:{n} ({len(line)})" for p, n, line in _code_lines() if len(line) > 100]
     assert not long, long
+
+
+@pytest.mark.torch
+def test_sharing_cores_puts_one_thread_in_each_pool_and_then_puts_them_back():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from handprop.interop import sharing_cores
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before, torch_before = blas_threads(), torch.get_num_threads()
+    with sharing_cores():
+        assert torch.get_num_threads() == 1
+        assert blas_threads() and all(n == 1 for n in blas_threads())
+    assert blas_threads() == before and torch.get_num_threads() == torch_before
