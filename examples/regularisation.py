@@ -22,6 +22,7 @@ from sklearn.datasets import load_digits
 
 from handprop import Sequential
 from handprop.data import batches
+from handprop.interop import sharing_cores
 from handprop.layers import BatchNorm1d, Dropout, Linear, ReLU
 from handprop.losses import CrossEntropyLoss
 from handprop.optim import Adam
@@ -71,7 +72,8 @@ def train(variant: str, epochs: int, lr: float = 1e-3, seed: int = 0, with_torch
     loss_fn, optimizer = CrossEntropyLoss(), Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     history = {"loss": [], "train": [], "test": [], "torch_loss": [], "torch_test": []}
-    with _one_torch_thread() if with_torch else contextlib.nullcontext():
+    # both libraries in one process: one thread each, or their thread pools fight over the cores
+    with sharing_cores() if with_torch else contextlib.nullcontext():
         for _ in range(epochs):
             total, t_total = 0.0, 0.0
             for X_batch, y_batch in batches(X, y, 50, rng=rng):
@@ -89,20 +91,6 @@ def train(variant: str, epochs: int, lr: float = 1e-3, seed: int = 0, with_torch
                 history["torch_loss"].append(t_total / len(X))
                 history["torch_test"].append(twin.accuracy(X_test, y_test))
     return history
-
-
-@contextlib.contextmanager
-def _one_torch_thread():
-    """torch on one thread while the twin trains (matrices of 50 x 100: starting threads costs
-    more than it saves), and the caller's own setting back afterwards."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class _TorchTwin:
