@@ -320,8 +320,11 @@ def test_walkthrough_prints_the_correct_values_and_explains_every_difference(tmp
     assert "handprop  dL/dA2 = [[0.04556, -0.02734], [-0.1277, 0.07662]]" in out
     assert "document  [[0.0456], [0.0766]]   DIFFERS: the document multiplies elementwise" in out
     assert "handprop  dJ/db2 = [-0.06385, 0.02464]" in out
-    # a rounded value keeps its trailing zeros (1.100, not 1.1, which would read as exact)
-    assert "handprop  dL/dA3 = [[1.100], [-1.343]]" in out
+    # every value to 4 significant digits without trailing zeros (1.100259 is 1.1, and Z1's
+    # -16.0000019 is -16 beside the exact -7.8: the zeros of rounded values only read as a
+    # difference in precision)
+    assert "handprop  dL/dA3 = [[1.1], [-1.343]]" in out
+    assert "handprop  Z1 = [[4, 2, -7.8], [6, 9, -16]]" in out
     words = " ".join(out.split())  # explanations wrap at 100 columns
     assert "the document cuts 0.1901724 to 0.1901 instead of rounding (0.1902)" in words
     assert "At Z2[0, 0] = 0 exactly ReLU has no derivative" in out

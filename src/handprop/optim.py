@@ -238,10 +238,12 @@ def _schedule_entries(group: dict[str, Any], current: dict[str, Any], where: str
     """The entries of a saved group that are not this optimizer's own hyper-parameters: what
     a schedule wrote there (``initial_lr``; OneCycleLR's ``max_lr``, ``min_lr``,
     ``max_momentum``, ``base_momentum``), kept as torch keeps them so that the schedule
-    resumes. Each must be a real number (or a pair of them)."""
+    resumes. Each must be a real number (or a pair of them). torch's switches of its own
+    implementation (``capturable``, ``differentiable``, ``fused``: True, False or None) mean
+    nothing here and are left out."""
     entries = {}
     for key, value in group.items():
-        if key in current or key == "params":
+        if key in current or key == "params" or value is None or isinstance(value, bool):
             continue
         numbers = value if isinstance(value, (tuple, list)) else (value,)
         if not all(_is_real(x) for x in numbers):
