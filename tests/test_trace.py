@@ -331,7 +331,7 @@ def test_walkthrough_prints_the_correct_values_and_explains_every_difference(tmp
     # dA3/dZ3 and dL/dW3 (truncation), dJ/db3 (rounding), dL/dA2 (step 4), dL/dZ2 (carried)
     assert out.count("DIFFERS") == 5 and "see below" not in out
     assert "✗" not in out and out.count("✓") == 26
-    assert "cost after the step: 0.1630 (before: 0.1952)" in out
+    assert "cost after the step: 0.163 (before: 0.1952)" in out
     # torch's column included; the last line names the SVG file, a path as long as it is
     lines = [line for line in out.splitlines() if not line.startswith("wrote the computational")]
     assert max(len(line) for line in lines) <= 100
