@@ -33,6 +33,27 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 _REQUIRE_NO_SKIPS = bool(os.environ.get("CI") or os.environ.get("HANDPROP_REQUIRE_TORCH"))
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (the README's command runs a worker per core): each worker's NumPy
+    BLAS and torch on one thread, so that the workers do not fight over the cores with thread
+    pools of a thread per core each. (Set once, before any test: the per-test check below
+    sees no change. Results do not depend on it: every comparison with torch has per-dtype
+    tolerances, and the pictures are compared by what they show.)"""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - the test environment has it (scikit-learn's)
+        pass
+    else:
+        config._handprop_blas_limit = threadpool_limits(limits=1, user_api="blas")
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if not _REQUIRE_NO_SKIPS:
         return

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -135,35 +134,57 @@ def _visit(browser, base: str, url: str, screenshot: Path):
     return found
 
 
-def test_every_page_renders_its_math_offline(site, browser):
-    base, pages, out = site
+def _pages() -> list[str]:
+    """The site's page paths, from docs/'s Markdown files as MkDocs names them ("" the home
+    page, "layers/linear" for docs/layers/linear.md): one test per page, so that the pages are
+    shared among the test workers."""
+    docs = ROOT / "docs"
+    paths = []
+    for md in docs.rglob("*.md"):
+        path = md.relative_to(docs).with_suffix("").as_posix()
+        paths.append(path.removesuffix("index").rstrip("/"))
+    return sorted(paths)
+
+
+PAGES = _pages()
+
+
+def test_every_built_page_is_visited_and_the_site_has_math(site):
+    _, pages, out = site
     assert {"", "worked_example", "optimizers", "checking", "layers/linear"} <= set(pages)
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    problems, formulas = [], 0
-    for path in pages:
-        name = path.replace("/", "_") or "home"
-        url = base + path + ("/" if path else "")
-        found = _visit(browser, base, url, ARTIFACTS / f"{name}.png")
-        formulas += len(found["formulas"])
-        built = (out / path / "index.html").read_text(encoding="utf-8").count('class="arithmatex"')
-        if len(found["formulas"]) != built:
-            problems.append(f"{path or '/'}: {built} formulas built, {len(found['formulas'])} seen")
-        internal = INTERNAL_WORDS.search(found["all_text"])
-        if internal:
-            problems.append(f"{path or '/'}: words of the team's work: {internal.group(0)!r}")
-        left = [raw for raw in _RAW_LATEX if raw in found["text"]]
-        if left:
-            problems.append(f"{path or '/'}: raw LaTeX {left} in the visible text")
-        for formula in found["formulas"]:
-            if not formula["drawn"] or formula["error"]:
-                problems.append(f"{path or '/'}: formula not typeset: {formula['latex']!r}")
-        for image in found["images"]:
-            if not image["loaded"]:
-                problems.append(f"{path or '/'}: picture not loaded: {image['src']}")
-        problems += [f"{path or '/'}: request left the site: {u}" for u in found["outside"]]
-        problems += [f"{path or '/'}: request failed: {u}" for u in found["failed"]]
-    assert not problems, "\n".join(problems)
+    assert pages == PAGES
     # the site has math to render: a check that finds no formula would prove nothing
-    assert formulas > 200
-    assert len(list(ARTIFACTS.glob("*.png"))) == len(pages)
+    built = sum(
+        p.read_text(encoding="utf-8").count('class="arithmatex"') for p in out.rglob("*.html")
+    )
+    assert built > 200
+
+
+@pytest.mark.parametrize("path", PAGES, ids=[p or "home" for p in PAGES])
+def test_the_page_renders_its_math_offline(site, browser, path):
+    base, _, out = site
+    name = path.replace("/", "_") or "home"
+    url = base + path + ("/" if path else "")
+    screenshot = ARTIFACTS / f"{name}.png"
+    screenshot.unlink(missing_ok=True)
+    found = _visit(browser, base, url, screenshot)
+    problems = []
+    built = (out / path / "index.html").read_text(encoding="utf-8").count('class="arithmatex"')
+    if len(found["formulas"]) != built:
+        problems.append(f"{built} formulas built, {len(found['formulas'])} seen")
+    internal = INTERNAL_WORDS.search(found["all_text"])
+    if internal:
+        problems.append(f"words of the team's work: {internal.group(0)!r}")
+    left = [raw for raw in _RAW_LATEX if raw in found["text"]]
+    if left:
+        problems.append(f"raw LaTeX {left} in the visible text")
+    for formula in found["formulas"]:
+        if not formula["drawn"] or formula["error"]:
+            problems.append(f"formula not typeset: {formula['latex']!r}")
+    for image in found["images"]:
+        if not image["loaded"]:
+            problems.append(f"picture not loaded: {image['src']}")
+    problems += [f"request left the site: {u}" for u in found["outside"]]
+    problems += [f"request failed: {u}" for u in found["failed"]]
+    assert not problems, f"{path or '/'}:\n" + "\n".join(problems)
+    assert screenshot.exists()
