@@ -6,7 +6,7 @@ arrays) and of 784-512-256-10, or one weight with its bias: 2048 x 784 (6 MiB in
 2048 x 2048 (16 MiB) or 4096 x 2048 (32 MiB). Each gradient is fixed and random; every
 variant runs a block of steps in turn, repeated, and the median time per step is reported.
 This is what decides ``foreach=None``: it should take the fast path exactly where the fast
-path is quicker (see handprop/_foreach.py, ``split``).
+path is quicker (see handprop/optim/_foreach.py, ``split``).
 
 Usage:  python benchmarks/bench_optimizers.py [--quick] [--markdown]
 

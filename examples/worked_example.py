@@ -7,7 +7,7 @@ The same as the console command ``handprop walkthrough``: the network, its param
 forward pass, the cost, then backpropagation step by step with handprop's value, the value
 the document prints and (if torch is installed) torch's, and why the document differs where
 it does. The code that prints it is src/handprop/explain/walkthrough.py; the backprop itself
-is in src/handprop/layers.py and losses.py.
+is in src/handprop/layers/ (linear.py, activation.py) and losses.py.
 """
 
 import sys

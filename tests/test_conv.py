@@ -10,7 +10,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from handprop import Sequential, gradcheck, load, save
-from handprop.conv import conv2d_loops
 from handprop.layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -21,6 +20,7 @@ from handprop.layers import (
     ReLU,
     Tanh,
 )
+from handprop.layers.conv import conv2d_loops
 from handprop.losses import CrossEntropyLoss, MSELoss
 
 try:

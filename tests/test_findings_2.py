@@ -211,7 +211,7 @@ def test_a3_fast_paths_equal_the_plain_path_for_parameters_sharing_memory(
     """The attack: Adam's batch of small parameters copied both tied weights in, updated
     them, and copied both back, the second copy overwriting the first's update. With a small
     block size the 4 x 2 weights take the blocked path instead."""
-    from handprop import _foreach
+    from handprop.optim import _foreach
 
     if block is not None:
         monkeypatch.setattr(_foreach, "_BLOCK", block)

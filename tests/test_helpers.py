@@ -120,8 +120,7 @@ def test_the_normalisation_tolerance_still_catches_a_missing_term(monkeypatch, o
     there and on centred data, in float32."""
     import parity
 
-    from handprop import layers
-    from handprop.layers import BatchNorm1d
+    from handprop.layers import BatchNorm1d, normalization
 
     rng = np.random.default_rng(0)
     X = (offset + rng.standard_normal((16, 3))).astype(np.float32)
@@ -131,7 +130,7 @@ def test_the_normalisation_tolerance_still_catches_a_missing_term(monkeypatch, o
         return Sequential(Linear(3, 4, rng=0), BatchNorm1d(4), Tanh(), Linear(4, 1, rng=1))
 
     parity.check_modules(model(), MSELoss(), X, y)  # the right backward passes
-    right = layers._normalise_backward
+    right = normalization._normalise_backward
 
     def missing_a_term(g_hat, x_hat, inv_std, axes):
         m = x_hat.size // x_hat.shape[1]
@@ -140,7 +139,7 @@ def test_the_normalisation_tolerance_still_catches_a_missing_term(monkeypatch, o
             term = x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True)
         return right(g_hat, x_hat, inv_std, axes) + inv_std / m * term  # that term undone
 
-    monkeypatch.setattr(layers, "_normalise_backward", missing_a_term)
+    monkeypatch.setattr(normalization, "_normalise_backward", missing_a_term)
     with pytest.raises(AssertionError, match=r"BatchNorm1d.*dJ/d input"):
         parity.check_modules(model(), MSELoss(), X, y)
 

@@ -354,7 +354,7 @@ def test_torch_adam_state_dict_loads_and_continues_like_torch():
 def test_adam_blocked_update_equals_whole_array_update_and_torch(monkeypatch, amsgrad):
     """Large layers are updated block by block (a cache-friendly fast path): the result must be
     bit for bit that of whole-array operations, and match torch."""
-    from handprop import _foreach
+    from handprop.optim import _foreach
 
     rng = np.random.default_rng(0)
     data = rng.standard_normal((300, 400)).astype(np.float32)  # 120000 > one block
@@ -599,7 +599,7 @@ def test_plain_and_fast_updates_agree_bit_for_bit_for_every_option(monkeypatch, 
     _foreach (blocks, Adam's batch of small parameters; foreach=True) and the default's mix
     (None), for every option combination: equal parameters and state, bit for bit, over 6
     steps with a grad skipped now and then."""
-    from handprop import _foreach
+    from handprop.optim import _foreach
 
     monkeypatch.setattr(_foreach, "_BLOCK", 64)  # so the 20 x 10 parameter is blocked
     rng = np.random.default_rng(5)
@@ -649,7 +649,7 @@ def test_the_bit_for_bit_comparison_can_fail(monkeypatch):
 def test_the_bit_for_bit_comparison_catches_a_reordered_fast_path(monkeypatch, cls):
     """The same for RMSprop and Adagrad: a fast path that computes p - lr * (g / avg) instead
     of torch's p - (lr * g) / avg (a different rounding) is caught."""
-    from handprop import _foreach
+    from handprop.optim import _foreach
 
     def reordered(p, g, *state, **h):
         lr = h.get("lr", h.get("clr"))
@@ -680,7 +680,7 @@ def test_default_foreach_takes_the_fast_path_only_where_it_helps(monkeypatch, cl
     """foreach=None: blocks where they pay (parameters of the optimizer's threshold in bytes or
     more), the plain function elsewhere, except that Adam batches its small parameters (one
     block or less each) on the fast path; True: the fast path everywhere; False: nowhere."""
-    from handprop import _foreach
+    from handprop.optim import _foreach
 
     name, threshold = FAST_PATHS[cls]
     original, sizes = getattr(_foreach, name), []

@@ -19,7 +19,6 @@ from strategies import generic_problems
 import handprop
 from handprop import Sequential, trace
 from handprop import worked_example as we
-from handprop.explain.naming import output_names
 from handprop.interop import to_torch_loss
 from handprop.layers import (
     AvgPool2d,
@@ -33,6 +32,7 @@ from handprop.layers import (
     Tanh,
 )
 from handprop.losses import CrossEntropyLoss, MSELoss
+from handprop.naming import output_names
 
 try:  # the tests marked torch need it (and skip without it); the others run anyway
     import torch
@@ -387,7 +387,7 @@ def test_the_teaching_tools_live_in_handprop_explain():
     import importlib
     import types
 
-    for name in ("trace", "derivation", "graph", "walkthrough", "naming"):
+    for name in ("trace", "derivation", "graph", "walkthrough", "stepper", "stats", "diagnose"):
         module = importlib.import_module(f"handprop.explain.{name}")
         assert isinstance(module, types.ModuleType)
     assert handprop.trace is importlib.import_module("handprop.explain.trace").trace

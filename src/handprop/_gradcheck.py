@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from .explain.naming import output_names
 from .grad_mode import no_grad
 from .layers import Dropout
 from .module import Module, Sequential
+from .naming import output_names
 
 __all__ = ["GradcheckReport", "gradcheck"]
 

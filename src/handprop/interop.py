@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from .explain.naming import output_names
 from .layers import (
     GELU,
     AvgPool2d,
@@ -53,6 +52,7 @@ from .losses import (
     NLLLoss,
 )
 from .module import Module, Sequential
+from .naming import output_names
 
 __all__ = [
     "TOLERANCES",

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import grad_mode
 from ._arrays import as_float_array, owner_name, private, shape_str
-from .layers import log_softmax, sigmoid
+from .layers._functional import log_softmax, sigmoid
 
 __all__ = [
     "BCELoss",

@@ -46,7 +46,6 @@ from typing import Any
 import numpy as np
 
 from ._arrays import float_dtype
-from .conv import _pair
 from .layers import (
     GELU,
     AvgPool2d,
@@ -65,12 +64,10 @@ from .layers import (
     Sigmoid,
     Softmax,
     Tanh,
-    _eps,
-    _features,
-    _momentum,
-    _normalized_shape,
-    _positive_int,
 )
+from .layers._functional import _positive_int
+from .layers.conv import _pair
+from .layers.normalization import _eps, _features, _momentum, _normalized_shape
 from .module import Module, Parameter, Sequential, _check_module_name
 
 __all__ = ["load", "save"]

@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .optimizer import Optimizer
+
 __all__ = [
     "CosineAnnealingLR",
     "ExponentialLR",
@@ -40,8 +42,6 @@ class LRScheduler:
     """The shared machinery: ``initial_lr``, ``last_epoch``, ``step()``, ``get_last_lr()``."""
 
     def __init__(self, optimizer: Any, last_epoch: int = -1) -> None:
-        from .optim import Optimizer
-
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
@@ -270,8 +270,6 @@ class OneCycleLR(LRScheduler):
         three_phase: bool = False,
         last_epoch: int = -1,
     ):
-        from .optim import Optimizer
-
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
@@ -386,8 +384,6 @@ class ReduceLROnPlateau:
         min_lr: float = 0,
         eps: float = 1e-8,
     ):
-        from .optim import Optimizer
-
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
         if not isinstance(optimizer, Optimizer):

@@ -1,10 +1,10 @@
-"""The optimizers' fast paths: the same updates as ``optim.py``'s plain functions, faster.
+"""The optimizers' fast paths: the same updates as ``optim``'s plain functions, faster.
 
-``optim.py`` writes each update once, per parameter, as its equations read (``sgd_update``,
-``adam_update``, ``rmsprop_update``, ``adagrad_update``); that is the version to read. With
-``foreach=True`` ``step()`` comes here instead (with the default, ``foreach=None``, only
-for the parameters where this is faster: large ones, and Adam's small ones; see ``split``),
-where the same operations, in the same order, run
+``optim/__init__.py`` writes each update once, per parameter, as its equations read
+(``sgd_update``, ``adam_update``, ``rmsprop_update``, ``adagrad_update``); that is the version
+to read. With ``foreach=True`` ``step()`` comes here instead (with the default,
+``foreach=None``, only for the parameters where this is faster: large ones, and Adam's small
+ones; see ``split``), where the same operations, in the same order, run
 
 * in cache-sized blocks with small scratch arrays (``_blocks``) on large parameters, so each
   of an update's passes over memory stays in the CPU cache, with the intermediate results

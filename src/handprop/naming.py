@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..layers import AvgPool2d, BatchNorm1d, Conv2d, Flatten, LayerNorm, Linear, MaxPool2d
-from ..module import Module
+from .layers import AvgPool2d, BatchNorm1d, Conv2d, Flatten, LayerNorm, Linear, MaxPool2d
+from .module import Module
 
 
 def output_names(modules: Sequence[Module]) -> list[str]:

@@ -1,0 +1,60 @@
+"""Layers, laid out as torch's ``nn/modules``: one file per family, each class with its forward
+and its backward side by side.
+
+============================  ================================================================
+file                          layers
+============================  ================================================================
+``linear.py``                 ``Linear``, ``Identity``
+``activation.py``             ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU``, ``Softmax``,
+                              ``LogSoftmax``, ``GELU``
+``dropout.py``                ``Dropout``
+``normalization.py``          ``BatchNorm1d``, ``BatchNorm2d``, ``LayerNorm``
+``conv.py``                   ``Conv2d`` (and ``conv2d_loops``, its definition as loops)
+``pooling.py``                ``MaxPool2d``, ``AvgPool2d``
+``flatten.py``                ``Flatten``
+``_functional.py``            what several layers share: ``sigmoid``, ``log_softmax``, ``erf``
+============================  ================================================================
+
+``from handprop.layers import Linear`` (or any other) works for every layer.
+
+Notation: ``N`` is the batch size, ``x`` the forward input, ``y`` the forward output,
+``g = dJ/dy`` the ``grad_output`` that backward receives; backward returns ``dJ/dx``.
+Derivations with LaTeX live in ``docs/``.
+
+What a forward keeps for its backward is private (``private``: the caller's input is copied
+unless it is another module's read-only output) and outputs are returned read-only
+(``freeze``), so nothing the caller does between forward and backward can change a gradient.
+"""
+
+# the shared functions, importable from here too (not in __all__: they are not layers)
+from ._functional import erf as erf
+from ._functional import log_softmax as log_softmax
+from ._functional import sigmoid as sigmoid
+from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .conv import Conv2d
+from .conv import conv2d_loops as conv2d_loops
+from .dropout import Dropout
+from .flatten import Flatten
+from .linear import Identity, Linear
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .pooling import AvgPool2d, MaxPool2d
+
+__all__ = [
+    "GELU",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
+    "Dropout",
+    "Flatten",
+    "Identity",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "MaxPool2d",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+]

@@ -1,0 +1,151 @@
+"""``Linear`` (``y = x W^T + b``) and ``Identity``, as torch's ``nn/modules/linear.py``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, freeze, private, shape_str
+from ..module import Module, Parameter
+from ._functional import _positive_int
+
+
+class Linear(Module):
+    """Affine layer: ``y = x @ W.T + b``.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: learn an additive bias ``b`` (default True).
+        dtype: ``np.float32`` (default, like torch) or ``np.float64``. Inputs of any other
+            numeric dtype (ints, bools, the other float) are cast to it, so outputs and
+            gradients always have the layer's dtype.
+        rng: seed (int) or ``np.random.Generator`` for the initial values; None draws fresh
+            entropy. The global NumPy seed is never touched.
+
+    Weight and bias start uniform in ``[-1/sqrt(in_features), 1/sqrt(in_features)]``, torch's
+    default initialisation.
+
+    Shape:
+        - Input ``x``: ``(N, in_features)``
+        - Output ``y``: ``(N, out_features)``
+        - ``weight``: ``(out_features, in_features)``, ``bias``: ``(out_features,)``
+
+    Examples:
+        >>> layer = Linear(2, 3, rng=0)
+        >>> layer.weight.shape, layer.bias.shape
+        ((3, 2), (3,))
+        >>> y = layer(np.array([[1, 2], [3, 4]]))  # ints are cast to float32
+        >>> y.shape, y.dtype
+        ((2, 3), dtype('float32'))
+    """
+
+    _cache = ("_x",)
+    _guards_its_arrays = True
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        dtype: Any = np.float32,
+        rng: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = _positive_int(in_features, "Linear", "in_features")
+        self.out_features = _positive_int(out_features, "Linear", "out_features")
+        dtype = float_dtype(dtype, "Linear")
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
+        self.bias = Parameter(np.empty(self.out_features, dtype=dtype)) if bias else None
+        self.reset_parameters(rng)
+
+    def reset_parameters(self, rng: int | np.random.Generator | None = None) -> None:
+        """Draw weight and bias from U(-1/sqrt(in_features), 1/sqrt(in_features)) again."""
+        rng = np.random.default_rng(rng)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.weight.data[...] = rng.uniform(-bound, bound, size=self.weight.shape)
+        if self.bias is not None:
+            self.bias.data[...] = rng.uniform(-bound, bound, size=self.bias.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.weight.dtype
+
+    def forward(self, input: Any) -> np.ndarray:
+        """``y = x @ W.T + b``: (N, in) @ (in, out) + (out,) -> (N, out)."""
+        x = as_float_array(input, self, "input", self.weight.data.dtype)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            hint = "; for one sample use x.reshape(1, -1)" if x.ndim == 1 else ""
+            raise ValueError(
+                f"{self!r}: expected input of shape (N, {self.in_features}), "
+                f"got {shape_str(x.shape)}{hint}"
+            )
+        self._x = private(x, input)
+        y = x @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data  # y = y + b, added in place into the fresh product
+        return freeze(y)
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """Accumulate dJ/dW and dJ/db, return dJ/dx (None with ``input_grad=False``).
+
+        With ``g = dJ/dy`` of shape (N, out):
+
+        - ``dJ/dW = g.T @ x``   (out, N) @ (N, in) -> (out, in): each sample's outer product,
+          summed over the batch;
+        - ``dJ/db = g.sum(0)``  (N, out) -> (out,): b is added to every row;
+        - ``dJ/dx = g @ W``     (N, out) @ (out, in) -> (N, in).
+        """
+        x = self._x
+        g = self._grad_output(grad_output, (x.shape[0], self.out_features), x.dtype)
+        self.weight.accumulate_grad(g.T @ x)
+        if self.bias is not None:
+            self.bias.accumulate_grad(g.sum(axis=0))
+        if not input_grad:  # the first layer: dJ/dX is not needed, skip its matrix product
+            return None
+        return g @ self.weight.data
+
+    def extra_repr(self) -> str:
+        text = (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+        if self.dtype != DEFAULT_DTYPE:
+            text += f", dtype={self.dtype}"
+        return text
+
+
+class Identity(Module):
+    """``y = x``: a placeholder that passes its input through (and its gradient back).
+
+    Useful where a model has an optional step (``Dropout(p) if p else Identity()``).
+    Arguments are accepted and ignored, as in torch.
+
+    Shape: input any shape, output the same.
+
+    Examples:
+        >>> identity = Identity()
+        >>> identity(np.array([1.0, -2.0]))
+        array([ 1., -2.])
+        >>> identity.backward(np.array([3.0, 4.0]))
+        array([3., 4.])
+    """
+
+    _cache = ("_shape", "_dtype")
+    _guards_its_arrays = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, input: Any) -> np.ndarray:
+        x = as_float_array(input, self, "input")
+        self._shape, self._dtype = x.shape, x.dtype
+        return private(x, input)  # read-only like every output; the caller's array is copied
+
+    def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """``dJ/dx = g``: the derivative of ``x`` is 1."""
+        g = self._grad_output(grad_output, self._shape, self._dtype)
+        return g if input_grad else None
