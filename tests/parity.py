@@ -231,7 +231,8 @@ def _parameter_scales(model: Sequential, X, run: NetworkRun, scales: list) -> di
             continue
         if isinstance(module, (Linear, Conv2d)):
             x = np.abs(np.asarray(X if i == 0 else run.outputs[i - 1], dtype=np.float64))
-            axes = (0,) if isinstance(module, Linear) else (0, 2, 3)  # what each sum runs over
+            # what each sum runs over: a Linear's every leading axis, a Conv2d's N, H and W
+            axes = tuple(range(x.ndim - 1)) if isinstance(module, Linear) else (0, 2, 3)
         elif isinstance(module, (BatchNorm1d, LayerNorm)) and module.weight is not None:
             x = np.abs(module._x_hat).astype(np.float64)  # weight.grad = sum(g * x_hat)
             if isinstance(module, BatchNorm1d):  # (and BatchNorm2d): all but the channels'

@@ -340,7 +340,62 @@ class MSELoss(_Loss):
             return norm * (x - t) * g
 
 
-class CrossEntropyLoss(_Loss):
+class _ClassLayout:
+    """Class scores of shape ``(N, C, d1, ..., dk)`` (a class axis 1 with positions after it,
+    as torch takes them: per pixel, per time step), seen as ``N * d1 * ... * dk`` rows of
+    ``C``: the class axis moved last and the rest flattened, so that the loss below is written
+    once, for rows. Its losses (``reduction="none"``) come back in the shape
+    ``(N, d1, ..., dk)``, and its gradient in the input's shape.
+    """
+
+    _layout: tuple[int, ...] | None = None  # (N, C, d1, ...) of the last forward, or None
+
+    def forward(self, input: Any, target: Any) -> float | np.ndarray:
+        x = as_float_array(input, self, "input")
+        if x.ndim <= 2:
+            if grad_mode.is_grad_enabled():
+                self._layout = None
+            return super().forward(input, target)
+        t = np.asarray(target)
+        rows = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+        if t.dtype.kind in "iu":
+            expected = (x.shape[0], *x.shape[2:])
+            if t.shape != expected:
+                raise ValueError(
+                    f"{self!r}: class-index target must have shape {shape_str(expected)} for "
+                    f"input {shape_str(x.shape)} (the input without its class axis 1), got "
+                    f"{shape_str(t.shape)}"
+                )
+            t_rows = t.reshape(-1)
+        elif t.shape == x.shape:  # class probabilities, with their class axis 1 too
+            t_rows = np.moveaxis(t, 1, -1).reshape(-1, x.shape[1])
+        else:
+            t_rows = t  # refused by the rows' own checks, with their message
+        out = super().forward(rows, t_rows)
+        if grad_mode.is_grad_enabled():
+            self._layout = x.shape
+        if self.reduction == "none":
+            return out.reshape(x.shape[0], *x.shape[2:])
+        return out
+
+    def backward(self, grad_output: Any = 1.0) -> np.ndarray:
+        layout = self._layout
+        if layout is None:
+            return super().backward(grad_output)
+        if self.reduction == "none":
+            g = as_float_array(grad_output, self, "grad_output", self._input.dtype)
+            positions = (layout[0], *layout[2:])
+            if g.shape != positions:
+                raise ValueError(
+                    f"{self!r}: backward() expected grad_output to be an array of the losses' "
+                    f"shape {shape_str(positions)}, got shape {shape_str(g.shape)}"
+                )
+            grad_output = g.reshape(-1)
+        rows = super().backward(grad_output)  # (N * d1 * ..., C)
+        return np.ascontiguousarray(np.moveaxis(rows.reshape(*layout[:1], *layout[2:], -1), -1, 1))
+
+
+class CrossEntropyLoss(_ClassLayout, _Loss):
     """Softmax and negative log-likelihood in one step, on logits ``x`` of shape (N, C).
 
     With ``log p = log_softmax(x)`` (computed stably: ``x - max - log(sum(exp(x - max)))``),
@@ -363,7 +418,9 @@ class CrossEntropyLoss(_Loss):
             torch's: padding positions are usually marked so).
 
     Shape: input ``(N, C)``; target ``(N,)`` integers in [0, C) or ``ignore_index``, or
-    ``(N, C)`` floats.
+    ``(N, C)`` floats. Or, as torch, ``(N, C, d1, ..., dk)`` (a class axis 1, positions after
+    it) with target ``(N, d1, ..., dk)`` (or floats of the input's shape): each position is a
+    sample, and ``reduction="none"`` gives ``(N, d1, ..., dk)`` losses.
 
     Examples:
         >>> ce = CrossEntropyLoss()
@@ -568,7 +625,7 @@ class HuberLoss(_Loss):
         return f"HuberLoss({', '.join(args)})"
 
 
-class NLLLoss(_Loss):
+class NLLLoss(_ClassLayout, _Loss):
     """Negative log-likelihood of the target class, on log-probabilities ``x`` of shape (N, C):
     ``L_n = -w[y_n] * x[n, y_n]``.
 
@@ -582,7 +639,8 @@ class NLLLoss(_Loss):
         ignore_index: a target value whose samples are left out (default -100).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (one loss per sample).
 
-    Shape: input ``(N, C)``; target ``(N,)`` integers in [0, C) or ``ignore_index``.
+    Shape: input ``(N, C)``; target ``(N,)`` integers in [0, C) or ``ignore_index``. Or, as
+    torch, ``(N, C, d1, ..., dk)`` with target ``(N, d1, ..., dk)``: each position a sample.
 
     Examples:
         >>> nll = NLLLoss()

@@ -29,8 +29,10 @@ class Linear(Module):
     default initialisation.
 
     Shape:
-        - Input ``x``: ``(N, in_features)``
-        - Output ``y``: ``(N, out_features)``
+        - Input ``x``: ``(*, in_features)``: any number of leading axes, as in torch: a batch
+          ``(N, in_features)``, a batch of sequences ``(B, T, in_features)``, or one sample
+          ``(in_features,)``
+        - Output ``y``: ``(*, out_features)``, the same leading axes
         - ``weight``: ``(out_features, in_features)``, ``bias``: ``(out_features,)``
 
     Examples:
@@ -40,6 +42,8 @@ class Linear(Module):
         >>> y = layer(np.array([[1, 2], [3, 4]]))  # ints are cast to float32
         >>> y.shape, y.dtype
         ((2, 3), dtype('float32'))
+        >>> layer(np.ones((4, 5, 2))).shape  # (B, T, in): the product over the last axis
+        (4, 5, 3)
     """
 
     _cache = ("_x",)
@@ -75,13 +79,13 @@ class Linear(Module):
         return self.weight.dtype
 
     def forward(self, input: Any) -> np.ndarray:
-        """``y = x @ W.T + b``: (N, in) @ (in, out) + (out,) -> (N, out)."""
+        """``y = x @ W.T + b``: (*, in) @ (in, out) + (out,) -> (*, out), each row of the last
+        axis on its own (NumPy's ``@`` runs over the leading axes)."""
         x = as_float_array(input, self, "input", self.weight.data.dtype)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            hint = "; for one sample use x.reshape(1, -1)" if x.ndim == 1 else ""
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
-                f"{self!r}: expected input of shape (N, {self.in_features}), "
-                f"got {shape_str(x.shape)}{hint}"
+                f"{self!r}: expected input of shape (*, {self.in_features}) (a last axis of "
+                f"{self.in_features} features), got {shape_str(x.shape)}"
             )
         self._x = private(x, input)
         y = x @ self.weight.data.T
@@ -98,12 +102,18 @@ class Linear(Module):
           summed over the batch;
         - ``dJ/db = g.sum(0)``  (N, out) -> (out,): b is added to every row;
         - ``dJ/dx = g @ W``     (N, out) @ (out, in) -> (N, in).
+
+        With more leading axes, ``(B, T, in)`` say, every row of the last axis is a sample:
+        the same formulas on ``x`` and ``g`` flattened to ``(B * T, in)`` and ``(B * T, out)``
+        (W and b are shared by every position, so their gradients sum over all of them), and
+        ``dJ/dx = g @ W`` keeps the leading axes.
         """
         x = self._x
-        g = self._grad_output(grad_output, (x.shape[0], self.out_features), x.dtype)
-        self.weight.accumulate_grad(g.T @ x)
+        g = self._grad_output(grad_output, (*x.shape[:-1], self.out_features), x.dtype)
+        rows_g = g.reshape(-1, self.out_features)  # (N, out); a view for a batch (N, out)
+        self.weight.accumulate_grad(rows_g.T @ x.reshape(-1, self.in_features))
         if self.bias is not None:
-            self.bias.accumulate_grad(g.sum(axis=0))
+            self.bias.accumulate_grad(rows_g.sum(axis=0))
         if not input_grad:  # the first layer: dJ/dX is not needed, skip its matrix product
             return None
         return g @ self.weight.data

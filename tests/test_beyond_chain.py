@@ -1,0 +1,116 @@
+"""Beyond the chain (issue "Contract 3"): layers on the leading-axis shapes torch accepts,
+checked against torch through the one parity helper, in both dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from handprop import Sequential
+from handprop.layers import LayerNorm, Linear, Softmax, Tanh
+from handprop.losses import MSELoss
+
+pytestmark = pytest.mark.torch
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+
+try:
+    from parity import check_network
+except ImportError:  # torch missing: the tests are skipped by their mark
+    check_network = None
+
+
+@DTYPES
+@given(
+    leading=st.lists(st.integers(1, 4), min_size=0, max_size=3),
+    sizes=st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 4)),
+    seed=st.integers(0, 2**16),
+)
+def test_linear_on_any_leading_axes_matches_torch(dtype, leading, sizes, seed):
+    """(*, in_features): one sample (in,), a batch (N, in), a batch of sequences (B, T, in),
+    more axes too; dW and db sum over every leading position, as torch's."""
+    n_in, hidden, n_out = sizes
+    rng = np.random.default_rng(seed)
+    model = Sequential(
+        Linear(n_in, hidden, rng=rng, dtype=dtype),
+        Tanh(),
+        LayerNorm(hidden, dtype=dtype),
+        Linear(hidden, n_out, rng=rng, dtype=dtype),
+        Softmax(dim=-1),
+    )
+    X = rng.standard_normal((*leading, n_in)).astype(dtype)
+    y = rng.standard_normal((*leading, n_out)).astype(dtype)
+    check_network(model, MSELoss(), X, y)
+
+
+@DTYPES
+def test_linear_on_a_batch_of_sequences_is_each_position_on_its_own(dtype):
+    """(B, T, in) gives what the (B * T, in) batch gives: the same outputs, dJ/dx rows, and
+    parameter gradients summed over all B * T positions."""
+    rng = np.random.default_rng(0)
+    layer, flat = Linear(3, 2, rng=1, dtype=dtype), Linear(3, 2, rng=1, dtype=dtype)
+    X = rng.standard_normal((4, 5, 3)).astype(dtype)
+    G = rng.standard_normal((4, 5, 2)).astype(dtype)
+    y = layer(X)
+    assert y.shape == (4, 5, 2) and y.dtype == dtype
+    dx = layer.backward(G)
+    y_flat = flat(X.reshape(20, 3))
+    dx_flat = flat.backward(G.reshape(20, 2))
+    np.testing.assert_array_equal(y.reshape(20, 2), y_flat)
+    np.testing.assert_array_equal(dx.reshape(20, 3), dx_flat)
+    np.testing.assert_array_equal(layer.weight.grad, flat.weight.grad)
+    np.testing.assert_array_equal(layer.bias.grad, flat.bias.grad)
+
+
+@DTYPES
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 4),
+    positions=st.lists(st.integers(1, 3), min_size=1, max_size=2),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    kind=st.sampled_from(["indices", "ignored", "probabilities", "nll"]),
+    seed=st.integers(0, 2**16),
+)
+def test_classification_losses_take_a_class_axis_with_positions_after_it(
+    dtype, n, c, positions, reduction, kind, seed
+):
+    """CrossEntropyLoss and NLLLoss on (N, C, d1, ...) with targets (N, d1, ...) (or class
+    probabilities of the input's shape), as torch's: losses, reduction="none"'s shape, and
+    dJ/dx in the input's shape."""
+    import torch
+    from closeness import assert_close
+
+    from handprop.layers import log_softmax
+    from handprop.losses import CrossEntropyLoss, NLLLoss
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, *positions)).astype(dtype)
+    target = rng.integers(0, c, (n, *positions))
+    if kind == "ignored":
+        target.reshape(-1)[0] = -100
+    if kind == "probabilities":
+        target = np.moveaxis(rng.dirichlet(np.ones(c), (n, *positions)), -1, 1).astype(dtype)
+    if kind == "nll":
+        x = np.moveaxis(log_softmax(np.moveaxis(x, 1, -1)), -1, 1).astype(dtype)
+        ours, theirs = NLLLoss(reduction=reduction), torch.nn.NLLLoss(reduction=reduction)
+    else:
+        ours = CrossEntropyLoss(reduction=reduction)
+        theirs = torch.nn.CrossEntropyLoss(reduction=reduction)
+    out = ours(x, target)
+    tx = torch.tensor(x, requires_grad=True)
+    t_out = theirs(tx, torch.tensor(target))
+    g = rng.standard_normal(np.shape(out)).astype(dtype) if reduction == "none" else 1.0
+    t_out.backward(torch.tensor(g) if reduction == "none" else None)
+    assert np.shape(out) == tuple(t_out.shape)
+    assert_close("loss", out, t_out.detach().numpy(), dtype)
+    dx = ours.backward(g)
+    assert dx.shape == x.shape
+    assert_close("dJ/dx", dx, tx.grad.numpy(), dtype)
+
+
+def test_a_class_index_target_of_the_wrong_shape_is_refused_naming_both():
+    from handprop.losses import CrossEntropyLoss
+
+    with pytest.raises(ValueError, match=r"target must have shape \(2, 5\) for input \(2, 3, 5\)"):
+        CrossEntropyLoss()(np.zeros((2, 3, 5)), np.zeros((2, 3), int))
