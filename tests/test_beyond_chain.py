@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handprop import Sequential
+from handprop import Module, Sequential
 from handprop.layers import LayerNorm, Linear, Softmax, Tanh
 from handprop.losses import MSELoss
 
@@ -114,3 +114,67 @@ def test_a_class_index_target_of_the_wrong_shape_is_refused_naming_both():
 
     with pytest.raises(ValueError, match=r"target must have shape \(2, 5\) for input \(2, 3, 5\)"):
         CrossEntropyLoss()(np.zeros((2, 3, 5)), np.zeros((2, 3), int))
+
+
+# -- a module used many times: each backward consumes the most recent forward -----------------
+
+
+class RNNCell(Module):
+    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh), a block of two Linears and a Tanh, its
+    backward written by hand: the sum's gradient goes to both branches."""
+
+    def __init__(self, n_in, n_hidden, dtype, rng):
+        super().__init__()
+        self.ih = Linear(n_in, n_hidden, rng=rng, dtype=dtype)
+        self.hh = Linear(n_hidden, n_hidden, rng=rng, dtype=dtype)
+        self.act = Tanh()
+
+    def forward(self, xh):
+        x, h = xh[..., : self.ih.in_features], xh[..., self.ih.in_features :]
+        return self.act(self.ih(x) + self.hh(h))
+
+    def backward(self, grad_output):
+        g = self.act.backward(grad_output)  # the sum passes g to both of its terms
+        return np.concatenate([self.ih.backward(g), self.hh.backward(g)], axis=-1)
+
+
+@DTYPES
+@pytest.mark.parametrize("steps", [1, 7])
+def test_a_cell_in_a_loop_of_steps_is_backpropagated_through_time_as_torch(dtype, steps):
+    """The BPTT loop of the issue: the same cell T times forward, then T backwards in reverse;
+    every gradient (dJ/dx_t for each step, dJ/dh_0, the weights summed over the steps) equals
+    torch's autograd through the same unrolled loop."""
+    import torch
+    from closeness import assert_close
+
+    rng = np.random.default_rng(steps)
+    cell = RNNCell(3, 4, dtype, rng)
+    xs = rng.standard_normal((steps, 2, 3)).astype(dtype)
+    h0 = rng.standard_normal((2, 4)).astype(dtype)
+    g_last = rng.standard_normal((2, 4)).astype(dtype)
+    h = h0
+    for x_t in xs:
+        h = cell(np.concatenate([x_t, h], axis=-1))
+    dxs, dh = [], g_last
+    for _ in range(steps):
+        dxh = cell.backward(dh)
+        dxs.insert(0, dxh[..., :3])
+        dh = dxh[..., 3:]
+
+    tdt = torch.float32 if dtype == np.float32 else torch.float64
+    ih, hh = torch.nn.Linear(3, 4, dtype=tdt), torch.nn.Linear(4, 4, dtype=tdt)
+    ih.load_state_dict({k: torch.tensor(v) for k, v in cell.ih.state_dict().items()})
+    hh.load_state_dict({k: torch.tensor(v) for k, v in cell.hh.state_dict().items()})
+    txs, th = torch.tensor(xs, requires_grad=True), torch.tensor(h0, requires_grad=True)
+    t_h = th
+    for t in range(steps):
+        t_h = torch.tanh(ih(txs[t]) + hh(t_h))
+    t_h.backward(torch.tensor(g_last))
+    assert_close("dJ/dxs", np.stack(dxs), txs.grad.numpy(), dtype)
+    assert_close("dJ/dh0", dh, th.grad.numpy(), dtype)
+    for name, p in cell.named_parameters():
+        module, param = name.split(".")
+        expected = getattr({"ih": ih, "hh": hh}[module], param).grad.numpy()
+        assert_close(name, p.grad, expected, dtype)
+    with pytest.raises(RuntimeError, match="a second time"):
+        cell.backward(dh)  # one backward too many: a clear error

@@ -152,42 +152,64 @@ def test_a_module_twice_in_one_tree_is_refused_even_nested():
         Sequential(inner, lin)
 
 
-def test_a_module_shared_by_two_models_cannot_mix_their_batches():
-    """reliability finding 2 (S4): torch computes each graph's own gradient; handprop refuses
-    the backward whose caches another model overwrote, and the other model's is right."""
+def _alone(layer, X, head, grad):
+    """``layer``'s gradients from a copy of it, run on ``X`` alone then ``head``: the
+    reference a shared layer's backward must give (computed without any sharing)."""
+    reference = Sequential(copy.deepcopy(layer), head)
+    reference.zero_grad()
+    reference(X)
+    return reference.backward(grad), reference[0].weight.grad, reference[0].bias.grad
+
+
+def test_a_module_shared_by_two_models_gets_each_models_own_gradient():
+    """reliability finding 2 (S4): one Linear in models a and b, forward a, forward b,
+    backward a: torch computes each graph's own gradient, and so does handprop: a's backward
+    consumes the Linear's forward that a ran, then b's backward b's; the gradients add up."""
     lin = Linear(2, 2, dtype=np.float64, rng=0)
     a, b = Sequential(lin, Tanh()), Sequential(lin, Sigmoid())
     Xa, Xb = np.array([[1.0, 2.0]]), np.array([[-3.0, 5.0]])
     ya = a(Xa)
     b(Xb)
-    with pytest.raises(RuntimeError, match=r"Sequential: cannot backward: Linear\(in_features"):
-        a.backward(np.ones_like(ya))
-    assert lin.weight.grad is None  # nothing was accumulated
-    b.backward(np.ones((1, 2)))  # b's own forward is the last: its backward is right
-    reference = Sequential(copy.deepcopy(lin), Sigmoid())
-    reference[0].weight.grad = None
-    reference(Xb)
-    reference.backward(np.ones((1, 2)))
-    np.testing.assert_array_equal(lin.weight.grad, reference[0].weight.grad)
+    dxa = a.backward(np.ones_like(ya))
+    expected_dx, wa, ba = _alone(lin, Xa, Tanh(), np.ones((1, 2)))
+    np.testing.assert_array_equal(dxa, expected_dx)
+    np.testing.assert_array_equal(lin.weight.grad, wa)
+    np.testing.assert_array_equal(lin.bias.grad, ba)
+    dxb = b.backward(np.ones((1, 2)))
+    expected_dx, wb, bb = _alone(lin, Xb, Sigmoid(), np.ones((1, 2)))
+    np.testing.assert_array_equal(dxb, expected_dx)
+    np.testing.assert_array_equal(lin.weight.grad, wa + wb)
+    np.testing.assert_array_equal(lin.bias.grad, ba + bb)
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        lin.backward(np.ones((1, 2)))  # both forwards consumed
 
 
-def test_a_slice_run_between_forward_and_backward_is_caught():
+def test_a_slice_run_between_forward_and_backward_does_not_change_the_gradient():
+    """The slice's forward of the first two modules stays pending; the model's backward uses
+    the model's own forwards (the gradient of a fresh copy), and the slice's can follow."""
     model = we.model()
+    reference = copy.deepcopy(model)
     X, y = we.data()
     loss = we.loss_fn()
     loss(model(X), y)
     model[:2](X * 2)
-    with pytest.raises(RuntimeError, match="another forward since .* a slice such as model"):
-        model.backward(loss.backward())
-    loss(model(X), y)  # a fresh forward: now it works
-    model.backward(loss.backward())
+    dx = model.backward(loss.backward())
+    loss(reference(X), y)
+    np.testing.assert_array_equal(dx, reference.backward(loss.backward()))
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        np.testing.assert_array_equal(p.grad, q.grad)
 
 
-def test_a_custom_container_that_runs_a_child_twice_is_caught_at_backward():
+def test_a_custom_container_that_runs_a_child_twice_gets_torchs_gradient():
+    """A block whose forward applies the same Linear twice and whose backward calls its
+    backward twice: each call consumes the most recent forward left, and the weight's
+    gradient is the sum over both uses, as torch's."""
+    torch = needs_torch()
+
     class Twice(Module):
         def __init__(self):
             super().__init__()
-            self.inner = Linear(2, 2, rng=0)
+            self.inner = Linear(2, 2, rng=0, dtype=np.float64)
 
         def forward(self, x):
             return self.inner(self.inner(x))
@@ -196,9 +218,16 @@ def test_a_custom_container_that_runs_a_child_twice_is_caught_at_backward():
             return self.inner.backward(self.inner.backward(grad_output))
 
     m = Twice()
-    m(np.ones((1, 2)))
-    with pytest.raises(RuntimeError, match="Twice: cannot backward: Linear.*another forward since"):
-        m.backward(np.ones((1, 2)))
+    X, G = np.array([[1.0, -2.0], [0.5, 3.0]]), np.array([[1.0, 2.0], [-1.0, 0.5]])
+    m(X)
+    dx = m.backward(G)
+    t = torch.nn.Linear(2, 2, dtype=torch.float64)
+    t.load_state_dict({k: torch.tensor(v) for k, v in m.inner.state_dict().items()})
+    tx = torch.tensor(X, requires_grad=True)
+    t(t(tx)).backward(torch.tensor(G))
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(m.inner.weight.grad, t.weight.grad.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(m.inner.bias.grad, t.bias.grad.numpy(), rtol=1e-13)
 
 
 def test_weight_tying_by_a_shared_parameter_sums_both_uses_like_torch():

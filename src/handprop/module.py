@@ -95,63 +95,122 @@ class _IncompatibleKeys(NamedTuple):
 
 # -- the bookkeeping behind the contract -------------------------------------------------------
 #
-# Each module remembers the state of its last forward: None (never run), _READY (its cache
-# belongs to that forward and no backward has used it yet), _CONSUMED (backward ran),
-# _FAILED (forward raised halfway) or _NO_GRAD (ran under no_grad, keeping nothing); while
-# its forward or backward runs, _FORWARD or _BACKWARD (a super().forward call inside then
-# goes straight through). Each forward that completes gets a new stamp; a container records
-# on its "tape" the stamps of the child forwards it ran, and its backward first checks that
-# every child still holds that forward's cache: if another model, a slice, or a second
-# position in the same model ran the child since, the cache belongs to that call and
-# backward refuses instead of mixing them.
+# A module may run forward several times before its backwards (a cell over time steps, a layer
+# used twice); each backward consumes the most recent forward not consumed yet: last in, first
+# out, the order of the chain rule. Each module keeps its pending forwards in three parallel
+# lists (no object made per call in the common case of one forward, one backward):
 #
-# All this runs on every forward and backward of every module, so it allocates nothing that
-# the garbage collector tracks: a tape is one list per container, refilled in place with
-# child, stamp, child, stamp, ...; the journal is one object, emptied after each backward.
-# (Tuples and lists made per call measured 9 us per worked-example step in collections.)
+#   _pending_stamps  the forward's stamp (a number that no other forward has);
+#   _pending_saved   None while that forward's cached values are the attributes themselves (the
+#                    most recent forward: "live"), else a snapshot of them, taken when a later
+#                    forward was about to overwrite them;
+#   _pending_tapes   for a container, the (child, stamp, child, stamp, ...) of the child forwards
+#                    that this forward ran; None for a leaf.
+#
+# A container's backward first brings its children's forwards from its own tape to the top of
+# their stacks, in the order they ran: one Linear in models a and b, forward a, forward b,
+# backward a then uses a's forward of the Linear, not b's. _state says what happened last (for
+# the error messages): None (never run), _READY (forwards pending), _CONSUMED, _FAILED (a
+# forward raised halfway: backward refuses until the next forward), _NO_GRAD; while a forward or
+# backward runs, _FORWARD or _BACKWARD (a super().forward call inside then goes straight through).
+# The journal records what a backward changes, so that a backward that fails changes nothing.
 
 _READY, _CONSUMED, _FAILED, _NO_GRAD = "ready", "consumed", "failed", "no_grad"
 _FORWARD, _BACKWARD = "in forward", "in backward"
 _stamps = itertools.count(1)
 _tapes: list[list[Any]] = []  # the tapes of the container forwards now running
 _grad_mode = grad_mode._mode  # read on every forward: .enabled is False inside no_grad()
+#: a module's own bookkeeping: never part of what its forward caches
+_INTERNAL = frozenset(
+    (
+        "_parameters",
+        "_modules",
+        "_buffers",
+        "_non_persistent_buffers",
+        "training",
+        "_state",
+        "_pending_stamps",
+        "_pending_saved",
+        "_pending_tapes",
+    )
+)
 
 
 class _Journal:
     """What the backward now running has changed, so that a failure can put it back."""
 
-    __slots__ = ("active", "consumed", "grads", "retain")
+    __slots__ = ("active", "grads", "modules", "retain")
 
     def __init__(self) -> None:
         self.active = False  # a backward is running
         self.grads: list[Any] = []  # parameter, its grad before, parameter, ...
-        self.consumed: list[Module] = []  # modules whose state became _CONSUMED
-        self.retain = False  # retain_graph=True: the forward's caches stay usable
+        self.modules: dict[int, tuple] = {}  # id: (module, its bookkeeping before)
+        self.retain = False  # retain_graph=True: the forwards stay pending
+
+    def touch(self, module: Module) -> None:
+        """Remember ``module``'s pending forwards and cached values before this backward
+        changes them (the first time only)."""
+        if id(module) not in self.modules:
+            d = module.__dict__
+            before = (
+                d["_state"],
+                d["_pending_stamps"].copy(),
+                d["_pending_saved"].copy(),
+                d["_pending_tapes"].copy(),
+                _snapshot(module),
+            )
+            self.modules[id(module)] = (module, before)
 
     def finish(self, failed: bool) -> None:
-        """Put every grad and state back if the backward failed; then forget it all."""
+        """Put every grad and module back if the backward failed; then forget it all."""
         if failed:
             grads = self.grads
             for i in range(len(grads) - 2, -1, -2):
                 grads[i].grad = grads[i + 1]
-            for module in self.consumed:
-                module.__dict__["_state"] = _READY
+            for module, (state, stamps, saved, tapes, cache) in self.modules.values():
+                d = module.__dict__
+                d["_state"] = state
+                d["_pending_stamps"][:] = stamps
+                d["_pending_saved"][:] = saved
+                d["_pending_tapes"][:] = tapes
+                _restore(module, cache)
         self.grads.clear()
-        self.consumed.clear()
+        self.modules.clear()
         self.active = False
 
 
 _journal = _Journal()
 
 
+def _snapshot(module: Module) -> Any:
+    """The values a forward cached: the declared ``_cache`` attributes (handprop's layers), or
+    every plain attribute (a learner's layer, which declares none)."""
+    d = module.__dict__
+    names = type(module)._cache
+    if names:
+        return tuple(d[name] for name in names)
+    registered = (*d["_parameters"], *d["_modules"], *d["_buffers"])
+    return {k: v for k, v in d.items() if k not in _INTERNAL and k not in registered}
+
+
+def _restore(module: Module, cache: Any) -> None:
+    d = module.__dict__
+    if isinstance(cache, tuple):
+        for name, value in zip(type(module)._cache, cache, strict=True):
+            d[name] = value
+    else:
+        d.update(cache)
+
+
 def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callable[..., Any]:
-    """Wrap a subclass's ``forward``: stamp it, record it on the parent's tape, honour no_grad.
+    """Wrap a subclass's ``forward``: stamp it, keep it pending for a backward, record it on
+    the parent's tape, honour no_grad.
 
     ``guard_arrays``: for classes that do not protect their own caches (a learner's layer),
     the input is made private before their forward sees it and a fresh output is frozen, so
     whatever they cache cannot be changed by the caller between forward and backward.
     (This wrapper runs on every forward of every module: it is kept to plain dict and list
-    operations, about half a microsecond.)
+    operations.)
     """
 
     @functools.wraps(forward)
@@ -166,11 +225,14 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
             return _forward_without_grad(self, forward, x)
         if guard_arrays:
             x = _private_input(x)
+        saved = d["_pending_saved"]
+        if saved and saved[-1] is None:  # the live forward's values are about to be replaced
+            saved[-1] = _snapshot(self)
         d["_state"] = _FORWARD
+        tape = None
         try:
             if d["_modules"]:  # a container: its tape records its children's forwards
-                tape = d["_tape"]
-                tape.clear()
+                tape = []
                 _tapes.append(tape)
                 try:
                     y = forward(self, x)
@@ -180,8 +242,13 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
                 y = forward(self, x)
         except BaseException:
             d["_state"] = _FAILED
+            if tape:
+                _forget(tape)  # the children's forwards of a failed forward: never backwarded
             raise
-        d["_stamp"] = stamp = next(_stamps)
+        stamp = next(_stamps)
+        d["_pending_stamps"].append(stamp)
+        saved.append(None)
+        d["_pending_tapes"].append(tape)
         d["_state"] = _READY
         if _tapes:
             parent_tape = _tapes[-1]
@@ -193,6 +260,21 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
 
     contract_forward._contract = True  # type: ignore[attr-defined]
     return contract_forward
+
+
+def _forget(tape: list[Any]) -> None:
+    """Drop the pending forwards a tape recorded (those of a container forward that failed)."""
+    for i in range(len(tape) - 2, -1, -2):
+        child = tape[i].__dict__
+        stamps = child["_pending_stamps"]
+        if stamps and stamps[-1] == tape[i + 1]:
+            stamps.pop()
+            child["_pending_saved"].pop()
+            tape_of_child = child["_pending_tapes"].pop()
+            if tape_of_child:
+                _forget(tape_of_child)
+            if not stamps:
+                child["_state"] = None
 
 
 def _private_input(x: Any) -> Any:
@@ -212,8 +294,8 @@ def _freeze_fresh_output(module: Module, x: Any, y: Any) -> None:
 
 def _forward_without_grad(self: Module, forward: Callable[..., Any], x: Any) -> Any:
     """Forward under no_grad: the output only. Whatever the forward assigned to plain
-    attributes (its caches) is put back as it was, so the last training forward's caches,
-    and its backward, stay intact."""
+    attributes (its caches) is put back as it was, so the pending training forwards, and their
+    backwards, stay intact."""
     d = self.__dict__
     before = dict(d)
     d["_state"] = _FORWARD
@@ -226,15 +308,16 @@ def _forward_without_grad(self: Module, forward: Callable[..., Any], x: Any) -> 
                 del d[key]
             elif d[key] is not before[key]:
                 d[key] = before[key]
-        if d["_state"] != _READY:
+        if not d["_pending_stamps"]:
             d["_state"] = _NO_GRAD
 
 
 def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a subclass's ``backward``: refuse a stale, missing or used-up forward; pass
+    """Wrap a subclass's ``backward``: consume the most recent pending forward (a container's
+    forward first brings its children's forwards to the top); refuse when there is none; pass
     ``input_grad`` only to a backward that takes it; undo everything if it fails.
 
-    ``retain_graph=True`` (torch's name) keeps the forward usable for another backward, whose
+    ``retain_graph=True`` (torch's name) keeps the forward pending for another backward, whose
     gradients then add to these."""
     raw = backward if _takes_input_grad(backward) else _ignoring_input_grad(backward)
 
@@ -243,34 +326,69 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
         self: Module, grad_output: Any, *, input_grad: bool = True, retain_graph: bool = False
     ) -> Any:
         d = self.__dict__
-        if d.get("_state", _BACKWARD) != _READY:
+        state = d.get("_state", _BACKWARD)
+        if state == _BACKWARD or state == _FORWARD or state == _FAILED or "_state" not in d:
             _check_reentrant(self)  # raises unless this is super().backward inside a backward
             return raw(self, grad_output, input_grad=input_grad)
-        if d["_tape"]:  # a container: are its children's caches still from its last forward?
-            _check_tape(self)
+        stamps = d["_pending_stamps"]
+        if not stamps:
+            raise _not_ready_error(self, state)
         journal = _journal
         outermost = not journal.active
         if outermost:
             journal.active, journal.retain = True, retain_graph
-        d["_state"] = _BACKWARD
+        journal.touch(self)
         try:
+            tape = d["_pending_tapes"][-1]
+            if tape:
+                _bring_to_top(self, tape)
+            saved = d["_pending_saved"][-1]
+            if saved is not None:  # an earlier forward's values: put them back in place
+                _restore(self, saved)
+                d["_pending_saved"][-1] = None
+            d["_state"] = _BACKWARD
             grad_input = raw(self, grad_output, input_grad=input_grad)
         except BaseException:
-            d["_state"] = _READY
             if outermost:
                 journal.finish(failed=True)
+            else:
+                d["_state"] = _READY
             raise
-        if journal.retain:  # retain_graph=True on the outermost backward
-            d["_state"] = _READY
-        else:
-            d["_state"] = _CONSUMED
-            journal.consumed.append(self)
+        if not journal.retain:
+            stamps.pop()
+            d["_pending_saved"].pop()
+            d["_pending_tapes"].pop()
+        d["_state"] = _READY if stamps else _CONSUMED
         if outermost:
             journal.finish(failed=False)
         return grad_input
 
     contract_backward._contract = True  # type: ignore[attr-defined]
     return contract_backward
+
+
+def _bring_to_top(module: Module, tape: list[Any]) -> None:
+    """Move the children's forwards that ``module``'s forward ran (its tape) to the top of
+    their stacks, in the order they ran, so that its backward's calls, last first, consume
+    exactly those; refuse if one is no longer pending."""
+    journal = _journal
+    for i in range(0, len(tape), 2):
+        child, stamp = tape[i], tape[i + 1]
+        d = child.__dict__
+        stamps = d["_pending_stamps"]
+        if stamps and stamps[-1] == stamp and i + 2 == len(tape):
+            continue  # already on top (the common case: nothing to move)
+        journal.touch(child)
+        try:
+            at = stamps.index(stamp)
+        except ValueError:
+            raise _consumed_child_error(module, i // 2, child) from None
+        saved, tapes = d["_pending_saved"], d["_pending_tapes"]
+        if saved[-1] is None and at != len(stamps) - 1:  # the live top loses its place
+            saved[-1] = _snapshot(child)
+        stamps.append(stamps.pop(at))
+        saved.append(saved.pop(at))
+        tapes.append(tapes.pop(at))
 
 
 def _takes_input_grad(backward: Callable[..., Any]) -> bool:
@@ -299,15 +417,6 @@ def _check_reentrant(module: Module) -> None:
         raise _not_ready_error(module, d["_state"])
 
 
-def _check_tape(module: Module) -> None:
-    """Every child on the container's tape still holds the cache of the forward it recorded."""
-    tape = module.__dict__["_tape"]
-    for i in range(0, len(tape), 2):
-        child = tape[i].__dict__
-        if child["_stamp"] != tape[i + 1] or child["_state"] != _READY:
-            raise _stale_child_error(module, i // 2, tape[i])
-
-
 def _no_init_error(module: Module) -> RuntimeError:
     return RuntimeError(
         f"{type(module).__name__}: call super().__init__() in __init__ before using the module"
@@ -320,8 +429,8 @@ def _not_ready_error(module: Module, state: str | None) -> RuntimeError:
         None: "backward() was called before forward(); run forward(x) first so there is "
         "something to differentiate",
         _CONSUMED: "Trying to backward through the graph a second time: backward() already "
-        "ran for the last forward() (a second one would add the same gradients again); run "
-        "forward again first",
+        "ran for every forward() (one more would add the same gradients again); run forward "
+        "again first",
         _FAILED: "backward() after a forward() that failed with an error; its cached values "
         "are incomplete: run forward again first",
         _NO_GRAD: "backward() after a forward() run under handprop.no_grad(), which keeps "
@@ -332,18 +441,11 @@ def _not_ready_error(module: Module, state: str | None) -> RuntimeError:
     return RuntimeError(f"{name}: {reasons[state]}")
 
 
-def _stale_child_error(module: Module, position: int, child: Module) -> RuntimeError:
-    later = module.__dict__["_tape"][2 * position + 2 :: 2]  # the children run after it
-    if child.__dict__["_state"] == _CONSUMED and all(c is not child for c in later):
-        what = "has already been backpropagated through on its own"
-    else:
-        what = (
-            "has run another forward since (in another model, a slice such as model[a:b], or a "
-            "second place in this model), so its cached values belong to that call"
-        )
+def _consumed_child_error(module: Module, position: int, child: Module) -> RuntimeError:
     return RuntimeError(
         f"{module._short_name()}: cannot backward: {child._short_name()}, run by this module's "
-        f"last forward, {what}; run this module's forward again first"
+        "forward, has already been backpropagated through on its own; run this module's "
+        "forward again first"
     )
 
 
@@ -388,17 +490,20 @@ class Module:
         d["_parameters"], d["_modules"], d["_buffers"] = {}, {}, {}
         d["_non_persistent_buffers"] = set()
         d["training"] = True
-        d["_state"], d["_stamp"], d["_tape"] = None, 0, []
+        d["_state"] = None
+        d["_pending_stamps"], d["_pending_saved"], d["_pending_tapes"] = [], [], []
         for name in self._cache:
             d[name] = None
 
     def _clear_cache(self) -> None:
-        """Forget the last forward everywhere in the tree: backward now raises until the next
-        forward (used on copies, whose caches would belong to the original's calls)."""
+        """Forget the pending forwards everywhere in the tree: backward now raises until the
+        next forward (used on copies, whose caches would belong to the original's calls)."""
         for module in self.modules():
             d = module.__dict__
             d["_state"] = None
-            d["_tape"].clear()
+            d["_pending_stamps"].clear()
+            d["_pending_saved"].clear()
+            d["_pending_tapes"].clear()
             for name in module._cache:
                 d[name] = None
 
