@@ -178,3 +178,68 @@ def test_a_cell_in_a_loop_of_steps_is_backpropagated_through_time_as_torch(dtype
         assert_close(name, p.grad, expected, dtype)
     with pytest.raises(RuntimeError, match="a second time"):
         cell.backward(dh)  # one backward too many: a clear error
+
+
+# -- tied weights: one parameter in two modules, one module at two places ---------------------
+
+
+def _tied_models(dtype):
+    layers = [Linear(3, 4, rng=0, dtype=dtype), Linear(4, 4, rng=1, dtype=dtype)]
+    layers += [Linear(4, 4, rng=2, dtype=dtype), Linear(4, 3, rng=3, dtype=dtype)]
+    layers[2].weight = layers[1].weight  # a Parameter held by two modules
+    tied = Sequential(layers[0], Tanh(), layers[1], Tanh(), layers[2], Tanh(), layers[3])
+    shared = Linear(3, 3, rng=3, dtype=dtype)
+    twice = Sequential(shared, Tanh(), shared)  # a module at two places
+    return tied, twice
+
+
+@DTYPES
+def test_tied_weights_are_one_parameter_stepped_once_and_saved_tied(dtype, tmp_path):
+    """A tie is one parameter: listed once, stepped once by an optimizer, its gradient the sum
+    of both uses; state_dict has both keys, as torch's; save and load keep the tie (and a
+    module at two places stays one module)."""
+    import handprop
+    from handprop.optim import SGD
+
+    X = np.random.default_rng(4).standard_normal((5, 3)).astype(dtype)
+    for model in _tied_models(dtype):
+        names = [n for n, _ in model.named_parameters()]
+        assert len(names) == len({id(p) for p in model.parameters()})  # each once
+        assert len(model.state_dict()) > len(names)  # both keys of a tie
+        path = tmp_path / "tied.npz"
+        handprop.save(model, path)
+        loaded = handprop.load(path)
+        assert [n for n, _ in loaded.named_parameters()] == names
+        for m in (model, loaded):
+            m.zero_grad()
+            m.backward(np.ones_like(m(X)))
+            SGD(list(m.parameters()), lr=0.1).step()
+        for (name, p), q in zip(model.named_parameters(), loaded.parameters(), strict=True):
+            np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+        state = loaded.state_dict()
+        for keys in handprop.serialization._ties(model)["parameters"]:
+            assert all(np.array_equal(state[keys[0]], state[k]) for k in keys)
+
+
+def test_a_file_whose_ties_do_not_fit_is_refused(tmp_path):
+    import json
+    import zipfile
+
+    import handprop
+
+    model = _tied_models(np.float64)[0]
+    path = tmp_path / "tied.npz"
+    handprop.save(model, path)
+    with zipfile.ZipFile(path) as archive:
+        members = {n: np.load(archive.open(n)) for n in archive.namelist()}
+    header = json.loads(str(members.pop("architecture.npy")[()]))
+    for ties, said in (
+        ({"modules": [], "parameters": [["2.weight", "9.weight"]]}, "does not have"),
+        ({"modules": [], "parameters": [["2.bias", "4.bias"]]}, "hold different values"),
+        ({"parameters": []}, "must hold 'modules' and 'parameters'"),
+    ):
+        bad = {**header, "ties": ties}
+        arrays = {k.removesuffix(".npy"): v for k, v in members.items()}
+        np.savez(path, architecture=np.array(json.dumps(bad)), **arrays)
+        with pytest.raises(ValueError, match=said):
+            handprop.load(path)

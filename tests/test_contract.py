@@ -140,16 +140,28 @@ def test_an_input_that_shares_memory_with_a_torch_tensor_is_copied():
 # -- 2. one module in two places --------------------------------------------------------------
 
 
-def test_a_module_twice_in_one_tree_is_refused_even_nested():
-    lin = Linear(2, 2, rng=0)
-    with pytest.raises(
-        ValueError,
-        match=re.escape("Sequential: the Linear at 2.0 is the same object as the one at 0;"),
-    ):
-        Sequential(lin, Tanh(), Sequential(lin))
-    inner = Sequential(ReLU(), lin)
-    with pytest.raises(ValueError, match=r"the Linear at 1 is the same object as the one at 0\.1"):
-        Sequential(inner, lin)
+@pytest.mark.parametrize("nested", [False, True], ids=["flat", "nested"])
+def test_a_module_twice_in_one_tree_gets_torchs_summed_gradients(nested):
+    """The same Linear at two places (once inside a nested Sequential too), as torch allows:
+    listed once by parameters(), at both keys in state_dict, and its gradient the sum over
+    both uses, equal to torch's."""
+    torch = needs_torch()
+    lin = Linear(2, 2, rng=0, dtype=np.float64)
+    model = Sequential(lin, Tanh(), Sequential(lin) if nested else lin)
+    twin_lin = torch.nn.Linear(2, 2, dtype=torch.float64)
+    twin_lin.load_state_dict({k: torch.tensor(v) for k, v in lin.state_dict().items()})
+    twin = torch.nn.Sequential(
+        twin_lin, torch.nn.Tanh(), torch.nn.Sequential(twin_lin) if nested else twin_lin
+    )
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias"]
+    assert list(model.state_dict()) == list(twin.state_dict())
+    X = np.array([[0.5, -1.0], [2.0, 1.0]])
+    dx = model.backward(np.ones_like(model(X)))
+    tx = torch.tensor(X, requires_grad=True)
+    twin(tx).sum().backward()
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(lin.weight.grad, twin_lin.weight.grad.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(lin.bias.grad, twin_lin.bias.grad.numpy(), rtol=1e-13)
 
 
 def _alone(layer, X, head, grad):

@@ -228,23 +228,7 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
         saved = d["_pending_saved"]
         if saved and saved[-1] is None:  # the live forward's values are about to be replaced
             saved[-1] = _snapshot(self)
-        d["_state"] = _FORWARD
-        tape = None
-        try:
-            if d["_modules"]:  # a container: its tape records its children's forwards
-                tape = []
-                _tapes.append(tape)
-                try:
-                    y = forward(self, x)
-                finally:
-                    _tapes.pop()
-            else:  # a leaf (a module it runs itself goes on its parent's tape)
-                y = forward(self, x)
-        except BaseException:
-            d["_state"] = _FAILED
-            if tape:
-                _forget(tape)  # the children's forwards of a failed forward: never backwarded
-            raise
+        y, tape = _run_forward(self, forward, x)
         stamp = next(_stamps)
         d["_pending_stamps"].append(stamp)
         saved.append(None)
@@ -260,6 +244,27 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
 
     contract_forward._contract = True  # type: ignore[attr-defined]
     return contract_forward
+
+
+def _run_forward(self: Module, forward: Callable[..., Any], x: Any) -> tuple[Any, Any]:
+    """``forward(self, x)`` and, for a container, the tape of the child forwards it ran (None
+    for a leaf, whose own calls go on its parent's tape). A forward that raises leaves the
+    module _FAILED and its children's forwards of this call dropped."""
+    d = self.__dict__
+    d["_state"] = _FORWARD
+    tape = [] if d["_modules"] else None
+    if tape is not None:
+        _tapes.append(tape)
+    try:
+        return forward(self, x), tape
+    except BaseException:
+        d["_state"] = _FAILED
+        if tape:
+            _forget(tape)  # the children's forwards of a failed forward: never backwarded
+        raise
+    finally:
+        if tape is not None:
+            _tapes.pop()
 
 
 def _forget(tape: list[Any]) -> None:
@@ -327,7 +332,7 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         d = self.__dict__
         state = d.get("_state", _BACKWARD)
-        if state == _BACKWARD or state == _FORWARD or state == _FAILED or "_state" not in d:
+        if state in _NOT_PENDING or "_state" not in d:
             _check_reentrant(self)  # raises unless this is super().backward inside a backward
             return raw(self, grad_output, input_grad=input_grad)
         stamps = d["_pending_stamps"]
@@ -339,13 +344,7 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
             journal.active, journal.retain = True, retain_graph
         journal.touch(self)
         try:
-            tape = d["_pending_tapes"][-1]
-            if tape:
-                _bring_to_top(self, tape)
-            saved = d["_pending_saved"][-1]
-            if saved is not None:  # an earlier forward's values: put them back in place
-                _restore(self, saved)
-                d["_pending_saved"][-1] = None
+            _take_top(self)
             d["_state"] = _BACKWARD
             grad_input = raw(self, grad_output, input_grad=input_grad)
         except BaseException:
@@ -365,6 +364,24 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
 
     contract_backward._contract = True  # type: ignore[attr-defined]
     return contract_backward
+
+
+#: states in which a backward has no pending forward of its own to consume (a backward then is
+#: super().backward inside the module's own backward, or an error)
+_NOT_PENDING = frozenset((_BACKWARD, _FORWARD, _FAILED))
+
+
+def _take_top(module: Module) -> None:
+    """Make the top pending forward's values the module's attributes: for a container, first
+    bring the forwards its own forward ran to the top of its children's stacks."""
+    d = module.__dict__
+    tape = d["_pending_tapes"][-1]
+    if tape:
+        _bring_to_top(module, tape)
+    saved = d["_pending_saved"][-1]
+    if saved is not None:  # an earlier forward's values: put them back in place
+        _restore(module, saved)
+        d["_pending_saved"][-1] = None
 
 
 def _bring_to_top(module: Module, tape: list[Any]) -> None:
@@ -889,18 +906,10 @@ class Sequential(Module):
             named = list(modules[0].items())  # torch's Sequential(OrderedDict(fc1=..., ...))
         else:
             named = [(str(index), module) for index, module in enumerate(modules)]
-        seen: dict[int, str] = {}
         for index, (name, module) in enumerate(named):
             self._check_child(index, name, module)
-            for place, inner in module._walk(name):
-                if id(inner) in seen:
-                    raise ValueError(
-                        f"Sequential: the {type(inner).__name__} at {place} is the same object "
-                        f"as the one at {seen[id(inner)]}; a module caches its forward input "
-                        "for backward, so each place needs its own instance (to share "
-                        "weights, give two layers the same Parameter)"
-                    )
-                seen[id(inner)] = place
+            # (the same module may stand at two places, as in torch: each use's forward stays
+            # pending, and the backwards consume them last first, summing its gradients)
             self._modules[name] = module
 
     def _check_child(self, index: int, name: Any, module: Any) -> None:

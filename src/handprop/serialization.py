@@ -4,7 +4,8 @@ The file holds each parameter as an array (``param:0.weight``, ...), each persis
 likewise (``buffer:0.running_mean``), and the architecture as JSON text (``architecture``),
 e.g. ``{"format": "handprop", "version": 1, "model": {"type": "Sequential", "modules": [...]}}``;
 a Sequential whose children are not numbered 0, 1, 2, ... (named children, or a slice) also
-lists their ``"names"``.
+lists their ``"names"``. A model that shares (a module at two places, a parameter held by two
+modules: tied weights) lists what it shares under ``"ties"``, and load shares it again.
 
 Loading trusts nothing in the file. It never unpickles (so a file can never run code), and it
 checks before it reads: the member names against the architecture, each member's ``.npy``
@@ -493,8 +494,29 @@ def save(model: Module, path: str | bytes | os.PathLike) -> None:
             )
         arrays[prefix + key] = array
     header = {"format": FORMAT, "version": VERSION, "model": description}
+    ties = _ties(model)
+    if ties["modules"] or ties["parameters"]:
+        header["ties"] = ties
     arrays["architecture"] = np.array(json.dumps(header))  # a unicode array, not an object one
     _write_atomically(path, arrays)
+
+
+def _ties(model: Module) -> dict[str, list[list[str]]]:
+    """What the model shares, by name: modules that stand at several places (``"modules"``:
+    their paths, first the one that is kept) and parameters that several modules hold
+    (``"parameters"``: their state_dict keys), so that load can share them again."""
+    places: dict[int, list[str]] = {}
+    for path, module in model._walk():
+        places.setdefault(id(module), []).append(path)
+    holders: dict[int, list[str]] = {}
+    for path, module in model.named_modules():  # (each module once)
+        for name, param in module._parameters.items():
+            if param is not None:
+                holders.setdefault(id(param), []).append(f"{path}.{name}" if path else name)
+    return {
+        "modules": [paths for paths in places.values() if len(paths) > 1],
+        "parameters": [keys for keys in holders.values() if len(keys) > 1],
+    }
 
 
 def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -593,7 +615,8 @@ def _load(archive: zipfile.ZipFile, where: str) -> Module:
     if "architecture" not in members:
         raise ValueError(f"{where} is not a handprop model file: it has no 'architecture'")
     try:
-        plan = _plan(_architecture(archive, members.pop("architecture")))
+        model_spec, ties = _architecture(archive, members.pop("architecture"))
+        plan = _plan(model_spec)
     except (ValueError, TypeError, AttributeError, RecursionError) as error:
         if isinstance(error, _Unreadable):
             raise
@@ -634,7 +657,45 @@ def _load(archive: zipfile.ZipFile, where: str) -> Module:
     }
     model = plan.build()
     model.load_state_dict(values)
+    _tie(model, ties, values, where)
     return model
+
+
+def _check_ties(ties: Any, modules: dict, values: dict[str, np.ndarray], where: str) -> None:
+    """A file's ties, checked before anything is shared: names the model has, groups of two or
+    more, and tied parameters that hold equal values."""
+    if not isinstance(ties, dict) or set(ties) != {"modules", "parameters"}:
+        raise ValueError(f"{where}: 'ties' must hold 'modules' and 'parameters'")
+    for kind, known in (("modules", modules), ("parameters", values)):
+        groups = ties[kind]
+        if not isinstance(groups, list) or not all(
+            isinstance(g, list) and len(g) > 1 and all(isinstance(n, str) and n in known for n in g)
+            for g in groups
+        ):
+            raise ValueError(f"{where}: 'ties' lists {kind} that the model does not have")
+    for keys in ties["parameters"]:
+        if not all(np.array_equal(values[keys[0]], values[k]) for k in keys[1:]):
+            raise ValueError(f"{where}: the tied parameters {keys} hold different values")
+
+
+def _tie(model: Module, ties: Any, values: dict[str, np.ndarray], where: str) -> None:
+    """Share again what the saved model shared (see ``_ties``): each later place of a module
+    gets the first place's object, each later holder of a parameter the first's ``Parameter``.
+    Checked first: the names exist, and tied entries hold equal values."""
+    if ties is None:
+        return
+    modules = dict(model._walk())
+    _check_ties(ties, modules, values, where)
+    for paths in ties["modules"]:
+        for path in paths[1:]:
+            parent, _, name = path.rpartition(".")
+            modules[parent]._modules[name] = modules[paths[0]]
+    for keys in ties["parameters"]:
+        first_path, _, first_name = keys[0].rpartition(".")
+        shared = modules[first_path]._parameters[first_name]
+        for key in keys[1:]:
+            path, _, name = key.rpartition(".")
+            setattr(modules[path], name, shared)
 
 
 def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -711,7 +772,7 @@ def _npy_data(archive: zipfile.ZipFile, info: zipfile.ZipInfo, header) -> np.nda
 
 
 def _architecture(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
-    """The architecture's model description, checked for format and version."""
+    """The architecture's model description and its ties, checked for format and version."""
     shape, dtype, fortran, offset = _npy_header(archive, info)
     if dtype.kind != "U" or shape != ():
         raise ValueError("'architecture' is not a text value")
@@ -722,4 +783,4 @@ def _architecture(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
         raise ValueError("the architecture is not a JSON object")
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise ValueError(f"format {header.get('format')!r} version {header.get('version')!r}")
-    return header.get("model")
+    return header.get("model"), header.get("ties")
