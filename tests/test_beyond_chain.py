@@ -243,3 +243,48 @@ def test_a_file_whose_ties_do_not_fit_is_refused(tmp_path):
         np.savez(path, architecture=np.array(json.dumps(bad)), **arrays)
         with pytest.raises(ValueError, match=said):
             handprop.load(path)
+
+
+class FailsOnce(Module):
+    """Identity whose first backward raises (after the layers behind it have run theirs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.failed = False
+
+    def forward(self, x):
+        return x * 1
+
+    def backward(self, grad_output):
+        if not self.failed:
+            self.failed = True
+            raise ZeroDivisionError("on purpose")
+        return grad_output
+
+
+def test_a_backward_that_fails_after_moves_and_pops_changes_nothing():
+    """One Linear in models a and b (forward a, forward b), a's backward fails halfway, after
+    a's Tanh consumed its forward and the Linear's forwards were reordered: every pending
+    forward, cached value and grad is back as it was, and the retried backwards of a, then b,
+    give each model's own gradients."""
+    lin = Linear(2, 2, dtype=np.float64, rng=0)
+    a = Sequential(lin, FailsOnce(), Tanh())
+    b = Sequential(lin, Tanh())
+    Xa, Xb = np.array([[1.0, 2.0]]), np.array([[-3.0, 5.0]])
+    a(Xa)
+    b(Xb)
+    stacks = [list(m._pending_stamps) for m in (lin, a, b, a[2])]
+    with pytest.raises(ZeroDivisionError):
+        a.backward(np.ones((1, 2)))
+    assert [list(m._pending_stamps) for m in (lin, a, b, a[2])] == stacks
+    assert lin.weight.grad is None
+    np.testing.assert_array_equal(lin._x, Xb)  # the live (latest) forward's input, again
+    a.backward(np.ones((1, 2)))
+    alone = Sequential(Linear(2, 2, dtype=np.float64, rng=0), Tanh())
+    alone(Xa)
+    alone.backward(np.ones((1, 2)))
+    np.testing.assert_array_equal(lin.weight.grad, alone[0].weight.grad)
+    b.backward(np.ones((1, 2)))
+    alone(Xb)
+    alone.backward(np.ones((1, 2)))
+    np.testing.assert_allclose(lin.weight.grad, alone[0].weight.grad, rtol=1e-15)

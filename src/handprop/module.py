@@ -137,29 +137,19 @@ _INTERNAL = frozenset(
 
 
 class _Journal:
-    """What the backward now running has changed, so that a failure can put it back."""
+    """What the backward now running has changed, so that a failure can put it back.
 
-    __slots__ = ("active", "grads", "modules", "retain")
+    Kept as flat lists of what each change replaced (appends only: nothing is made per
+    backward, which runs on every step): ``grads`` holds parameter, its grad before, ...;
+    ``undo`` holds groups of six, (what, module, a, b, c, d), undone last first by ``_undo``."""
+
+    __slots__ = ("active", "grads", "retain", "undo")
 
     def __init__(self) -> None:
         self.active = False  # a backward is running
         self.grads: list[Any] = []  # parameter, its grad before, parameter, ...
-        self.modules: dict[int, tuple] = {}  # id: (module, its bookkeeping before)
+        self.undo: list[Any] = []  # (what, module, a, b, c, d) in groups of six
         self.retain = False  # retain_graph=True: the forwards stay pending
-
-    def touch(self, module: Module) -> None:
-        """Remember ``module``'s pending forwards and cached values before this backward
-        changes them (the first time only)."""
-        if id(module) not in self.modules:
-            d = module.__dict__
-            before = (
-                d["_state"],
-                d["_pending_stamps"].copy(),
-                d["_pending_saved"].copy(),
-                d["_pending_tapes"].copy(),
-                _snapshot(module),
-            )
-            self.modules[id(module)] = (module, before)
 
     def finish(self, failed: bool) -> None:
         """Put every grad and module back if the backward failed; then forget it all."""
@@ -167,16 +157,38 @@ class _Journal:
             grads = self.grads
             for i in range(len(grads) - 2, -1, -2):
                 grads[i].grad = grads[i + 1]
-            for module, (state, stamps, saved, tapes, cache) in self.modules.values():
-                d = module.__dict__
-                d["_state"] = state
-                d["_pending_stamps"][:] = stamps
-                d["_pending_saved"][:] = saved
-                d["_pending_tapes"][:] = tapes
-                _restore(module, cache)
+            undo = self.undo
+            for i in range(len(undo) - 6, -1, -6):
+                _undo(*undo[i : i + 6])
         self.grads.clear()
-        self.modules.clear()
+        self.undo.clear()
         self.active = False
+
+
+#: What a backward changed in a module's pending forwards (the journal's "what"):
+_POPPED = "popped"  # a, b, c: the consumed forward's stamp, saved, tape; d: the state before
+_MADE_LIVE = "made live"  # a: the snapshot put back into the attributes
+_MOVED = "moved"  # a: where the forward was in the stack; b: the snapshot taken of the top
+
+
+def _undo(what: str, module: Module, a: Any, b: Any, c: Any, d_: Any) -> None:
+    """Undo one change a backward made to ``module``'s pending forwards."""
+    d = module.__dict__
+    stamps, saved, tapes = d["_pending_stamps"], d["_pending_saved"], d["_pending_tapes"]
+    if what is _POPPED:
+        stamps.append(a)
+        saved.append(b)
+        tapes.append(c)
+        d["_state"] = d_
+    elif what is _MADE_LIVE:
+        saved[-1] = a
+    else:  # _MOVED: back to where it was; the top that lost its place is live again
+        stamps.insert(a, stamps.pop())
+        saved.insert(a, saved.pop())
+        tapes.insert(a, tapes.pop())
+        if b is not None:
+            _restore(module, b)
+            saved[-1] = None
 
 
 _journal = _Journal()
@@ -342,21 +354,23 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
         outermost = not journal.active
         if outermost:
             journal.active, journal.retain = True, retain_graph
-        journal.touch(self)
         try:
             _take_top(self)
             d["_state"] = _BACKWARD
             grad_input = raw(self, grad_output, input_grad=input_grad)
         except BaseException:
+            d["_state"] = state
             if outermost:
                 journal.finish(failed=True)
-            else:
-                d["_state"] = _READY
             raise
-        if not journal.retain:
-            stamps.pop()
-            d["_pending_saved"].pop()
-            d["_pending_tapes"].pop()
+        if not journal.retain:  # consumed: off the stack (put back if a later step fails)
+            undo = journal.undo  # (appends, not a tuple: nothing for the garbage collector)
+            undo.append(_POPPED)
+            undo.append(self)
+            undo.append(stamps.pop())
+            undo.append(d["_pending_saved"].pop())
+            undo.append(d["_pending_tapes"].pop())
+            undo.append(state)
         d["_state"] = _READY if stamps else _CONSUMED
         if outermost:
             journal.finish(failed=False)
@@ -382,30 +396,32 @@ def _take_top(module: Module) -> None:
     if saved is not None:  # an earlier forward's values: put them back in place
         _restore(module, saved)
         d["_pending_saved"][-1] = None
+        _journal.undo.extend((_MADE_LIVE, module, saved, None, None, None))
 
 
 def _bring_to_top(module: Module, tape: list[Any]) -> None:
     """Move the children's forwards that ``module``'s forward ran (its tape) to the top of
     their stacks, in the order they ran, so that its backward's calls, last first, consume
     exactly those; refuse if one is no longer pending."""
-    journal = _journal
+    undo = _journal.undo
     for i in range(0, len(tape), 2):
         child, stamp = tape[i], tape[i + 1]
         d = child.__dict__
         stamps = d["_pending_stamps"]
-        if stamps and stamps[-1] == stamp and i + 2 == len(tape):
+        if stamps and stamps[-1] == stamp:
             continue  # already on top (the common case: nothing to move)
-        journal.touch(child)
         try:
             at = stamps.index(stamp)
         except ValueError:
             raise _consumed_child_error(module, i // 2, child) from None
         saved, tapes = d["_pending_saved"], d["_pending_tapes"]
-        if saved[-1] is None and at != len(stamps) - 1:  # the live top loses its place
-            saved[-1] = _snapshot(child)
+        snapshot = None
+        if saved[-1] is None:  # the live top loses its place: keep its values
+            snapshot = saved[-1] = _snapshot(child)
         stamps.append(stamps.pop(at))
         saved.append(saved.pop(at))
         tapes.append(tapes.pop(at))
+        undo.extend((_MOVED, child, at, snapshot, None, None))
 
 
 def _takes_input_grad(backward: Callable[..., Any]) -> bool:
