@@ -288,3 +288,128 @@ def test_a_backward_that_fails_after_moves_and_pops_changes_nothing():
     alone(Xb)
     alone.backward(np.ones((1, 2)))
     np.testing.assert_allclose(lin.weight.grad, alone[0].weight.grad, rtol=1e-15)
+
+
+# -- blocks a learner writes: residual, branch and sum, reuse; drawn at random ---------------
+
+
+class Residual(Module):
+    """y = x + f(x): the input forks, so its gradient is the sum of both paths'."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return x + self.f(x)
+
+    def backward(self, grad_output):
+        return grad_output + self.f.backward(grad_output)
+
+
+class BranchSum(Module):
+    """y = f(x) + g(x): two branches of the same input, summed."""
+
+    def __init__(self, f, g):
+        super().__init__()
+        self.f, self.g = f, g
+
+    def forward(self, x):
+        return self.f(x) + self.g(x)
+
+    def backward(self, grad_output):
+        return self.f.backward(grad_output) + self.g.backward(grad_output)
+
+
+class Reuse(Module):
+    """y = f(f(x)): one module used twice; its backwards, last use first."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(self.f(x))
+
+    def backward(self, grad_output):
+        return self.f.backward(self.f.backward(grad_output))
+
+
+def _torch_of(module, torch):
+    """A torch function computing what ``module`` computes, with its own torch parameters
+    (the same values), and the dict of those parameters under handprop's names."""
+    from handprop.interop import to_torch
+
+    if isinstance(module, Residual):
+        f, ps = _torch_of(module.f, torch)
+        return (lambda x: x + f(x)), {f"f.{k}": v for k, v in ps.items()}
+    if isinstance(module, BranchSum):
+        f, pf = _torch_of(module.f, torch)
+        g, pg = _torch_of(module.g, torch)
+        params = {**{f"f.{k}": v for k, v in pf.items()}, **{f"g.{k}": v for k, v in pg.items()}}
+        return (lambda x: f(x) + g(x)), params
+    if isinstance(module, Reuse):
+        f, ps = _torch_of(module.f, torch)
+        return (lambda x: f(f(x))), {f"f.{k}": v for k, v in ps.items()}
+    if isinstance(module, Sequential) and any(
+        isinstance(m, (Residual, BranchSum, Reuse)) for m in module
+    ):
+        parts = [_torch_of(m, torch) for m in module]
+
+        def run(x):
+            for f, _ in parts:
+                x = f(x)
+            return x
+
+        params = {f"{i}.{k}": v for i, (_, ps) in enumerate(parts) for k, v in ps.items()}
+        return run, params
+    twin = to_torch(module)
+    return twin, dict(twin.named_parameters())
+
+
+@st.composite
+def blocks(draw, width, dtype, depth=0):
+    """A random block of the given width: a Linear and an activation, or a residual, a branch
+    and sum, or a reuse of smaller blocks."""
+    from handprop.layers import ReLU
+
+    kind = draw(
+        st.sampled_from(["layer", "layer", "residual", "branch", "reuse"][: 2 + 3 * (depth < 2)])
+    )
+    if kind == "layer":
+        act = draw(st.sampled_from([Tanh, ReLU]))
+        return Sequential(Linear(width, width, rng=draw(st.integers(0, 999)), dtype=dtype), act())
+    if kind == "residual":
+        return Residual(draw(blocks(width, dtype, depth + 1)))
+    if kind == "branch":
+        return BranchSum(
+            draw(blocks(width, dtype, depth + 1)), draw(blocks(width, dtype, depth + 1))
+        )
+    return Reuse(draw(blocks(width, dtype, depth + 1)))
+
+
+@DTYPES
+@given(data=st.data(), width=st.integers(1, 4), n=st.integers(1, 3), seed=st.integers(0, 999))
+def test_random_blocks_give_torchs_gradients(dtype, data, width, n, seed):
+    """Blocks drawn at random (residual adds, branches summed, a block reused, nested): every
+    gradient, dJ/dX and each parameter's (shared ones summed over their uses), equals
+    torch's autograd on the same computation."""
+    import torch
+    from closeness import assert_close
+
+    model = Sequential(
+        *[data.draw(blocks(width, dtype)) for _ in range(data.draw(st.integers(1, 3)))]
+    )
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, width)).astype(dtype)
+    G = rng.standard_normal((n, width)).astype(dtype)
+    model(X)
+    dx = model.backward(G)
+    f, t_params = _torch_of(model, torch)
+    tx = torch.tensor(X, requires_grad=True)
+    f(tx).backward(torch.tensor(G))
+    assert_close("dJ/dX", dx, tx.grad.numpy(), dtype)
+    ours = dict(model.named_parameters())
+    assert set(ours) == set(t_params)
+    for name, p in ours.items():
+        assert_close(name, p.grad, t_params[name].grad.numpy(), dtype)
