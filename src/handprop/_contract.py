@@ -1,0 +1,427 @@
+"""The contract's bookkeeping: how ``Module`` makes sure a gradient is never silently wrong.
+
+``Module.__init_subclass__`` wraps every subclass's ``forward`` and ``backward`` (built-in layers
+and a learner's alike) with the two functions below, so that a layer's own code is its math:
+
+* ``_contract_forward`` runs the forward, stamps it with a number no other forward has, and
+  keeps it *pending* on the module's stack (three parallel lists: the stamps, a snapshot of the
+  cached values once a later forward would overwrite them, and a container's *tape* of the
+  child forwards it ran). A forward under ``no_grad`` keeps nothing; one that raises keeps
+  nothing either, and drops what its children kept.
+* ``_contract_backward`` consumes the most recent pending forward (last in, first out, the
+  order in which the chain rule walks back): it puts that forward's cached values back in
+  place, and for a container first brings the child forwards on its tape to the top of the
+  children's stacks, so that a module shared by two models, or used twice, is always
+  differentiated at the forward its caller ran. With no forward left it raises, saying why.
+* The journal records what a backward changes (each ``.grad`` before, each forward consumed or
+  moved) in flat lists, and a backward that fails puts all of it back.
+
+Everything here runs on every forward and backward of every module: it is kept to plain dict
+and list operations, and makes no object per call in the common case (one forward, one
+backward), which keeps the garbage collector quiet.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import grad_mode
+from ._arrays import freeze, is_private
+
+if TYPE_CHECKING:
+    from .module import Module
+
+
+# -- the bookkeeping behind the contract -------------------------------------------------------
+#
+# A module may run forward several times before its backwards (a cell over time steps, a layer
+# used twice); each backward consumes the most recent forward not consumed yet: last in, first
+# out, the order of the chain rule. Each module keeps its pending forwards in three parallel
+# lists (no object made per call in the common case of one forward, one backward):
+#
+#   _pending_stamps  the forward's stamp (a number that no other forward has);
+#   _pending_saved   None while that forward's cached values are the attributes themselves (the
+#                    most recent forward: "live"), else a snapshot of them, taken when a later
+#                    forward was about to overwrite them;
+#   _pending_tapes   for a container, the (child, stamp, child, stamp, ...) of the child forwards
+#                    that this forward ran; None for a leaf.
+#
+# A container's backward first brings its children's forwards from its own tape to the top of
+# their stacks, in the order they ran: one Linear in models a and b, forward a, forward b,
+# backward a then uses a's forward of the Linear, not b's. _state says what happened last (for
+# the error messages): None (never run), _READY (forwards pending), _CONSUMED, _FAILED (a
+# forward raised halfway: backward refuses until the next forward), _NO_GRAD; while a forward or
+# backward runs, _FORWARD or _BACKWARD (a super().forward call inside then goes straight through).
+# The journal records what a backward changes, so that a backward that fails changes nothing.
+
+_READY, _CONSUMED, _FAILED, _NO_GRAD = "ready", "consumed", "failed", "no_grad"
+_FORWARD, _BACKWARD = "in forward", "in backward"
+_stamps = itertools.count(1)
+_tapes: list[list[Any]] = []  # the tapes of the container forwards now running
+_grad_mode = grad_mode._mode  # read on every forward: .enabled is False inside no_grad()
+#: a module's own bookkeeping: never part of what its forward caches
+_INTERNAL = frozenset(
+    (
+        "_parameters",
+        "_modules",
+        "_buffers",
+        "_non_persistent_buffers",
+        "training",
+        "_state",
+        "_pending_stamps",
+        "_pending_saved",
+        "_pending_tapes",
+    )
+)
+
+
+class _Journal:
+    """What the backward now running has changed, so that a failure can put it back.
+
+    Kept as flat lists of what each change replaced (appends only: nothing is made per
+    backward, which runs on every step): ``grads`` holds parameter, its grad before, ...;
+    ``undo`` holds groups of six, (what, module, a, b, c, d), undone last first by ``_undo``."""
+
+    __slots__ = ("active", "grads", "retain", "undo")
+
+    def __init__(self) -> None:
+        self.active = False  # a backward is running
+        self.grads: list[Any] = []  # parameter, its grad before, parameter, ...
+        self.undo: list[Any] = []  # (what, module, a, b, c, d) in groups of six
+        self.retain = False  # retain_graph=True: the forwards stay pending
+
+    def finish(self, failed: bool) -> None:
+        """Put every grad and module back if the backward failed; then forget it all."""
+        if failed:
+            grads = self.grads
+            for i in range(len(grads) - 2, -1, -2):
+                grads[i].grad = grads[i + 1]
+            undo = self.undo
+            for i in range(len(undo) - 6, -1, -6):
+                _undo(*undo[i : i + 6])
+        self.grads.clear()
+        self.undo.clear()
+        self.active = False
+
+
+#: What a backward changed in a module's pending forwards (the journal's "what"):
+_POPPED = "popped"  # a, b, c: the consumed forward's stamp, saved, tape; d: the state before
+_MADE_LIVE = "made live"  # a: the snapshot put back into the attributes
+_MOVED = "moved"  # a: where the forward was in the stack; b: the snapshot taken of the top
+
+
+def _undo(what: str, module: Module, a: Any, b: Any, c: Any, d_: Any) -> None:
+    """Undo one change a backward made to ``module``'s pending forwards."""
+    d = module.__dict__
+    stamps, saved, tapes = d["_pending_stamps"], d["_pending_saved"], d["_pending_tapes"]
+    if what is _POPPED:
+        stamps.append(a)
+        saved.append(b)
+        tapes.append(c)
+        d["_state"] = d_
+    elif what is _MADE_LIVE:
+        saved[-1] = a
+    else:  # _MOVED: back to where it was; the top that lost its place is live again
+        stamps.insert(a, stamps.pop())
+        saved.insert(a, saved.pop())
+        tapes.insert(a, tapes.pop())
+        if b is not None:
+            _restore(module, b)
+            saved[-1] = None
+
+
+_journal = _Journal()
+
+
+def _snapshot(module: Module) -> Any:
+    """The values a forward cached: the declared ``_cache`` attributes (handprop's layers), or
+    every plain attribute (a learner's layer, which declares none)."""
+    d = module.__dict__
+    names = type(module)._cache
+    if names:
+        return tuple(d[name] for name in names)
+    registered = (*d["_parameters"], *d["_modules"], *d["_buffers"])
+    return {k: v for k, v in d.items() if k not in _INTERNAL and k not in registered}
+
+
+def _restore(module: Module, cache: Any) -> None:
+    d = module.__dict__
+    if isinstance(cache, tuple):
+        for name, value in zip(type(module)._cache, cache, strict=True):
+            d[name] = value
+    else:
+        d.update(cache)
+
+
+def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callable[..., Any]:
+    """Wrap a subclass's ``forward``: stamp it, keep it pending for a backward, record it on
+    the parent's tape, honour no_grad.
+
+    ``guard_arrays``: for classes that do not protect their own caches (a learner's layer),
+    the input is made private before their forward sees it and a fresh output is frozen, so
+    whatever they cache cannot be changed by the caller between forward and backward.
+    (This wrapper runs on every forward of every module: it is kept to plain dict and list
+    operations.)
+    """
+
+    @functools.wraps(forward)
+    def contract_forward(self: Module, x: Any) -> Any:
+        d = self.__dict__
+        state = d.get("_state", _FORWARD)
+        if state == _FORWARD:  # super().forward(x) inside a forward, or no __init__ yet
+            if "_state" not in d:
+                raise _no_init_error(self)
+            return forward(self, x)
+        if not _grad_mode.enabled:
+            return _forward_without_grad(self, forward, x)
+        if guard_arrays:
+            x = _private_input(x)
+        saved = d["_pending_saved"]
+        if saved and saved[-1] is None:  # the live forward's values are about to be replaced
+            saved[-1] = _snapshot(self)
+        y, tape = _run_forward(self, forward, x)
+        stamp = next(_stamps)
+        d["_pending_stamps"].append(stamp)
+        saved.append(None)
+        d["_pending_tapes"].append(tape)
+        d["_state"] = _READY
+        if _tapes:
+            parent_tape = _tapes[-1]
+            parent_tape.append(self)
+            parent_tape.append(stamp)
+        if guard_arrays:
+            _freeze_fresh_output(self, x, y)
+        return y
+
+    contract_forward._contract = True  # type: ignore[attr-defined]
+    return contract_forward
+
+
+def _run_forward(self: Module, forward: Callable[..., Any], x: Any) -> tuple[Any, Any]:
+    """``forward(self, x)`` and, for a container, the tape of the child forwards it ran (None
+    for a leaf, whose own calls go on its parent's tape). A forward that raises leaves the
+    module _FAILED and its children's forwards of this call dropped."""
+    d = self.__dict__
+    d["_state"] = _FORWARD
+    tape = [] if d["_modules"] else None
+    if tape is not None:
+        _tapes.append(tape)
+    try:
+        return forward(self, x), tape
+    except BaseException:
+        d["_state"] = _FAILED
+        if tape:
+            _forget(tape)  # the children's forwards of a failed forward: never backwarded
+        raise
+    finally:
+        if tape is not None:
+            _tapes.pop()
+
+
+def _forget(tape: list[Any]) -> None:
+    """Drop the pending forwards a tape recorded (those of a container forward that failed)."""
+    for i in range(len(tape) - 2, -1, -2):
+        child = tape[i].__dict__
+        stamps = child["_pending_stamps"]
+        if stamps and stamps[-1] == tape[i + 1]:
+            stamps.pop()
+            child["_pending_saved"].pop()
+            tape_of_child = child["_pending_tapes"].pop()
+            if tape_of_child:
+                _forget(tape_of_child)
+            if not stamps:
+                child["_state"] = None
+
+
+def _private_input(x: Any) -> Any:
+    """A learner's layer gets an input nobody else can change: the caller's array is copied."""
+    if isinstance(x, np.ndarray) and not is_private(x):
+        return freeze(x.copy())
+    return x
+
+
+def _freeze_fresh_output(module: Module, x: Any, y: Any) -> None:
+    """Make a learner's layer's output read-only if it is a fresh array of its own (not its
+    input, a view, or one of its parameters or buffers, which must stay writable)."""
+    if isinstance(y, np.ndarray) and y is not x and y.flags.owndata:
+        if not any(y is a for a in module._own_arrays()):
+            freeze(y)
+
+
+def _forward_without_grad(self: Module, forward: Callable[..., Any], x: Any) -> Any:
+    """Forward under no_grad: the output only. Whatever the forward assigned to plain
+    attributes (its caches) is put back as it was, so the pending training forwards, and their
+    backwards, stay intact."""
+    d = self.__dict__
+    before = dict(d)
+    d["_state"] = _FORWARD
+    try:
+        return forward(self, x)
+    finally:
+        registered = (*d["_parameters"], *d["_modules"], *d["_buffers"])
+        for key in [k for k in d if k not in registered]:
+            if key not in before:
+                del d[key]
+            elif d[key] is not before[key]:
+                d[key] = before[key]
+        if not d["_pending_stamps"]:
+            d["_state"] = _NO_GRAD
+
+
+def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a subclass's ``backward``: consume the most recent pending forward (a container's
+    forward first brings its children's forwards to the top); refuse when there is none; pass
+    ``input_grad`` only to a backward that takes it; undo everything if it fails.
+
+    ``retain_graph=True`` (torch's name) keeps the forward pending for another backward, whose
+    gradients then add to these."""
+    raw = backward if _takes_input_grad(backward) else _ignoring_input_grad(backward)
+
+    @functools.wraps(backward)
+    def contract_backward(
+        self: Module, grad_output: Any, *, input_grad: bool = True, retain_graph: bool = False
+    ) -> Any:
+        d = self.__dict__
+        state = d.get("_state", _BACKWARD)
+        if state in _NOT_PENDING or "_state" not in d:
+            _check_reentrant(self)  # raises unless this is super().backward inside a backward
+            return raw(self, grad_output, input_grad=input_grad)
+        stamps = d["_pending_stamps"]
+        if not stamps:
+            raise _not_ready_error(self, state)
+        journal = _journal
+        outermost = not journal.active
+        if outermost:
+            journal.active, journal.retain = True, retain_graph
+        try:
+            _take_top(self)
+            d["_state"] = _BACKWARD
+            grad_input = raw(self, grad_output, input_grad=input_grad)
+        except BaseException:
+            d["_state"] = state
+            if outermost:
+                journal.finish(failed=True)
+            raise
+        if not journal.retain:  # consumed: off the stack (put back if a later step fails)
+            undo = journal.undo  # (appends, not a tuple: nothing for the garbage collector)
+            undo.append(_POPPED)
+            undo.append(self)
+            undo.append(stamps.pop())
+            undo.append(d["_pending_saved"].pop())
+            undo.append(d["_pending_tapes"].pop())
+            undo.append(state)
+        d["_state"] = _READY if stamps else _CONSUMED
+        if outermost:
+            journal.finish(failed=False)
+        return grad_input
+
+    contract_backward._contract = True  # type: ignore[attr-defined]
+    return contract_backward
+
+
+#: states in which a backward has no pending forward of its own to consume (a backward then is
+#: super().backward inside the module's own backward, or an error)
+_NOT_PENDING = frozenset((_BACKWARD, _FORWARD, _FAILED))
+
+
+def _take_top(module: Module) -> None:
+    """Make the top pending forward's values the module's attributes: for a container, first
+    bring the forwards its own forward ran to the top of its children's stacks."""
+    d = module.__dict__
+    tape = d["_pending_tapes"][-1]
+    if tape:
+        _bring_to_top(module, tape)
+    saved = d["_pending_saved"][-1]
+    if saved is not None:  # an earlier forward's values: put them back in place
+        _restore(module, saved)
+        d["_pending_saved"][-1] = None
+        _journal.undo.extend((_MADE_LIVE, module, saved, None, None, None))
+
+
+def _bring_to_top(module: Module, tape: list[Any]) -> None:
+    """Move the children's forwards that ``module``'s forward ran (its tape) to the top of
+    their stacks, in the order they ran, so that its backward's calls, last first, consume
+    exactly those; refuse if one is no longer pending."""
+    undo = _journal.undo
+    for i in range(0, len(tape), 2):
+        child, stamp = tape[i], tape[i + 1]
+        d = child.__dict__
+        stamps = d["_pending_stamps"]
+        if stamps and stamps[-1] == stamp:
+            continue  # already on top (the common case: nothing to move)
+        try:
+            at = stamps.index(stamp)
+        except ValueError:
+            raise _consumed_child_error(module, i // 2, child) from None
+        saved, tapes = d["_pending_saved"], d["_pending_tapes"]
+        snapshot = None
+        if saved[-1] is None:  # the live top loses its place: keep its values
+            snapshot = saved[-1] = _snapshot(child)
+        stamps.append(stamps.pop(at))
+        saved.append(saved.pop(at))
+        tapes.append(tapes.pop(at))
+        undo.extend((_MOVED, child, at, snapshot, None, None))
+
+
+def _takes_input_grad(backward: Callable[..., Any]) -> bool:
+    parameters = inspect.signature(backward).parameters
+    return "input_grad" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def _ignoring_input_grad(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """A learner's ``backward(self, grad_output)``, callable with ``input_grad=`` like ours."""
+
+    def call(self: Module, grad_output: Any, *, input_grad: bool = True) -> Any:
+        return backward(self, grad_output)
+
+    return call
+
+
+def _check_reentrant(module: Module) -> None:
+    """Backward of a module that is not ready: fine only inside its own backward (a subclass
+    calling super().backward); otherwise the error that says why."""
+    d = module.__dict__
+    if "_state" not in d:
+        raise _no_init_error(module)
+    if d["_state"] != _BACKWARD:
+        raise _not_ready_error(module, d["_state"])
+
+
+def _no_init_error(module: Module) -> RuntimeError:
+    return RuntimeError(
+        f"{type(module).__name__}: call super().__init__() in __init__ before using the module"
+    )
+
+
+def _not_ready_error(module: Module, state: str | None) -> RuntimeError:
+    name = module._short_name()
+    reasons = {
+        None: "backward() was called before forward(); run forward(x) first so there is "
+        "something to differentiate",
+        _CONSUMED: "Trying to backward through the graph a second time: backward() already "
+        "ran for every forward() (one more would add the same gradients again); run forward "
+        "again first",
+        _FAILED: "backward() after a forward() that failed with an error; its cached values "
+        "are incomplete: run forward again first",
+        _NO_GRAD: "backward() after a forward() run under handprop.no_grad(), which keeps "
+        "nothing for backward; run forward outside no_grad",
+        _FORWARD: "backward() called while its own forward() is still running; call backward "
+        "after forward has returned",
+    }
+    return RuntimeError(f"{name}: {reasons[state]}")
+
+
+def _consumed_child_error(module: Module, position: int, child: Module) -> RuntimeError:
+    return RuntimeError(
+        f"{module._short_name()}: cannot backward: {child._short_name()}, run by this module's "
+        "forward, has already been backpropagated through on its own; run this module's "
+        "forward again first"
+    )
