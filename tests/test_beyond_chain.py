@@ -413,3 +413,97 @@ def test_random_blocks_give_torchs_gradients(dtype, data, width, n, seed):
     assert set(ours) == set(t_params)
     for name, p in ours.items():
         assert_close(name, p.grad, t_params[name].grad.numpy(), dtype)
+
+
+# -- many inputs, many outputs, options ---------------------------------------------------------
+
+
+class Gate(Module):
+    """y = x * sigmoid(h W^T): two inputs; backward returns one gradient per input."""
+
+    def __init__(self, n, dtype):
+        super().__init__()
+        self.lin = Linear(n, n, rng=5, dtype=dtype)
+
+    def forward(self, x, h, *, scale=1.0):
+        self.x, self.s, self.scale = x, 1 / (1 + np.exp(-self.lin(h))), scale
+        return scale * x * self.s
+
+    def backward(self, grad_output):
+        g = self.scale * grad_output
+        dx = g * self.s
+        dh = self.lin.backward(g * self.x * self.s * (1 - self.s))
+        return dx, dh
+
+
+class Split(Module):
+    """(x[..., :k], (x[..., k:], 2 x[..., k:])): nested outputs; backward takes one gradient
+    per output, nested as the outputs are."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return x[..., : self.k].copy(), (x[..., self.k :].copy(), 2 * x[..., self.k :])
+
+    def backward(self, g_first, g_rest):
+        g_tail, g_double = g_rest
+        return np.concatenate([g_first, g_tail + 2 * g_double], axis=-1)
+
+
+@DTYPES
+def test_a_module_of_two_inputs_with_an_option_gives_torchs_gradients(dtype):
+    import torch
+    from closeness import assert_close
+
+    rng = np.random.default_rng(0)
+    gate = Gate(3, dtype)
+    X, H, G = (rng.standard_normal((4, 3)).astype(dtype) for _ in range(3))
+    mine_x, mine_h = X.copy(), H.copy()
+    y = gate(mine_x, mine_h, scale=2.0)
+    mine_x[...] = 7  # the caller's arrays change after forward: the backward must not see it
+    mine_h[...] = 7
+    dx, dh = gate.backward(G)
+    lin = torch.nn.Linear(3, 3, dtype=torch.float32 if dtype == np.float32 else torch.float64)
+    lin.load_state_dict({k: torch.tensor(v) for k, v in gate.lin.state_dict().items()})
+    tx, th = torch.tensor(X, requires_grad=True), torch.tensor(H, requires_grad=True)
+    ty = 2.0 * tx * torch.sigmoid(lin(th))
+    ty.backward(torch.tensor(G))
+    assert_close("y", y, ty.detach().numpy(), dtype)
+    assert_close("dJ/dx", dx, tx.grad.numpy(), dtype)
+    assert_close("dJ/dh", dh, th.grad.numpy(), dtype)
+    assert_close("lin.weight", gate.lin.weight.grad, lin.weight.grad.numpy(), dtype)
+    assert not y.flags.writeable
+
+
+def test_nested_outputs_take_one_gradient_each_and_none_is_zeros():
+    split = Split(2)
+    X = np.arange(10.0).reshape(2, 5)
+    first, (tail, double) = split(X)
+    assert not (first.flags.writeable or tail.flags.writeable or double.flags.writeable)
+    g1, g2, g3 = np.ones((2, 2)), np.full((2, 3), 0.5), np.full((2, 3), 0.25)
+    np.testing.assert_array_equal(split.backward(g1, (g2, g3)), np.hstack([g1, g2 + 2 * g3]))
+    split(X)  # None: an output that does not reach the loss, taken as zeros
+    np.testing.assert_array_equal(split.backward(None, (g2, None)), np.hstack([0 * g1, g2]))
+    split(X)
+    with pytest.raises(
+        TypeError, match=r"one gradient per output of forward\(\): 2 outputs, got 1"
+    ):
+        split.backward(g1)
+    split.backward(g1, None)  # the forward is still pending after the refusal
+    lin = Linear(2, 2)
+    lin(np.ones((1, 2)))
+    with pytest.raises(TypeError, match=r"1 output, got 2 gradients"):
+        lin.backward(np.ones((1, 2)), np.ones((1, 2)))
+
+
+def test_a_forward_under_no_grad_takes_many_inputs_and_options_too():
+    import handprop
+
+    gate = Gate(2, np.float64)
+    with handprop.no_grad():
+        y = gate(np.ones((1, 2)), np.zeros((1, 2)), scale=3.0)
+    np.testing.assert_allclose(y[0], 3.0 / (1 + np.exp(-gate.lin.bias.data)))
+    with pytest.raises(RuntimeError, match="no_grad"):
+        gate.backward(np.ones((1, 2)))

@@ -77,6 +77,7 @@ _INTERNAL = frozenset(
         "_pending_stamps",
         "_pending_saved",
         "_pending_tapes",
+        "_pending_outputs",
     )
 )
 
@@ -86,14 +87,15 @@ class _Journal:
 
     Kept as flat lists of what each change replaced (appends only: nothing is made per
     backward, which runs on every step): ``grads`` holds parameter, its grad before, ...;
-    ``undo`` holds groups of six, (what, module, a, b, c, d), undone last first by ``_undo``."""
+    ``undo`` holds groups of seven, (what, module, a, b, c, d, e), undone last first by
+    ``_undo``."""
 
     __slots__ = ("active", "grads", "retain", "undo")
 
     def __init__(self) -> None:
         self.active = False  # a backward is running
         self.grads: list[Any] = []  # parameter, its grad before, parameter, ...
-        self.undo: list[Any] = []  # (what, module, a, b, c, d) in groups of six
+        self.undo: list[Any] = []  # (what, module, a, b, c, d, e) in groups of seven
         self.retain = False  # retain_graph=True: the forwards stay pending
 
     def finish(self, failed: bool) -> None:
@@ -103,34 +105,37 @@ class _Journal:
             for i in range(len(grads) - 2, -1, -2):
                 grads[i].grad = grads[i + 1]
             undo = self.undo
-            for i in range(len(undo) - 6, -1, -6):
-                _undo(*undo[i : i + 6])
+            for i in range(len(undo) - 7, -1, -7):
+                _undo(*undo[i : i + 7])
         self.grads.clear()
         self.undo.clear()
         self.active = False
 
 
 #: What a backward changed in a module's pending forwards (the journal's "what"):
-_POPPED = "popped"  # a, b, c: the consumed forward's stamp, saved, tape; d: the state before
+_POPPED = "popped"  # a, b, c, d: the consumed forward's stamp, saved, tape, output; e: state
 _MADE_LIVE = "made live"  # a: the snapshot put back into the attributes
 _MOVED = "moved"  # a: where the forward was in the stack; b: the snapshot taken of the top
 
 
-def _undo(what: str, module: Module, a: Any, b: Any, c: Any, d_: Any) -> None:
+def _undo(what: str, module: Module, a: Any, b: Any, c: Any, d_: Any, e: Any) -> None:
     """Undo one change a backward made to ``module``'s pending forwards."""
     d = module.__dict__
     stamps, saved, tapes = d["_pending_stamps"], d["_pending_saved"], d["_pending_tapes"]
+    outputs = d["_pending_outputs"]
     if what is _POPPED:
         stamps.append(a)
         saved.append(b)
         tapes.append(c)
-        d["_state"] = d_
+        outputs.append(d_)
+        d["_state"] = e
     elif what is _MADE_LIVE:
         saved[-1] = a
     else:  # _MOVED: back to where it was; the top that lost its place is live again
         stamps.insert(a, stamps.pop())
         saved.insert(a, saved.pop())
         tapes.insert(a, tapes.pop())
+        outputs.insert(a, outputs.pop())
         if b is not None:
             _restore(module, b)
             saved[-1] = None
@@ -171,40 +176,43 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
     """
 
     @functools.wraps(forward)
-    def contract_forward(self: Module, x: Any) -> Any:
+    def contract_forward(self: Module, x: Any, *more: Any, **options: Any) -> Any:
         d = self.__dict__
         state = d.get("_state", _FORWARD)
         if state == _FORWARD:  # super().forward(x) inside a forward, or no __init__ yet
             if "_state" not in d:
                 raise _no_init_error(self)
-            return forward(self, x)
+            return forward(self, x, *more, **options)
         if not _grad_mode.enabled:
-            return _forward_without_grad(self, forward, x)
+            return _forward_without_grad(self, forward, x, more, options)
         if guard_arrays:
-            x = _private_input(x)
+            x, more, options = _private_inputs(x, more, options)
         saved = d["_pending_saved"]
         if saved and saved[-1] is None:  # the live forward's values are about to be replaced
             saved[-1] = _snapshot(self)
-        y, tape = _run_forward(self, forward, x)
+        y, tape = _run_forward(self, forward, x, more, options)
         stamp = next(_stamps)
         d["_pending_stamps"].append(stamp)
         saved.append(None)
         d["_pending_tapes"].append(tape)
+        d["_pending_outputs"].append(y)
         d["_state"] = _READY
         if _tapes:
             parent_tape = _tapes[-1]
             parent_tape.append(self)
             parent_tape.append(stamp)
         if guard_arrays:
-            _freeze_fresh_output(self, x, y)
+            _freeze_fresh_outputs(self, (x, *more, *options.values()), y)
         return y
 
     contract_forward._contract = True  # type: ignore[attr-defined]
     return contract_forward
 
 
-def _run_forward(self: Module, forward: Callable[..., Any], x: Any) -> tuple[Any, Any]:
-    """``forward(self, x)`` and, for a container, the tape of the child forwards it ran (None
+def _run_forward(
+    self: Module, forward: Callable[..., Any], x: Any, more: tuple, options: dict
+) -> tuple[Any, Any]:
+    """``forward(self, x, ...)`` and, for a container, the tape of the child forwards it ran (None
     for a leaf, whose own calls go on its parent's tape). A forward that raises leaves the
     module _FAILED and its children's forwards of this call dropped."""
     d = self.__dict__
@@ -213,7 +221,7 @@ def _run_forward(self: Module, forward: Callable[..., Any], x: Any) -> tuple[Any
     if tape is not None:
         _tapes.append(tape)
     try:
-        return forward(self, x), tape
+        return forward(self, x, *more, **options), tape
     except BaseException:
         d["_state"] = _FAILED
         if tape:
@@ -232,6 +240,7 @@ def _forget(tape: list[Any]) -> None:
         if stamps and stamps[-1] == tape[i + 1]:
             stamps.pop()
             child["_pending_saved"].pop()
+            child["_pending_outputs"].pop()
             tape_of_child = child["_pending_tapes"].pop()
             if tape_of_child:
                 _forget(tape_of_child)
@@ -246,15 +255,30 @@ def _private_input(x: Any) -> Any:
     return x
 
 
-def _freeze_fresh_output(module: Module, x: Any, y: Any) -> None:
-    """Make a learner's layer's output read-only if it is a fresh array of its own (not its
-    input, a view, or one of its parameters or buffers, which must stay writable)."""
-    if isinstance(y, np.ndarray) and y is not x and y.flags.owndata:
+def _private_inputs(x: Any, more: tuple, options: dict) -> tuple[Any, tuple, dict]:
+    """Every array a learner's layer is given, inputs and options (a mask), made private."""
+    if more:
+        more = tuple(_private_input(m) for m in more)
+    if options:
+        options = {k: _private_input(v) for k, v in options.items()}
+    return _private_input(x), more, options
+
+
+def _freeze_fresh_outputs(module: Module, inputs: tuple, y: Any) -> None:
+    """Make a learner's layer's outputs read-only where they are fresh arrays of its own (not
+    an input, a view, or one of its parameters or buffers, which must stay writable); the
+    arrays in a tuple of outputs (nested, as LSTM's ``(output, (h_n, c_n))``) too."""
+    if isinstance(y, (tuple, list)):
+        for item in y:
+            _freeze_fresh_outputs(module, inputs, item)
+    elif isinstance(y, np.ndarray) and y.flags.owndata and not any(y is a for a in inputs):
         if not any(y is a for a in module._own_arrays()):
             freeze(y)
 
 
-def _forward_without_grad(self: Module, forward: Callable[..., Any], x: Any) -> Any:
+def _forward_without_grad(
+    self: Module, forward: Callable[..., Any], x: Any, more: tuple, options: dict
+) -> Any:
     """Forward under no_grad: the output only. Whatever the forward assigned to plain
     attributes (its caches) is put back as it was, so the pending training forwards, and their
     backwards, stay intact."""
@@ -262,7 +286,7 @@ def _forward_without_grad(self: Module, forward: Callable[..., Any], x: Any) -> 
     before = dict(d)
     d["_state"] = _FORWARD
     try:
-        return forward(self, x)
+        return forward(self, x, *more, **options)
     finally:
         registered = (*d["_parameters"], *d["_modules"], *d["_buffers"])
         for key in [k for k in d if k not in registered]:
@@ -285,13 +309,17 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(backward)
     def contract_backward(
-        self: Module, grad_output: Any, *, input_grad: bool = True, retain_graph: bool = False
+        self: Module,
+        grad_output: Any = None,
+        *more: Any,
+        input_grad: bool = True,
+        retain_graph: bool = False,
     ) -> Any:
         d = self.__dict__
         state = d.get("_state", _BACKWARD)
         if state in _NOT_PENDING or "_state" not in d:
             _check_reentrant(self)  # raises unless this is super().backward inside a backward
-            return raw(self, grad_output, input_grad=input_grad)
+            return raw(self, grad_output, *more, input_grad=input_grad)
         stamps = d["_pending_stamps"]
         if not stamps:
             raise _not_ready_error(self, state)
@@ -301,8 +329,11 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
             journal.active, journal.retain = True, retain_graph
         try:
             _take_top(self)
+            output = d["_pending_outputs"][-1]
+            if grad_output is None or more or type(output) is tuple:  # several outputs, or None
+                grad_output, more = _one_per_output(self, output, grad_output, more)
             d["_state"] = _BACKWARD
-            grad_input = raw(self, grad_output, input_grad=input_grad)
+            grad_input = raw(self, grad_output, *more, input_grad=input_grad)
         except BaseException:
             d["_state"] = state
             if outermost:
@@ -315,6 +346,7 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
             undo.append(stamps.pop())
             undo.append(d["_pending_saved"].pop())
             undo.append(d["_pending_tapes"].pop())
+            undo.append(d["_pending_outputs"].pop())
             undo.append(state)
         d["_state"] = _READY if stamps else _CONSUMED
         if outermost:
@@ -323,6 +355,39 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
 
     contract_backward._contract = True  # type: ignore[attr-defined]
     return contract_backward
+
+
+def _one_per_output(module: Module, output: Any, grad_output: Any, more: tuple) -> tuple:
+    """The gradients a backward receives, one per output of the forward it consumes, nested
+    as the outputs are; a ``None`` (an output that does not reach the loss) becomes zeros of
+    that output's shape. Returned as ``(first, rest)``, as the backward is called."""
+    grads = (grad_output, *more)
+    if isinstance(output, tuple):
+        if len(grads) != len(output):
+            raise TypeError(
+                f"{module._short_name()}: backward() takes one gradient per output of forward(): "
+                f"{len(output)} outputs, got {len(grads)} gradients"
+            )
+        grads = tuple(_zeros_where_none(g, y) for g, y in zip(grads, output, strict=True))
+    elif more:
+        raise TypeError(
+            f"{module._short_name()}: backward() takes one gradient per output of forward(): "
+            f"1 output, got {len(grads)} gradients"
+        )
+    else:
+        grads = (_zeros_where_none(grad_output, output),)
+    return grads[0], grads[1:]
+
+
+def _zeros_where_none(grad: Any, output: Any) -> Any:
+    """``grad`` with zeros of the output's shape and dtype wherever it is None (nested)."""
+    if grad is None:
+        if isinstance(output, tuple):
+            return tuple(_zeros_where_none(None, y) for y in output)
+        return None if output is None else np.zeros_like(np.asarray(output))
+    if isinstance(output, tuple) and isinstance(grad, (tuple, list)) and len(grad) == len(output):
+        return tuple(_zeros_where_none(g, y) for g, y in zip(grad, output, strict=True))
+    return grad
 
 
 #: states in which a backward has no pending forward of its own to consume (a backward then is
@@ -341,7 +406,7 @@ def _take_top(module: Module) -> None:
     if saved is not None:  # an earlier forward's values: put them back in place
         _restore(module, saved)
         d["_pending_saved"][-1] = None
-        _journal.undo.extend((_MADE_LIVE, module, saved, None, None, None))
+        _journal.undo.extend((_MADE_LIVE, module, saved, None, None, None, None))
 
 
 def _bring_to_top(module: Module, tape: list[Any]) -> None:
@@ -359,14 +424,15 @@ def _bring_to_top(module: Module, tape: list[Any]) -> None:
             at = stamps.index(stamp)
         except ValueError:
             raise _consumed_child_error(module, i // 2, child) from None
-        saved, tapes = d["_pending_saved"], d["_pending_tapes"]
+        saved, tapes, outputs = d["_pending_saved"], d["_pending_tapes"], d["_pending_outputs"]
         snapshot = None
         if saved[-1] is None:  # the live top loses its place: keep its values
             snapshot = saved[-1] = _snapshot(child)
         stamps.append(stamps.pop(at))
         saved.append(saved.pop(at))
         tapes.append(tapes.pop(at))
-        undo.extend((_MOVED, child, at, snapshot, None, None))
+        outputs.append(outputs.pop(at))
+        undo.extend((_MOVED, child, at, snapshot, None, None, None))
 
 
 def _takes_input_grad(backward: Callable[..., Any]) -> bool:
@@ -379,8 +445,8 @@ def _takes_input_grad(backward: Callable[..., Any]) -> bool:
 def _ignoring_input_grad(backward: Callable[..., Any]) -> Callable[..., Any]:
     """A learner's ``backward(self, grad_output)``, callable with ``input_grad=`` like ours."""
 
-    def call(self: Module, grad_output: Any, *, input_grad: bool = True) -> Any:
-        return backward(self, grad_output)
+    def call(self: Module, grad_output: Any, *more: Any, input_grad: bool = True) -> Any:
+        return backward(self, grad_output, *more)
 
     return call
 

@@ -142,6 +142,7 @@ class Module:
         d["training"] = True
         d["_state"] = None
         d["_pending_stamps"], d["_pending_saved"], d["_pending_tapes"] = [], [], []
+        d["_pending_outputs"] = []
         for name in self._cache:
             d[name] = None
 
@@ -154,6 +155,7 @@ class Module:
             d["_pending_stamps"].clear()
             d["_pending_saved"].clear()
             d["_pending_tapes"].clear()
+            d["_pending_outputs"].clear()
             for name in module._cache:
                 d[name] = None
 
@@ -586,6 +588,8 @@ class Sequential(Module):
         """
         modules = list(self._modules.values())
         for index in range(len(modules) - 1, -1, -1):
+            if grad_output is None and index + 1 < len(modules):  # (None would mean zeros)
+                raise _blame(modules, index, None, TypeError("it needs dJ/d(its output)"))
             try:
                 grad_output = modules[index].backward(
                     grad_output, input_grad=input_grad or index > 0
