@@ -507,3 +507,46 @@ def test_a_forward_under_no_grad_takes_many_inputs_and_options_too():
     np.testing.assert_allclose(y[0], 3.0 / (1 + np.exp(-gate.lin.bias.data)))
     with pytest.raises(RuntimeError, match="no_grad"):
         gate.backward(np.ones((1, 2)))
+
+
+class Overwrites(Linear):
+    """A Linear whose backward sets weight.grad instead of adding to it."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        g = np.asarray(grad_output)
+        self.weight.grad = g.T @ self._x
+        self.bias.accumulate_grad(g.sum(axis=0))
+        return g @ self.weight.data
+
+
+@pytest.mark.parametrize("uses", [2, 3])
+def test_check_module_names_a_shared_gradient_overwritten_instead_of_added(uses):
+    """Right when used once; used several times, the last use's share replaces the others':
+    check_module names overwritten-shared on the weight (and nothing on a correct Linear)."""
+    from handprop import check_module
+
+    def block(layer_class):
+        class Repeat(Module):
+            def __init__(self):
+                super().__init__()
+                self.f = layer_class(2, 2, rng=0, dtype=np.float64)
+
+            def forward(self, x):
+                for _ in range(uses):
+                    x = self.f(x)
+                return x
+
+            def backward(self, grad_output):
+                for _ in range(uses):
+                    grad_output = self.f.backward(grad_output)
+                return grad_output
+
+        return Repeat()
+
+    X = np.array([[1.0, 2.0], [0.5, -1.0]])
+    assert check_module(Overwrites(2, 2, rng=0, dtype=np.float64), X, rng=0).passed  # used once
+    report = check_module(block(Overwrites), X, rng=0)
+    assert [(m.tensor, m.code) for m in report.mistakes] == [("f.weight", "overwritten-shared")]
+    assert f"used {uses} times" in report.mistakes[0].hint
+    right = check_module(block(Linear), X, rng=0)
+    assert right.passed and not right.mistakes

@@ -85,17 +85,16 @@ _INTERNAL = frozenset(
 class _Journal:
     """What the backward now running has changed, so that a failure can put it back.
 
-    Kept as flat lists of what each change replaced (appends only: nothing is made per
-    backward, which runs on every step): ``grads`` holds parameter, its grad before, ...;
-    ``undo`` holds groups of seven, (what, module, a, b, c, d, e), undone last first by
-    ``_undo``."""
+    ``grads`` holds parameter, its grad before, parameter, ... (two appends, no tuple, per
+    gradient); ``undo`` holds one tuple per change to a module's pending forwards,
+    ``(what, module, a, b, c, d, e)``, undone last first by ``_undo``."""
 
     __slots__ = ("active", "grads", "retain", "undo")
 
     def __init__(self) -> None:
         self.active = False  # a backward is running
         self.grads: list[Any] = []  # parameter, its grad before, parameter, ...
-        self.undo: list[Any] = []  # (what, module, a, b, c, d, e) in groups of seven
+        self.undo: list[tuple] = []  # (what, module, a, b, c, d, e) per change
         self.retain = False  # retain_graph=True: the forwards stay pending
 
     def finish(self, failed: bool) -> None:
@@ -104,9 +103,8 @@ class _Journal:
             grads = self.grads
             for i in range(len(grads) - 2, -1, -2):
                 grads[i].grad = grads[i + 1]
-            undo = self.undo
-            for i in range(len(undo) - 7, -1, -7):
-                _undo(*undo[i : i + 7])
+            for change in reversed(self.undo):
+                _undo(*change)
         self.grads.clear()
         self.undo.clear()
         self.active = False
@@ -190,7 +188,8 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
         saved = d["_pending_saved"]
         if saved and saved[-1] is None:  # the live forward's values are about to be replaced
             saved[-1] = _snapshot(self)
-        y, tape = _run_forward(self, forward, x, more, options)
+        run = _run_container if d["_modules"] else _run_leaf
+        y, tape = run(self, forward, x, more, options)
         stamp = next(_stamps)
         d["_pending_stamps"].append(stamp)
         saved.append(None)
@@ -209,27 +208,38 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
     return contract_forward
 
 
-def _run_forward(
+def _run_leaf(
     self: Module, forward: Callable[..., Any], x: Any, more: tuple, options: dict
-) -> tuple[Any, Any]:
-    """``forward(self, x, ...)`` and, for a container, the tape of the child forwards it ran (None
-    for a leaf, whose own calls go on its parent's tape). A forward that raises leaves the
-    module _FAILED and its children's forwards of this call dropped."""
+) -> tuple[Any, None]:
+    """A leaf's ``forward(self, x, ...)`` (no tape: a module it runs itself goes on its
+    parent's tape). A forward that raises leaves the module _FAILED."""
     d = self.__dict__
     d["_state"] = _FORWARD
-    tape = [] if d["_modules"] else None
-    if tape is not None:
-        _tapes.append(tape)
+    try:  # (the plain call for one input: a star call costs a tuple and a dict)
+        return (forward(self, x, *more, **options) if more or options else forward(self, x)), None
+    except BaseException:
+        d["_state"] = _FAILED
+        raise
+
+
+def _run_container(
+    self: Module, forward: Callable[..., Any], x: Any, more: tuple, options: dict
+) -> tuple[Any, list[Any]]:
+    """A container's ``forward(self, x, ...)`` and the tape of the child forwards it ran. A
+    forward that raises leaves the module _FAILED and its children's forwards of this call
+    dropped."""
+    d = self.__dict__
+    d["_state"] = _FORWARD
+    tape: list[Any] = []
+    _tapes.append(tape)
     try:
         return forward(self, x, *more, **options), tape
     except BaseException:
         d["_state"] = _FAILED
-        if tape:
-            _forget(tape)  # the children's forwards of a failed forward: never backwarded
+        _forget(tape)  # the children's forwards of a failed forward: never backwarded
         raise
     finally:
-        if tape is not None:
-            _tapes.pop()
+        _tapes.pop()
 
 
 def _forget(tape: list[Any]) -> None:
@@ -316,8 +326,8 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
         retain_graph: bool = False,
     ) -> Any:
         d = self.__dict__
-        state = d.get("_state", _BACKWARD)
-        if state in _NOT_PENDING or "_state" not in d:
+        state = d.get("_state", _BACKWARD)  # (no _state: no __init__, said by the check)
+        if state in _NOT_PENDING:
             _check_reentrant(self)  # raises unless this is super().backward inside a backward
             return raw(self, grad_output, *more, input_grad=input_grad)
         stamps = d["_pending_stamps"]
@@ -328,33 +338,48 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
         if outermost:
             journal.active, journal.retain = True, retain_graph
         try:
-            _take_top(self)
-            output = d["_pending_outputs"][-1]
-            if grad_output is None or more or type(output) is tuple:  # several outputs, or None
-                grad_output, more = _one_per_output(self, output, grad_output, more)
-            d["_state"] = _BACKWARD
-            grad_input = raw(self, grad_output, *more, input_grad=input_grad)
+            grad_input = _backward_of_top(self, raw, grad_output, more, input_grad)
         except BaseException:
             d["_state"] = state
             if outermost:
                 journal.finish(failed=True)
             raise
         if not journal.retain:  # consumed: off the stack (put back if a later step fails)
-            undo = journal.undo  # (appends, not a tuple: nothing for the garbage collector)
-            undo.append(_POPPED)
-            undo.append(self)
-            undo.append(stamps.pop())
-            undo.append(d["_pending_saved"].pop())
-            undo.append(d["_pending_tapes"].pop())
-            undo.append(d["_pending_outputs"].pop())
-            undo.append(state)
-        d["_state"] = _READY if stamps else _CONSUMED
+            journal.undo.append(
+                (
+                    _POPPED,
+                    self,
+                    stamps.pop(),
+                    d["_pending_saved"].pop(),
+                    d["_pending_tapes"].pop(),
+                    d["_pending_outputs"].pop(),
+                    state,
+                )
+            )
+        d["_state"] = _AFTER_BACKWARD[bool(stamps)]
         if outermost:
             journal.finish(failed=False)
         return grad_input
 
     contract_backward._contract = True  # type: ignore[attr-defined]
     return contract_backward
+
+
+def _backward_of_top(
+    self: Module, raw: Callable[..., Any], grad_output: Any, more: tuple, input_grad: bool
+) -> Any:
+    """The module's own backward, run on its top pending forward (its values put in place
+    first), with one gradient per output of that forward."""
+    d = self.__dict__
+    if d["_pending_tapes"][-1] or d["_pending_saved"][-1] is not None:
+        _take_top(self)  # (a leaf whose forward is the live one: nothing to do)
+    output = d["_pending_outputs"][-1]
+    if grad_output is None or more or type(output) is tuple:  # several outputs, or None
+        grad_output, more = _one_per_output(self, output, grad_output, more)
+    d["_state"] = _BACKWARD
+    if more:
+        return raw(self, grad_output, *more, input_grad=input_grad)
+    return raw(self, grad_output, input_grad=input_grad)  # (a star call costs a tuple)
 
 
 def _one_per_output(module: Module, output: Any, grad_output: Any, more: tuple) -> tuple:
@@ -393,6 +418,8 @@ def _zeros_where_none(grad: Any, output: Any) -> Any:
 #: states in which a backward has no pending forward of its own to consume (a backward then is
 #: super().backward inside the module's own backward, or an error)
 _NOT_PENDING = frozenset((_BACKWARD, _FORWARD, _FAILED))
+#: a module's state after a backward: whether forwards are still pending
+_AFTER_BACKWARD = (_CONSUMED, _READY)
 
 
 def _take_top(module: Module) -> None:
@@ -406,7 +433,7 @@ def _take_top(module: Module) -> None:
     if saved is not None:  # an earlier forward's values: put them back in place
         _restore(module, saved)
         d["_pending_saved"][-1] = None
-        _journal.undo.extend((_MADE_LIVE, module, saved, None, None, None, None))
+        _journal.undo.append((_MADE_LIVE, module, saved, None, None, None, None))
 
 
 def _bring_to_top(module: Module, tape: list[Any]) -> None:
@@ -432,7 +459,7 @@ def _bring_to_top(module: Module, tape: list[Any]) -> None:
         saved.append(saved.pop(at))
         tapes.append(tapes.pop(at))
         outputs.append(outputs.pop(at))
-        undo.extend((_MOVED, child, at, snapshot, None, None, None))
+        undo.append((_MOVED, child, at, snapshot, None, None, None))
 
 
 def _takes_input_grad(backward: Callable[..., Any]) -> bool:

@@ -19,6 +19,8 @@ code                      the backward returned ...
 ``diagonal-only``         only the diagonal of a Jacobian that is not diagonal (softmax's)
 ``kink-choice``           another derivative than torch's at a kink (ReLU's at exactly 0)
 ``wrong-dtype``           complex numbers (or no numbers at all) where a gradient is real
+``overwritten-shared``    one use's share of a parameter used several times (``.grad`` set,
+                          not added to)
 ========================  ===================================================================
 
 Examples:
@@ -170,7 +172,8 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
     g = rng.standard_normal(y.shape).astype(y.dtype if y.dtype.kind == "f" else np.float64)
     for p in mine.parameters():
         p.grad = None
-    with _any_shape():  # a gradient of the wrong shape is kept, to be diagnosed
+    overwritten: dict[int, list[np.ndarray]] = {}  # id(parameter): the .grad values set over
+    with _any_shape(), _watching_overwrites(overwritten):  # both kept, to be diagnosed
         dx = mine.backward(g.copy())
     analytic = {"X": None if dx is None else np.asarray(dx)}
     analytic.update({n: p.grad for n, p in mine.named_parameters()})
@@ -178,7 +181,8 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
     expected, how = _reference(module, reference, x, g, mine)
     rtol, atol = TOLERANCE["finite differences" if reference is None else np.dtype(y.dtype)]
     report = ModuleReport(repr(module), how)
-    context = _Context(module, x, y, g, reference)
+    discarded = {n: overwritten[id(p)] for n, p in mine.named_parameters() if id(p) in overwritten}
+    context = _Context(module, x, y, g, reference, discarded)
     for name, right in expected.items():
         got = analytic.get(name)
         if isinstance(right, _Numeric):  # at a kink, either one-sided slope is right too
@@ -191,6 +195,38 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
             if mistake is not None:
                 report.mistakes.append(mistake)
     return report
+
+
+@contextlib.contextmanager
+def _watching_overwrites(found: dict[int, list[np.ndarray]]):
+    """While the module's backward runs, a ``.grad`` that is *set* over a gradient already
+    there (``p.grad = ...`` rather than ``accumulate_grad``) is recorded in ``found``: the
+    value it replaced, so that the diagnosis can tell a shared parameter whose uses overwrite
+    each other's share."""
+    slot = Parameter.__dict__["grad"]  # the slot's own descriptor
+    accumulate = Parameter.accumulate_grad
+    adding = []
+
+    def set_grad(self, value):
+        old = slot.__get__(self)
+        if old is not None and not adding and value is not old:
+            found.setdefault(id(self), []).append(np.asarray(old))
+        slot.__set__(self, value)
+
+    def accumulate_grad(self, grad):
+        adding.append(True)
+        try:
+            accumulate(self, grad)
+        finally:
+            adding.pop()
+
+    Parameter.grad = property(slot.__get__, set_grad)
+    Parameter.accumulate_grad = accumulate_grad
+    try:
+        yield
+    finally:
+        Parameter.grad = slot
+        Parameter.accumulate_grad = accumulate
 
 
 @contextlib.contextmanager
@@ -356,6 +392,8 @@ class _Context:
     y: np.ndarray
     g: np.ndarray
     reference: Any = None
+    #: per parameter name, the gradients its backward set over (shares it overwrote)
+    discarded: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
 def _close(a, b, rtol, atol) -> bool:
@@ -372,7 +410,14 @@ def _diagnose(name, got, right, rtol, atol, c: _Context) -> Mistake | None:
     if not _real(got):
         return Mistake(name, "wrong-dtype", _dtype_hint(what, got))
     got = np.asarray(got, dtype=np.float64)
-    checks = (_batch_mistakes, _product_mistakes, _value_mistakes, _shape_mistake, _kink_mistakes)
+    checks = (
+        _overwrite_mistake,
+        _batch_mistakes,
+        _product_mistakes,
+        _value_mistakes,
+        _shape_mistake,
+        _kink_mistakes,
+    )
     for check in checks:  # the specific explanations before the general ones
         found = check(what, got, right, rtol, atol, c)
         if found is not None:
@@ -391,6 +436,23 @@ def _dtype_hint(what: str, got) -> str:
         f"{what}: your gradient has dtype {np.asarray(got).dtype}; the gradient of a real "
         "function of real numbers is real (float): where did a complex or other number come in?"
     )
+
+
+def _overwrite_mistake(what, got, right, rtol, atol, c):
+    """A parameter used several times whose backward set ``.grad`` instead of adding to it:
+    the right gradient is what it kept plus the shares it overwrote."""
+    shares = c.discarded.get(what)
+    if not shares or got.shape != right.shape:
+        return None
+    total = got + sum(np.asarray(s, dtype=np.float64) for s in shares)
+    if _close(total, right, rtol, atol):
+        uses = len(shares) + 1
+        return "overwritten-shared", (
+            f"{what}: your backward set {what}.grad where it must add to it: the parameter is "
+            f"used {uses} times, and each use's backward adds its share "
+            f"(accumulate_grad, or grad = grad + ...); the last share replaced the others"
+        )
+    return None
 
 
 def _batch_mistakes(what, got, right, rtol, atol, c):

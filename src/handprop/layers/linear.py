@@ -110,8 +110,10 @@ class Linear(Module):
         """
         x = self._x
         g = self._grad_output(grad_output, (*x.shape[:-1], self.out_features), x.dtype)
-        rows_g = g.reshape(-1, self.out_features)  # (N, out); a view for a batch (N, out)
-        self.weight.accumulate_grad(rows_g.T @ x.reshape(-1, self.in_features))
+        rows_g, rows_x = g, x  # (N, out) and (N, in): for a batch, g and x themselves
+        if x.ndim != 2:  # (B, T, in) and the like: one row per position
+            rows_g, rows_x = g.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
+        self.weight.accumulate_grad(rows_g.T @ rows_x)
         if self.bias is not None:
             self.bias.accumulate_grad(rows_g.sum(axis=0))
         if not input_grad:  # the first layer: dJ/dX is not needed, skip its matrix product
