@@ -295,7 +295,30 @@ EXERCISES: dict[str, Exercise] = {
         ],
         layers.Flatten,
     ),
+    "twice": Exercise(
+        "Twice",
+        "f(f(x)), one Linear used twice: the weight's gradient sums both uses",
+        lambda: [
+            Case((3,), _rng(41).standard_normal((4, 3))),
+            Case((2,), _rng(42).standard_normal((1, 2)), note="one sample"),
+        ],
+        lambda n: _Twice(n),
+    ),
 }
+
+
+class _Twice(Module):
+    """The reference of the "twice" exercise: one Linear used twice, backward last use first."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.f = layers.Linear(features, features, dtype=np.float64)
+
+    def forward(self, x):
+        return self.f(self.f(x))
+
+    def backward(self, grad_output):
+        return self.f.backward(self.f.backward(grad_output))
 
 
 def start(name: str, folder: str | Path = ".") -> Path:
