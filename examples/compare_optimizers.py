@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 from sklearn.datasets import load_digits
 
-from handprop import Sequential, init
+from handprop import Sequential, init, no_grad
 from handprop.data import batches
 from handprop.layers import Linear, ReLU
 from handprop.losses import CrossEntropyLoss
@@ -74,7 +74,8 @@ def train(label: str, steps: int = 600, seed: int = 0) -> dict:
             optimizer.step()
             if len(losses) == steps:
                 break
-    predicted = np.asarray(model(X_test)).argmax(axis=1)
+    with no_grad():  # an evaluation pass: it keeps nothing for a backward
+        predicted = np.asarray(model(X_test)).argmax(axis=1)
     return {"loss": losses, "test_accuracy": float(np.mean(predicted == y_test))}
 
 

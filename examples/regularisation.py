@@ -20,7 +20,7 @@ import sys
 import numpy as np
 from sklearn.datasets import load_digits
 
-from handprop import Sequential
+from handprop import Sequential, no_grad
 from handprop.data import batches
 from handprop.interop import sharing_cores
 from handprop.layers import BatchNorm1d, Dropout, Linear, ReLU
@@ -57,6 +57,7 @@ def network(variant: str, seed: int = 0, p: float = 0.3) -> Sequential:
     return Sequential(*modules)
 
 
+@no_grad()  # an evaluation pass: it keeps nothing for a backward (nothing left pending)
 def accuracy(model, X, y) -> float:
     model.eval()  # Dropout off, BatchNorm on its running statistics
     predicted = np.asarray(model(X)).argmax(axis=1)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handprop import Sequential
+from handprop import Sequential, no_grad
 from handprop.data import batches
 from handprop.interop import sharing_cores
 from handprop.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
@@ -90,6 +90,7 @@ def network(name: str, seed: int = 0) -> Sequential:
     )  # fmt: skip
 
 
+@no_grad()  # an evaluation pass: it keeps nothing for a backward (nothing left pending)
 def accuracy(model, X, y) -> float:
     return float(np.mean(np.asarray(model(X)).argmax(axis=1) == y))
 

@@ -7,6 +7,7 @@ import argparse
 
 import numpy as np
 
+from handprop import no_grad
 from handprop.data import batches
 
 
@@ -33,6 +34,7 @@ def split(X: np.ndarray, y: np.ndarray, seed: int):
     return X_train, X_test, y_train, y_test
 
 
+@no_grad()  # an evaluation pass: it keeps nothing for a backward (nothing left pending)
 def accuracy(predict, X: np.ndarray, y: np.ndarray) -> float:
     """Fraction of samples whose predicted class equals the label."""
     return float(np.mean(predict(X) == y.reshape(-1)))

@@ -195,3 +195,22 @@ def test_train_cnn_script_prints_each_epoch_and_draws_the_png(tmp_path, capsys):
         train_cnn.main(["--epochs", "0"])
     with pytest.raises(ValueError, match="unknown data set 'cifar'"):
         train_cnn.load("cifar")
+
+
+def test_training_leaves_no_forward_pending():
+    """Each training forward is consumed by its backward, and the evaluation passes run under
+    no_grad: after training, no module of the model keeps a forward (a forward never
+    backpropagated would keep its cached arrays, epoch after epoch)."""
+    captured = {}
+    original = train_cnn.network
+
+    def network(name, seed):
+        captured["model"] = original(name, seed)
+        return captured["model"]
+
+    train_cnn.network = network
+    try:
+        train_cnn.train("digits", epochs=1, with_torch=False)
+    finally:
+        train_cnn.network = original
+    assert all(not m._pending_stamps for m in captured["model"].modules())
