@@ -4,9 +4,9 @@
 and a learner's alike) with the two functions below, so that a layer's own code is its math:
 
 * ``_contract_forward`` runs the forward, stamps it with a number no other forward has, and
-  keeps it *pending* on the module's stack (three parallel lists: the stamps, a snapshot of the
-  cached values once a later forward would overwrite them, and a container's *tape* of the
-  child forwards it ran). A forward under ``no_grad`` keeps nothing; one that raises keeps
+  keeps it *pending* on the module's stack (parallel lists: the stamps, a snapshot of the
+  cached values once a later forward would overwrite them, a container's *tape* of the child
+  forwards it ran, and the outputs). A forward under ``no_grad`` keeps nothing; one that raises keeps
   nothing either, and drops what its children kept.
 * ``_contract_backward`` consumes the most recent pending forward (last in, first out, the
   order in which the chain rule walks back): it puts that forward's cached values back in
@@ -42,15 +42,16 @@ if TYPE_CHECKING:
 #
 # A module may run forward several times before its backwards (a cell over time steps, a layer
 # used twice); each backward consumes the most recent forward not consumed yet: last in, first
-# out, the order of the chain rule. Each module keeps its pending forwards in three parallel
+# out, the order of the chain rule. Each module keeps its pending forwards in four parallel
 # lists (no object made per call in the common case of one forward, one backward):
 #
-#   _pending_stamps  the forward's stamp (a number that no other forward has);
-#   _pending_saved   None while that forward's cached values are the attributes themselves (the
-#                    most recent forward: "live"), else a snapshot of them, taken when a later
-#                    forward was about to overwrite them;
-#   _pending_tapes   for a container, the (child, stamp, child, stamp, ...) of the child forwards
-#                    that this forward ran; None for a leaf.
+#   _pending_stamps   the forward's stamp (a number that no other forward has);
+#   _pending_saved    None while that forward's cached values are the attributes themselves (the
+#                     most recent forward: "live"), else a snapshot of them, taken when a later
+#                     forward was about to overwrite them;
+#   _pending_tapes    for a container, the (child, stamp, child, stamp, ...) of the child
+#                     forwards that this forward ran; None for a leaf;
+#   _pending_outputs  what the forward returned (for its backward's one gradient per output).
 #
 # A container's backward first brings its children's forwards from its own tape to the top of
 # their stacks, in the order they ran: one Linear in models a and b, forward a, forward b,
