@@ -6,8 +6,8 @@ and a learner's alike) with the two functions below, so that a layer's own code 
 * ``_contract_forward`` runs the forward, stamps it with a number no other forward has, and
   keeps it *pending* on the module's stack (parallel lists: the stamps, a snapshot of the
   cached values once a later forward would overwrite them, a container's *tape* of the child
-  forwards it ran, and the outputs). A forward under ``no_grad`` keeps nothing; one that raises keeps
-  nothing either, and drops what its children kept.
+  forwards it ran, and the outputs). A forward under ``no_grad`` keeps nothing; one that
+  raises keeps nothing either, and drops what its children kept.
 * ``_contract_backward`` consumes the most recent pending forward (last in, first out, the
   order in which the chain rule walks back): it puts that forward's cached values back in
   place, and for a container first brings the child forwards on its tape to the top of the
