@@ -19,6 +19,7 @@ from handprop.losses import MSELoss
 
 try:  # the tests marked torch need it (and skip without it); the others run anyway
     import torch
+    from parity import _norm_scale
 
     TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 except ImportError:
@@ -70,7 +71,10 @@ def test_batch_norm_trains_then_evaluates_as_torch(
         ty.backward(torch.tensor(g))
         where = f"step {step + 1} ({'train' if training else 'eval'})"
         assert_close(f"{where} output", y, ty.detach().numpy(), dtype)
-        assert_close(f"{where} dJ/dx", dx, tx.grad.numpy(), dtype, scale=10.0)
+        # the size of the terms dJ/dx sums (they cancel), at least 10 as before: a batch with a
+        # small spread amplifies each implementation's rounding by inv_std (parity._norm_scale)
+        scale = max(10.0, _norm_scale(ours, g, x))
+        assert_close(f"{where} dJ/dx", dx, tx.grad.numpy(), dtype, scale=scale)
         for name, p in ours.named_parameters():
             assert_close(f"{where} {name}.grad", p.grad, getattr(theirs, name).grad.numpy(), dtype)
         t_buffers = dict(theirs.named_buffers())
