@@ -51,7 +51,7 @@ from .losses import (
     MSELoss,
     NLLLoss,
 )
-from .module import Module, Sequential
+from .module import Module, Sequential, _sharing
 from .naming import output_names
 
 __all__ = [
@@ -251,7 +251,27 @@ def to_torch(model: Module):
           (1): ReLU()
         )
     """
-    return _layer_to_torch(model)
+    twin = _layer_to_torch(model)
+    _share_in_torch(model, twin)
+    return twin
+
+
+def _share_in_torch(model: Module, twin) -> None:
+    """What ``model`` shares (a module at several places, a parameter held by two modules: see
+    ``module._sharing``), shared in its torch twin too, so that torch sums the gradients of
+    every use into one parameter as handprop does."""
+    shared = _sharing(model)
+    for paths in shared["modules"]:
+        first = twin.get_submodule(paths[0])
+        for path in paths[1:]:
+            parent, _, name = path.rpartition(".")
+            twin.get_submodule(parent)._modules[name] = first
+    for keys in shared["parameters"]:
+        first_path, _, first_name = keys[0].rpartition(".")
+        param = getattr(twin.get_submodule(first_path), first_name)
+        for key in keys[1:]:
+            path, _, name = key.rpartition(".")
+            setattr(twin.get_submodule(path), name, param)
 
 
 def _layer_from_torch(module, where: str) -> Module:

@@ -451,6 +451,25 @@ def _whole_numbers(value: Any, owner: str, key: str, dtype: np.dtype) -> np.ndar
     return array.astype(dtype)
 
 
+def _sharing(model: Module) -> dict[str, list[list[str]]]:
+    """What the model shares, by name: modules that stand at several places (``"modules"``:
+    their paths, first the one that is kept) and parameters that several modules hold
+    (``"parameters"``: their state_dict keys), so that a copy (``load``,
+    ``interop.to_torch``) can share them again."""
+    places: dict[int, list[str]] = {}
+    for path, module in model._walk():
+        places.setdefault(id(module), []).append(path)
+    holders: dict[int, list[str]] = {}
+    for path, module in model.named_modules():  # (each module once)
+        for name, param in module._parameters.items():
+            if param is not None:
+                holders.setdefault(id(param), []).append(f"{path}.{name}" if path else name)
+    return {
+        "modules": [paths for paths in places.values() if len(paths) > 1],
+        "parameters": [keys for keys in holders.values() if len(keys) > 1],
+    }
+
+
 def _type_name(value: Any) -> str:
     kind = type(value)
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"

@@ -69,7 +69,7 @@ from .layers import (
 from .layers._functional import _positive_int
 from .layers.conv import _pair
 from .layers.normalization import _eps, _features, _momentum, _normalized_shape
-from .module import Module, Parameter, Sequential, _check_module_name
+from .module import Module, Parameter, Sequential, _check_module_name, _sharing
 
 __all__ = ["load", "save"]
 
@@ -494,29 +494,11 @@ def save(model: Module, path: str | bytes | os.PathLike) -> None:
             )
         arrays[prefix + key] = array
     header = {"format": FORMAT, "version": VERSION, "model": description}
-    ties = _ties(model)
+    ties = _sharing(model)
     if ties["modules"] or ties["parameters"]:
         header["ties"] = ties
     arrays["architecture"] = np.array(json.dumps(header))  # a unicode array, not an object one
     _write_atomically(path, arrays)
-
-
-def _ties(model: Module) -> dict[str, list[list[str]]]:
-    """What the model shares, by name: modules that stand at several places (``"modules"``:
-    their paths, first the one that is kept) and parameters that several modules hold
-    (``"parameters"``: their state_dict keys), so that load can share them again."""
-    places: dict[int, list[str]] = {}
-    for path, module in model._walk():
-        places.setdefault(id(module), []).append(path)
-    holders: dict[int, list[str]] = {}
-    for path, module in model.named_modules():  # (each module once)
-        for name, param in module._parameters.items():
-            if param is not None:
-                holders.setdefault(id(param), []).append(f"{path}.{name}" if path else name)
-    return {
-        "modules": [paths for paths in places.values() if len(paths) > 1],
-        "parameters": [keys for keys in holders.values() if len(keys) > 1],
-    }
 
 
 def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -676,12 +658,25 @@ def _check_ties(ties: Any, modules: dict, values: dict[str, np.ndarray], where: 
     for keys in ties["parameters"]:
         if not all(np.array_equal(values[keys[0]], values[k]) for k in keys[1:]):
             raise ValueError(f"{where}: the tied parameters {keys} hold different values")
+    for paths in ties["modules"]:  # one module at several places: the same layer, the same state
+        if "" in paths or not all(_same_layer(modules[p], modules[paths[0]]) for p in paths[1:]):
+            raise ValueError(f"{where}: the tied modules {paths} are not the same layer")
+
+
+def _same_layer(a: Module, b: Module) -> bool:
+    """Whether two modules a file ties are copies of one layer: type, arguments and state."""
+    if type(a) is not type(b) or repr(a) != repr(b):
+        return False
+    return all(
+        np.array_equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 def _tie(model: Module, ties: Any, values: dict[str, np.ndarray], where: str) -> None:
-    """Share again what the saved model shared (see ``_ties``): each later place of a module
-    gets the first place's object, each later holder of a parameter the first's ``Parameter``.
-    Checked first: the names exist, and tied entries hold equal values."""
+    """Share again what the saved model shared (see ``module._sharing``): each later place of a
+    module gets the first place's object, each later holder of a parameter the first's
+    ``Parameter``. Checked first: the names exist, and tied entries are equal."""
     if ties is None:
         return
     modules = dict(model._walk())
