@@ -351,11 +351,13 @@ class _ClassLayout:
     _layout: tuple[int, ...] | None = None  # (N, C, d1, ...) of the last forward, or None
 
     def forward(self, input: Any, target: Any) -> float | np.ndarray:
-        x = as_float_array(input, self, "input")
+        # (an array is looked at as it is: the rows' own forward converts and checks it)
+        x = input if isinstance(input, np.ndarray) else as_float_array(input, self, "input")
         if x.ndim <= 2:
             if grad_mode.is_grad_enabled():
                 self._layout = None
             return super().forward(input, target)
+        x = as_float_array(x, self, "input")
         t = np.asarray(target)
         rows = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
         if t.dtype.kind in "iu":
