@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import sys
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -23,25 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .layers import (
-    GELU,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv2d,
-    Dropout,
-    Flatten,
-    Identity,
-    LayerNorm,
-    LeakyReLU,
-    Linear,
-    LogSoftmax,
-    MaxPool2d,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
+from . import layers
+from .layers import Dropout
 from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -51,7 +35,7 @@ from .losses import (
     MSELoss,
     NLLLoss,
 )
-from .module import Module, Sequential, _sharing
+from .module import Module, Sequential, _constructor_arguments, _sharing
 from .naming import output_names
 
 __all__ = [
@@ -127,111 +111,31 @@ def _torch_dtype(dtype: np.dtype):
 
 
 def _layer_to_torch(module: Module):
-    torch = _torch()
-    nn = torch.nn
-    if isinstance(module, Linear):
-        twin = nn.Linear(
-            module.in_features,
-            module.out_features,
-            bias=module.bias is not None,
-            dtype=_torch_dtype(module.dtype),
-        )
-        _copy_state_to_torch(module, twin)
-        return twin
-    if isinstance(module, Sequential):
+    """torch's layer of the same name, built from the layer's ``config()`` (torch's names),
+    with its parameters and buffers copied and its train/eval mode."""
+    nn = _torch().nn
+    if type(module) is Sequential:
         children = OrderedDict((name, _layer_to_torch(m)) for name, m in module._modules.items())
         return nn.Sequential(children).train(module.training)
-    if isinstance(module, (BatchNorm1d, LayerNorm)):
-        twin = _norm_to_torch(module, nn)
-        _copy_state_to_torch(module, twin)  # parameters and running statistics
-        return twin.train(module.training)
-    if isinstance(module, Conv2d):
-        twin = nn.Conv2d(**_conv_arguments(module), dtype=_torch_dtype(module.dtype))
-        _copy_state_to_torch(module, twin)
-        return twin
-    twin = _activation_to_torch(module, nn)
-    if twin is None:
-        raise TypeError(f"to_torch: no torch equivalent for {type(module).__name__}")
-    return twin.train(module.training)  # Dropout's mode matters; the others' is copied too
-
-
-def _conv_arguments(module) -> dict[str, Any]:
-    """The constructor arguments of a Conv2d, torch's or handprop's (the same names)."""
-    names = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation")
-    args = {name: getattr(module, name) for name in names}
-    return {**args, "groups": module.groups, "bias": module.bias is not None}
-
-
-def _pool_arguments(module) -> dict[str, Any]:
-    """The constructor arguments of a MaxPool2d or AvgPool2d, torch's or handprop's."""
-    names = ["kernel_size", "stride", "padding", "ceil_mode"]
-    if "Max" in type(module).__name__:
-        names.append("dilation")
-    else:
-        names += ["count_include_pad", "divisor_override"]
-    return {name: getattr(module, name) for name in names}
-
-
-def _norm_arguments(module) -> dict[str, Any]:
-    """The constructor arguments of a BatchNorm1d or LayerNorm, torch's or handprop's: the two
-    keep them under the same attribute names."""
-    if hasattr(module, "num_features"):
-        names = ("num_features", "eps", "momentum", "affine", "track_running_stats")
-    else:
-        names = ("normalized_shape", "eps", "elementwise_affine")
-    args = {name: getattr(module, name) for name in names}
-    affine = args.get("affine", args.get("elementwise_affine"))
-    args["bias"] = module.bias is not None or not affine  # (without affine, bias means nothing)
-    return args
-
-
-def _norm_to_torch(module: Module, nn):
-    dtype = _torch_dtype(module.dtype or np.dtype(np.float32))  # None: nothing to store
-    kind = {BatchNorm1d: nn.BatchNorm1d, BatchNorm2d: nn.BatchNorm2d}.get(
-        type(module), nn.LayerNorm
+    # the layer's own class, or for a learner's subclass of one (a ReLU with its own backward,
+    # say) the library layer it claims to be: its twin is what parity_report compares it with
+    kind = next(
+        (c.__name__ for c in type(module).__mro__ if _layer_class(c.__name__) is c),
+        type(module).__name__,
     )
-    return kind(**_norm_arguments(module), dtype=dtype)
+    if not hasattr(nn, kind) or _layer_class(kind) is None:
+        raise TypeError(f"to_torch: no torch equivalent for {type(module).__name__}")
+    config = module.config()
+    if "dtype" in config:
+        config["dtype"] = _torch_dtype(np.dtype(config["dtype"]))
+    twin = getattr(nn, kind)(**config)
+    _copy_state_to_torch(module, twin)  # parameters and running statistics
+    return twin.train(module.training)  # Dropout's and BatchNorm's mode matter
 
 
-def _norm_from_torch(module, nn, where: str) -> Module | None:
-    """handprop's BatchNorm1d or LayerNorm for torch's, values copied; None for others."""
-    torch = _torch()
-    kinds = {nn.BatchNorm1d: BatchNorm1d, nn.BatchNorm2d: BatchNorm2d, nn.LayerNorm: LayerNorm}
-    if type(module) not in kinds:
-        return None
-    dtype = next(iter(module.state_dict().values()), torch.zeros(0)).dtype
-    if module.state_dict() and dtype not in (torch.float32, torch.float64):
-        raise TypeError(
-            f"from_torch: {type(module).__name__} at '{where.rstrip('.') or '(root)'}' has "
-            f"dtype {dtype}; handprop supports float32 and float64"
-        )
-    kind = kinds[type(module)]
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    ours = kind(**_norm_arguments(module), dtype=np_dtype)
-    ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
-    return ours.train(module.training)
-
-
-def _activation_to_torch(module: Module, nn):
-    """The torch twin of a layer without parameters, or None."""
-    makers = {
-        LeakyReLU: lambda m: nn.LeakyReLU(m.negative_slope),
-        Softmax: lambda m: nn.Softmax(dim=m.dim),
-        LogSoftmax: lambda m: nn.LogSoftmax(dim=m.dim),
-        GELU: lambda m: nn.GELU(approximate=m.approximate),
-        Dropout: lambda m: nn.Dropout(m.p),
-        MaxPool2d: lambda m: nn.MaxPool2d(**_pool_arguments(m)),
-        AvgPool2d: lambda m: nn.AvgPool2d(**_pool_arguments(m)),
-        Flatten: lambda m: nn.Flatten(m.start_dim, m.end_dim),
-        ReLU: lambda m: nn.ReLU(),
-        Sigmoid: lambda m: nn.Sigmoid(),
-        Tanh: lambda m: nn.Tanh(),
-        Identity: lambda m: nn.Identity(),
-    }
-    for ours, make in makers.items():
-        if isinstance(module, ours):
-            return make(module)
-    return None
+def _layer_class(name: str) -> type | None:
+    """The handprop layer of that name (one of ``handprop.layers``' exports), or None."""
+    return getattr(layers, name) if name in layers.__all__ else None
 
 
 def _copy_state_to_torch(module: Module, twin) -> None:
@@ -275,9 +179,10 @@ def _share_in_torch(model: Module, twin) -> None:
 
 
 def _layer_from_torch(module, where: str) -> Module:
-    torch = _torch()
-    nn = torch.nn
-    if isinstance(module, nn.Sequential):
+    """handprop's layer of the same name, built from the torch layer's attributes (the names
+    of handprop's constructor arguments are torch's), values copied."""
+    nn = _torch().nn
+    if type(module) is nn.Sequential:
         return Sequential(
             OrderedDict(
                 (name, _layer_from_torch(m, f"{where}{name}."))
@@ -291,102 +196,63 @@ def _layer_from_torch(module, where: str) -> Module:
             "values to copy; materialise it first (module.to_empty(device='cpu') and "
             "initialise it)"
         )
-    if type(module) is nn.Linear:
-        dtype = module.weight.dtype
+    kind = type(module).__name__
+    ours = _layer_class(kind)
+    if ours is None or type(module) is not getattr(nn, kind):
+        raise _unsupported(module, place, "")
+    names = _constructor_arguments(ours)
+    config = {name: _torch_argument(module, name, place) for name in names}
+    seed = {"rng": 0} if "rng" in inspect.signature(ours).parameters else {}
+    try:
+        layer = ours(**config, **seed)
+    except (TypeError, ValueError) as error:  # e.g. Softmax(dim=None), padding_mode='reflect'
+        raise _unsupported(module, place, f" (handprop's {error})") from None
+    theirs, twin = _settings(module, names), _settings(_layer_to_torch(layer), names)
+    if theirs != twin:  # a setting of torch's that handprop's layer does not take
+        raise _unsupported(module, place, f" (handprop's {kind} has {twin})")
+    layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
+    return layer.train(module.training)
+
+
+def _torch_argument(module, name: str, place: str) -> Any:
+    """One constructor argument of a torch layer, read as handprop's ``config()`` reads it."""
+    torch = _torch()
+    if name == "dtype":
+        floats = [t.dtype for t in module.state_dict().values() if t.is_floating_point()]
+        dtype = floats[0] if floats else torch.float32  # no arrays: the default
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(
-                f"from_torch: Linear at '{where.rstrip('.') or '(root)'}' has dtype {dtype}; "
-                "handprop supports float32 and float64"
+                f"from_torch: {type(module).__name__} at '{place}' has dtype {dtype}; handprop "
+                "supports float32 and float64"
             )
-        layer = Linear(
-            module.in_features,
-            module.out_features,
-            bias=module.bias is not None,
-            dtype=np.float32 if dtype == torch.float32 else np.float64,
-            rng=0,
-        )
-        layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
-        return layer
-    if type(module) is nn.Conv2d:
-        return _conv_from_torch(module, where)
-    ours = _activation_from_torch(module, nn)
-    if ours is not None:
-        return ours.train(module.training)
-    ours = _norm_from_torch(module, nn, where)
-    if ours is not None:
-        return ours
-    subclass = next((base for base in _SUPPORTED if isinstance(module, getattr(nn, base))), None)
+        return np.float32 if dtype == torch.float32 else np.float64
+    value = getattr(module, name)
+    if name == "bias" and (value is None or isinstance(value, torch.nn.Parameter)):
+        return value is not None
+    return value
+
+
+def _settings(module, taken: list[str]) -> dict[str, Any]:
+    """A torch layer's public settings that handprop's constructor does not take (``inplace``
+    aside: it changes no number), so a conversion can check they are torch's defaults."""
+    skip = {*taken, "training", "inplace"}
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k not in skip}
+
+
+def _unsupported(module, place: str, why: str) -> TypeError:
+    nn = _torch().nn
+    known = ("Sequential", *layers.__all__)
+    subclass = next((n for n in known if isinstance(module, getattr(nn, n, ()))), None)
     hint = (
         f" (a subclass of {subclass}: its forward may differ, so it is not converted)"
-        if subclass
-        else ""
+        if subclass and type(module) is not getattr(nn, subclass)
+        else why
     )
-    raise TypeError(
+    return TypeError(
         f"from_torch: unsupported module at '{place}': {module!r}{hint}; supported: "
-        "Sequential, Linear (float32/float64), ReLU, Sigmoid, Tanh, LeakyReLU, GELU, "
-        "Softmax(dim=int), LogSoftmax(dim=int), Dropout, Identity, BatchNorm1d, LayerNorm, "
-        "Conv2d (float32/float64, zero padding), MaxPool2d, AvgPool2d, Flatten, BatchNorm2d"
+        f"Sequential, {', '.join(sorted(n for n in layers.__all__ if hasattr(nn, n)))} "
+        "(float32/float64)"
     )
-
-
-def _conv_from_torch(module, where: str) -> Conv2d:
-    torch = _torch()
-    dtype = module.weight.dtype
-    if dtype not in (torch.float32, torch.float64) or module.padding_mode != "zeros":
-        raise TypeError(
-            f"from_torch: Conv2d at '{where.rstrip('.') or '(root)'}' has dtype {dtype} and "
-            f"padding_mode {module.padding_mode!r}; handprop supports float32 and float64, "
-            "zero padding"
-        )
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    layer = Conv2d(**_conv_arguments(module), dtype=np_dtype, rng=0)
-    layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
-    return layer
-
-
-def _activation_from_torch(module, nn) -> Module | None:
-    """handprop's layer for a torch layer without parameters, or None."""
-    kind = type(module)
-    if kind is nn.LeakyReLU:
-        return LeakyReLU(module.negative_slope)
-    if kind in (nn.Softmax, nn.LogSoftmax) and module.dim is not None:
-        return (Softmax if kind is nn.Softmax else LogSoftmax)(module.dim)
-    if kind is nn.GELU:
-        return GELU(module.approximate)
-    if kind is nn.Dropout:  # its masks are drawn by handprop's generator, not torch's
-        return Dropout(module.p)
-    if kind is nn.MaxPool2d and not module.return_indices:
-        return MaxPool2d(**_pool_arguments(module))
-    if kind is nn.AvgPool2d:
-        return AvgPool2d(**_pool_arguments(module))
-    if kind is nn.Flatten:
-        return Flatten(module.start_dim, module.end_dim)
-    simple = {nn.ReLU: ReLU, nn.Sigmoid: Sigmoid, nn.Tanh: Tanh, nn.Identity: Identity}
-    if kind in simple:  # ReLU(inplace=True) too: the numbers are the same
-        return simple[kind]()
-    return None
-
-
-_SUPPORTED = (
-    "Sequential",
-    "Linear",
-    "ReLU",
-    "Sigmoid",
-    "Tanh",
-    "LeakyReLU",
-    "GELU",
-    "Softmax",
-    "LogSoftmax",
-    "Dropout",
-    "Identity",
-    "BatchNorm1d",
-    "LayerNorm",
-    "Conv2d",
-    "MaxPool2d",
-    "AvgPool2d",
-    "Flatten",
-    "BatchNorm2d",
-)
 
 
 def from_torch(module) -> Module:

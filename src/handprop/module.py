@@ -20,6 +20,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
@@ -124,6 +125,10 @@ class Module:
     #: True for classes whose forward makes its own cached arrays private (handprop's
     #: layers); for the others, Module does it around their forward (see _contract_forward).
     _guards_its_arrays = False
+    #: The layer's part in the worked example's names for values (``naming``, ``trace``):
+    #: ``"affine"`` starts a layer (Linear, Conv2d: its output is Z), ``"norm"`` (N),
+    #: ``"pool"`` (P), ``"flatten"`` (F); None for the others (after Z or N: an activation, A).
+    role: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -376,6 +381,53 @@ class Module:
             own[key][...] = value
         return _IncompatibleKeys(missing, unexpected)
 
+    # -- what the layer is: its constructor's arguments, described once -----------------------
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments that rebuild this layer: ``type(m)(**m.config())`` is a
+        layer like ``m`` (with fresh weights), and the names are torch's, so
+        ``getattr(torch.nn, type(m).__name__)(**m.config())`` is its torch twin.
+
+        Read from the attributes of the same names, as torch keeps them
+        (``Linear(2, 3).in_features == 2``), with two conversions: a ``bias`` attribute (a
+        ``Parameter`` or None) gives ``bias=True/False``, and ``dtype`` gives its name
+        (``"float32"``). ``rng`` is left out (it only draws the first weights). This is the one
+        place a layer's arguments are known: ``save``/``load`` and ``interop`` read it, so a new
+        layer reaches them by keeping its arguments under their own names; a layer whose
+        attributes are named otherwise overrides this method.
+        """
+        args: dict[str, Any] = {}
+        for name in _constructor_arguments(type(self)):
+            if not hasattr(self, name):
+                raise TypeError(
+                    f"{type(self).__name__}.config(): its constructor takes {name!r} but the "
+                    f"layer keeps no attribute {name!r}; keep it, or override config()"
+                )
+            value = getattr(self, name)
+            if name == "bias" and (value is None or isinstance(value, Parameter)):
+                value = value is not None  # the parameter, or its absence: bias=True/False
+            elif name == "dtype":
+                value = np.dtype(value or np.float32).name  # None: a layer without arrays
+            args[name] = value
+        return args
+
+    @classmethod
+    def state_shapes(cls, **config: Any) -> dict[str, tuple[tuple[int, ...], np.dtype, str]]:
+        """The ``state_dict`` this layer will have when built from ``config``, without building
+        it: ``{name: (shape, dtype, "parameter" | "buffer")}``. ``load`` compares a file's
+        arrays with it before it allocates anything, so a small file cannot ask for a huge
+        layer. This default builds the layer to see, which allocates nothing only for layers
+        without arrays: a layer with parameters or buffers overrides it, beside its
+        constructor (its size is a formula of its arguments: ``Linear``'s weight is
+        ``(out_features, in_features)``).
+        """
+        module = cls(**config)
+        kinds = {True: "parameter", False: "buffer"}
+        return {
+            key: (value.shape, value.dtype, kinds[isinstance(value, Parameter)])
+            for key, value in module._state_entries()
+        }
+
     # -- printing and messages --------------------------------------------------------------
 
     def extra_repr(self) -> str:
@@ -468,6 +520,17 @@ def _sharing(model: Module) -> dict[str, list[list[str]]]:
         "modules": [paths for paths in places.values() if len(paths) > 1],
         "parameters": [keys for keys in holders.values() if len(keys) > 1],
     }
+
+
+def _constructor_arguments(cls: type) -> list[str]:
+    """The names a layer's constructor takes, but ``rng`` (which only draws the first weights)
+    and ``*args``/``**kwargs`` (``Identity`` accepts and ignores anything, as torch's)."""
+    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [
+        name
+        for name, p in inspect.signature(cls).parameters.items()
+        if p.kind not in skip and name != "rng"
+    ]
 
 
 def _type_name(value: Any) -> str:

@@ -3,14 +3,14 @@
 Layers are numbered by their Linear (or Conv2d): ``Z{l}`` is the output of the l-th Linear or
 Conv2d, ``N{l}`` that of a normalisation right after it, ``A{l}`` the output of the activation
 right after those, ``P{l}`` that of a pooling layer after them and ``F{l}`` that of a Flatten.
-Any other module's output is ``out{i}``, i its position.
+Any other module's output is ``out{i}``, i its position. Each layer says which it is by its
+``role`` (``Linear.role == "affine"``), so a new layer is named without an edit here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .layers import AvgPool2d, BatchNorm1d, Conv2d, Flatten, LayerNorm, Linear, MaxPool2d
 from .module import Module
 
 
@@ -32,15 +32,15 @@ def output_names(modules: Sequence[Module]) -> list[str]:
     """
     names, layer = [], 0
     for i, module in enumerate(modules):
-        before = names[-1][0] if names else ""
-        if isinstance(module, (Linear, Conv2d)):
+        before, role = (names[-1][0] if names else ""), module.role
+        if role == "affine":
             layer += 1
             names.append(f"Z{layer}")
-        elif before == "Z" and isinstance(module, (BatchNorm1d, LayerNorm)):
+        elif before == "Z" and role == "norm":
             names.append(f"N{layer}")
-        elif before in ("Z", "N", "A") and isinstance(module, (MaxPool2d, AvgPool2d)):
+        elif before in ("Z", "N", "A") and role == "pool":
             names.append(f"P{layer}")
-        elif before in ("Z", "N", "A", "P") and isinstance(module, Flatten):
+        elif before in ("Z", "N", "A", "P") and role == "flatten":
             names.append(f"F{layer}")
         elif before in ("Z", "N"):
             names.append(f"A{layer}")

@@ -32,6 +32,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -46,30 +47,15 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import float_dtype
-from .layers import (
-    GELU,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv2d,
-    Dropout,
-    Flatten,
-    Identity,
-    LayerNorm,
-    LeakyReLU,
-    Linear,
-    LogSoftmax,
-    MaxPool2d,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
+from . import layers
+from .module import (
+    Module,
+    Parameter,
+    Sequential,
+    _check_module_name,
+    _constructor_arguments,
+    _sharing,
 )
-from .layers._functional import _positive_int
-from .layers.conv import _pair
-from .layers.normalization import _eps, _features, _momentum, _normalized_shape
-from .module import Module, Parameter, Sequential, _check_module_name, _sharing
 
 __all__ = ["load", "save"]
 
@@ -79,319 +65,23 @@ _MAX_DEPTH = 64  # Sequentials nested deeper than this are refused (no real mode
 _MAX_ARCHITECTURE = 1 << 20  # characters of JSON
 
 
-# -- what each layer type looks like in the file ------------------------------------------------
+# -- what each layer looks like in the file: its config(), read from the layer itself ---------
 
 
-@dataclass(frozen=True)
-class _Layer:
-    """How one layer type is written and rebuilt.
-
-    ``fields``: the JSON fields besides "type"; ``describe``: the module's values for them;
-    ``check``: validate the JSON values, return constructor arguments; ``build``: the module;
-    ``state``: the state_dict entries the module will have, ``{name: (shape, dtype, kind)}``,
-    computed from the checked arguments without building anything.
-    """
-
-    cls: type
-    fields: tuple[str, ...]
-    describe: Callable[[Any], dict[str, Any]]
-    check: Callable[[dict[str, Any]], dict[str, Any]]
-    build: Callable[..., Module]
-    state: Callable[..., dict[str, tuple[tuple[int, ...], np.dtype, str]]]
+_PREFIXES = {"parameter": "param:", "buffer": "buffer:"}
 
 
-def _no_state(**_: Any) -> dict:
-    return {}
-
-
-def _check_linear(a: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(a["bias"], bool):
-        raise ValueError(f"Linear: bias must be true or false, got {a['bias']!r}")
-    return {
-        "in_features": _positive_int(a["in_features"], "Linear", "in_features"),
-        "out_features": _positive_int(a["out_features"], "Linear", "out_features"),
-        "bias": a["bias"],
-        "dtype": float_dtype(a["dtype"], "Linear"),
-    }
-
-
-def _linear_state(in_features, out_features, bias, dtype):
-    state = {"weight": ((out_features, in_features), dtype, "param:")}
-    if bias:
-        state["bias"] = ((out_features,), dtype, "param:")
-    return state
-
-
-def _check_leaky(a: dict[str, Any]) -> dict[str, Any]:
-    LeakyReLU(a["negative_slope"])  # its own checks
-    return {"negative_slope": a["negative_slope"]}
-
-
-def _check_softmax(a: dict[str, Any]) -> dict[str, Any]:
-    Softmax(a["dim"])
-    return {"dim": a["dim"]}
-
-
-def _check_gelu(a: dict[str, Any]) -> dict[str, Any]:
-    GELU(a["approximate"])
-    return {"approximate": a["approximate"]}
-
-
-def _flag(a: dict[str, Any], name: str, owner: str) -> bool:
-    if not isinstance(a[name], bool):
-        raise ValueError(f"{owner}: {name} must be true or false, got {a[name]!r}")
-    return a[name]
-
-
-def _check_batch_norm(a: dict[str, Any]) -> dict[str, Any]:
-    """The constructor's checks, without building it (building allocates num_features
-    numbers four times before the file's arrays are compared with them)."""
-    flags = {k: _flag(a, k, "BatchNorm1d") for k in ("affine", "track_running_stats", "bias")}
-    return {
-        "num_features": _features(a["num_features"], "BatchNorm1d"),
-        "eps": _eps(a["eps"], "BatchNorm1d"),
-        "momentum": _momentum(a["momentum"], "BatchNorm1d"),
-        **flags,
-        "dtype": float_dtype(a["dtype"], "BatchNorm1d"),
-    }
-
-
-def _batch_norm_layer(cls) -> _Layer:
-    """BatchNorm1d's and BatchNorm2d's entry: the same arguments and state."""
-    return _Layer(
-        cls,
-        ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias", "dtype"),
-        lambda m: {
-            "num_features": m.num_features,
-            "eps": m.eps,
-            "momentum": m.momentum,
-            "affine": m.affine,
-            "track_running_stats": m.track_running_stats,
-            "bias": m.bias is not None,
-            "dtype": (m.dtype or np.dtype(np.float32)).name,  # None: nothing stored
-        },
-        _check_batch_norm,
-        lambda dtype, **args: cls(**args, dtype=dtype),
-        _batch_norm_state,
-    )
-
-
-def _batch_norm_state(num_features, eps, momentum, affine, track_running_stats, bias, dtype):
-    c = (num_features,)
-    state = {"weight": (c, dtype, "param:")} if affine else {}
-    if affine and bias:
-        state["bias"] = (c, dtype, "param:")
-    if track_running_stats:
-        state["running_mean"] = (c, dtype, "buffer:")
-        state["running_var"] = (c, dtype, "buffer:")
-        state["num_batches_tracked"] = ((), np.dtype(np.int64), "buffer:")
-    return state
-
-
-def _check_layer_norm(a: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(a["normalized_shape"], list):
-        raise ValueError(
-            f"LayerNorm: normalized_shape must be a list, got {a['normalized_shape']!r}"
-        )
-    flags = {k: _flag(a, k, "LayerNorm") for k in ("elementwise_affine", "bias")}
-    return {  # the constructor's checks, without allocating its weight
-        "normalized_shape": _normalized_shape(tuple(a["normalized_shape"])),
-        "eps": _eps(a["eps"], "LayerNorm"),
-        **flags,
-        "dtype": float_dtype(a["dtype"], "LayerNorm"),
-    }
-
-
-def _layer_norm_state(normalized_shape, eps, elementwise_affine, bias, dtype):
-    state = {"weight": (normalized_shape, dtype, "param:")} if elementwise_affine else {}
-    if elementwise_affine and bias:
-        state["bias"] = (normalized_shape, dtype, "param:")
-    return state
-
-
-def _check_dropout(a: dict[str, Any]) -> dict[str, Any]:
-    Dropout(a["p"])
-    return {"p": a["p"]}
-
-
-def _check_conv(a: dict[str, Any]) -> dict[str, Any]:
-    """Conv2d's arguments, checked without building it (building would allocate the weight
-    before the file's arrays are compared with the shapes it declares)."""
-    args = {
-        "in_channels": _positive_int(a["in_channels"], "Conv2d", "in_channels"),
-        "out_channels": _positive_int(a["out_channels"], "Conv2d", "out_channels"),
-        "groups": _positive_int(a["groups"], "Conv2d", "groups"),
-        "bias": _flag(a, "bias", "Conv2d"),
-        "dtype": float_dtype(a["dtype"], "Conv2d"),
-    }
-    for name, minimum in (("kernel_size", 1), ("stride", 1), ("dilation", 1)):
-        args[name] = _pair(a[name], "Conv2d", name, minimum=minimum)
-    padding = a["padding"]
-    args["padding"] = (
-        padding if padding in ("valid", "same") else _pair(padding, "Conv2d", "padding", minimum=0)
-    )
-    if args["in_channels"] % args["groups"] or args["out_channels"] % args["groups"]:
-        raise ValueError("Conv2d: in_channels and out_channels must be divisible by groups")
-    if args["padding"] == "same" and args["stride"] != (1, 1):
-        raise ValueError("padding='same' is not supported for strided convolutions")
-    return args
-
-
-def _conv_state(in_channels, out_channels, kernel_size, groups, bias, dtype, **_):
-    state = {"weight": ((out_channels, in_channels // groups, *kernel_size), dtype, "param:")}
-    if bias:
-        state["bias"] = ((out_channels,), dtype, "param:")
-    return state
-
-
-def _pool_fields(m) -> dict[str, Any]:
-    fields = {
-        "kernel_size": list(m.kernel_size),
-        "stride": list(m.stride),
-        "padding": list(m.padding),
-        "ceil_mode": m.ceil_mode,
-    }
-    if isinstance(m, MaxPool2d):
-        fields["dilation"] = list(m.dilation)
-    else:
-        fields["count_include_pad"] = m.count_include_pad
-        fields["divisor_override"] = m.divisor_override
-    return fields
-
-
-def _check_pool(cls):
-    def check(a: dict[str, Any]) -> dict[str, Any]:
-        args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in a.items()}
-        cls(**args)  # its own checks (a pool holds no arrays)
-        return args
-
-    return check
-
-
-def _check_flatten(a: dict[str, Any]) -> dict[str, Any]:
-    Flatten(a["start_dim"], a["end_dim"])
-    return {"start_dim": a["start_dim"], "end_dim": a["end_dim"]}
-
-
-_LAYERS: dict[str, _Layer] = {
-    "Linear": _Layer(
-        Linear,
-        ("in_features", "out_features", "bias", "dtype"),
-        lambda m: {
-            "in_features": m.in_features,
-            "out_features": m.out_features,
-            "bias": m.bias is not None,
-            "dtype": m.dtype.name,
-        },
-        _check_linear,
-        lambda in_features, out_features, bias, dtype: Linear(
-            in_features, out_features, bias, dtype=dtype, rng=0
-        ),
-        _linear_state,
-    ),
-    "LeakyReLU": _Layer(
-        LeakyReLU,
-        ("negative_slope",),
-        lambda m: {"negative_slope": m.negative_slope},
-        _check_leaky,
-        LeakyReLU,
-        _no_state,
-    ),
-    "Softmax": _Layer(
-        Softmax, ("dim",), lambda m: {"dim": m.dim}, _check_softmax, Softmax, _no_state
-    ),
-    "LogSoftmax": _Layer(
-        LogSoftmax, ("dim",), lambda m: {"dim": m.dim}, _check_softmax, LogSoftmax, _no_state
-    ),
-    "GELU": _Layer(
-        GELU,
-        ("approximate",),
-        lambda m: {"approximate": m.approximate},
-        _check_gelu,
-        GELU,
-        _no_state,
-    ),
-    "BatchNorm1d": _batch_norm_layer(BatchNorm1d),
-    "LayerNorm": _Layer(
-        LayerNorm,
-        ("normalized_shape", "eps", "elementwise_affine", "bias", "dtype"),
-        lambda m: {
-            "normalized_shape": list(m.normalized_shape),
-            "eps": m.eps,
-            "elementwise_affine": m.elementwise_affine,
-            "bias": m.bias is not None,
-            "dtype": (m.dtype or np.dtype(np.float32)).name,  # None: nothing stored
-        },
-        _check_layer_norm,
-        lambda normalized_shape, eps, elementwise_affine, bias, dtype: LayerNorm(
-            normalized_shape, eps, elementwise_affine, bias, dtype=dtype
-        ),
-        _layer_norm_state,
-    ),
-    "BatchNorm2d": _batch_norm_layer(BatchNorm2d),
-    "Conv2d": _Layer(
-        Conv2d,
-        (
-            "in_channels",
-            "out_channels",
-            "kernel_size",
-            "stride",
-            "padding",
-            "dilation",
-            "groups",
-            "bias",
-            "dtype",
-        ),
-        lambda m: {
-            "in_channels": m.in_channels,
-            "out_channels": m.out_channels,
-            "kernel_size": list(m.kernel_size),
-            "stride": list(m.stride),
-            "padding": m.padding if isinstance(m.padding, str) else list(m.padding),
-            "dilation": list(m.dilation),
-            "groups": m.groups,
-            "bias": m.bias is not None,
-            "dtype": m.dtype.name,
-        },
-        _check_conv,
-        lambda dtype, **args: Conv2d(**args, dtype=dtype, rng=0),
-        _conv_state,
-    ),
-    "MaxPool2d": _Layer(
-        MaxPool2d,
-        ("kernel_size", "stride", "padding", "ceil_mode", "dilation"),
-        _pool_fields,
-        _check_pool(MaxPool2d),
-        MaxPool2d,
-        _no_state,
-    ),
-    "AvgPool2d": _Layer(
-        AvgPool2d,
-        ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
-        _pool_fields,
-        _check_pool(AvgPool2d),
-        AvgPool2d,
-        _no_state,
-    ),
-    "Flatten": _Layer(
-        Flatten,
-        ("start_dim", "end_dim"),
-        lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim},
-        _check_flatten,
-        Flatten,
-        _no_state,
-    ),
-    # Dropout: p only; its generator is not saved (a loaded one draws fresh masks)
-    "Dropout": _Layer(Dropout, ("p",), lambda m: {"p": m.p}, _check_dropout, Dropout, _no_state),
-    **{
-        cls.__name__: _Layer(cls, (), lambda m: {}, lambda a: {}, cls, _no_state)
-        for cls in (ReLU, Sigmoid, Tanh, Identity)
-    },
-}
+def _layer_class(name: Any) -> type | None:
+    """The layer class a file names: one of ``handprop.layers``' exports, nothing else (so a
+    file can only ever build the library's own layers)."""
+    if not isinstance(name, str) or name not in layers.__all__:
+        return None
+    return getattr(layers, name)
 
 
 def _describe(module: Module) -> dict[str, Any]:
-    """The JSON description of a module (exact types only: a subclass may behave otherwise)."""
+    """The JSON description of a module: its type and its ``config()`` (exact types only: a
+    subclass may behave otherwise)."""
     kind = type(module)
     if kind is Sequential:
         spec: dict[str, Any] = {"type": "Sequential", "modules": [_describe(m) for m in module]}
@@ -399,14 +89,23 @@ def _describe(module: Module) -> dict[str, Any]:
         if names != [str(i) for i in range(len(names))]:  # named children, or a slice's numbers
             spec["names"] = names
         return spec
-    layer = _LAYERS.get(kind.__name__)
-    if layer is None or layer.cls is not kind:
+    if _layer_class(kind.__name__) is not kind:
         raise TypeError(
             f"save: cannot describe {kind.__name__}; supported: Sequential, "
-            f"{', '.join(_LAYERS)} (a layer of your own can be kept with "
+            f"{', '.join(sorted(layers.__all__))} (a layer or block of your own can be kept with "
             "model.state_dict() and np.savez, and rebuilt in code)"
         )
-    return {"type": kind.__name__, **layer.describe(module)}
+    return {"type": kind.__name__, **_json_values(module.config())}
+
+
+def _json_values(config: dict[str, Any]) -> dict[str, Any]:
+    """Tuples as lists (JSON has no tuples; load turns them back)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+
+def _arguments(value: Any) -> Any:
+    """A JSON value as a constructor argument: lists become tuples, as torch's take them."""
+    return tuple(_arguments(v) for v in value) if isinstance(value, list) else value
 
 
 @dataclass
@@ -418,7 +117,8 @@ class _Plan:
 
 
 def _plan(spec: Any, prefix: str = "", depth: int = 0) -> _Plan:
-    """Check a module description and say what it needs, allocating nothing."""
+    """Check a module description and say what it needs, allocating nothing: the layer's own
+    ``state_shapes`` says what arrays its arguments make, and checks them."""
     if depth >= _MAX_DEPTH:
         raise ValueError(f"Sequentials nested more than {_MAX_DEPTH} deep")
     if not isinstance(spec, dict) or "type" not in spec:
@@ -426,20 +126,23 @@ def _plan(spec: Any, prefix: str = "", depth: int = 0) -> _Plan:
     kind, args = spec["type"], {k: v for k, v in spec.items() if k != "type"}
     if kind == "Sequential":
         return _plan_sequential(args, prefix, depth)
-    layer = _LAYERS.get(kind) if isinstance(kind, str) else None
-    if layer is None:
+    args = {k: _arguments(v) for k, v in args.items()}
+    cls = _layer_class(kind)
+    if cls is None:
         raise ValueError(
-            f"unknown layer type {kind!r}; known: {', '.join(['Sequential', *_LAYERS])}"
+            f"unknown layer type {kind!r}; known: Sequential, {', '.join(sorted(layers.__all__))}"
         )
-    missing = [f for f in layer.fields if f not in args]
+    fields, signature = _constructor_arguments(cls), inspect.signature(cls).parameters
+    missing = [f for f in fields if f not in args and signature[f].default is signature[f].empty]
     if missing:
         raise ValueError(f"{kind} is missing {missing[0]!r}")
-    extra = sorted(set(args) - set(layer.fields))
+    extra = sorted(set(args) - set(fields))
     if extra:
         raise ValueError(f"{kind} has unexpected fields {extra}")
-    kwargs = layer.check(args)
-    state = {prefix + name: v for name, v in layer.state(**kwargs).items()}
-    return _Plan(lambda: layer.build(**kwargs), state)
+    shapes = cls.state_shapes(**args)
+    state = {prefix + k: (tuple(s), np.dtype(d), _PREFIXES[w]) for k, (s, d, w) in shapes.items()}
+    seed = {"rng": 0} if "rng" in signature else {}  # the values come from the file anyway
+    return _Plan(lambda: cls(**args, **seed), state)
 
 
 def _plan_sequential(args: dict[str, Any], prefix: str, depth: int) -> _Plan:
@@ -637,7 +340,10 @@ def _load(archive: zipfile.ZipFile, where: str) -> Module:
         key: _npy_data(archive, members[p + key], headers[key])
         for key, (_, _, p) in plan.state.items()
     }
-    model = plan.build()
+    try:  # the constructors' own checks of the arguments the file gives
+        model = plan.build()
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{where}: invalid architecture: {error}") from None
     model.load_state_dict(values)
     _tie(model, ties, values, where)
     return model

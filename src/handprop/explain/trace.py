@@ -37,12 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import AvgPool2d, BatchNorm1d, Conv2d, Flatten, LayerNorm, Linear, MaxPool2d
 from ..module import Module, Sequential
-
-NORMS = (BatchNorm1d, LayerNorm)
-AFFINE = (Linear, Conv2d)  # what starts a layer
-POOLS = (MaxPool2d, AvgPool2d)
 
 __all__ = ["Trace", "trace"]
 
@@ -81,7 +76,7 @@ class Layer:
 
     @property
     def is_conv(self) -> bool:
-        return isinstance(self.linear, Conv2d)
+        return len(self.linear.weight.shape) == 4  # (C_out, C_in, kH, kW)
 
     @property
     def activation_input(self) -> str:
@@ -204,7 +199,7 @@ def layers_of(model: Sequential) -> list[Layer]:
     if not isinstance(model, Sequential):
         raise TypeError(f"trace: expected a Sequential model, got {type(model).__name__}")
     modules = list(model)
-    if not modules or not isinstance(modules[0], AFFINE):
+    if not modules or modules[0].role != "affine":
         raise ValueError(
             "trace: the model must start with a Linear or Conv2d layer (X -> Z1 -> ...)"
         )
@@ -212,7 +207,7 @@ def layers_of(model: Sequential) -> list[Layer]:
     for i, module in enumerate(modules):
         if isinstance(module, Sequential):
             raise ValueError(f"trace: module {i} is a nested Sequential; flatten the model")
-        if isinstance(module, AFFINE):
+        if module.role == "affine":  # a Linear or a Conv2d starts a layer
             layers.append(Layer(len(layers) + 1, module, i, None, None))
         elif not _place(layers[-1], module, i):
             raise ValueError(
@@ -227,16 +222,16 @@ def _place(layer: Layer, module: Module, i: int) -> bool:
     """Put ``module`` in its slot of ``layer`` if the slot is free and nothing after it is
     taken; whether it fitted."""
     later_free = layer.pool is None and layer.flatten is None
-    if isinstance(module, Flatten) and layer.flatten is None:
+    if module.role == "flatten" and layer.flatten is None:
         layer.flatten, layer.flatten_index = module, i
-    elif isinstance(module, POOLS) and later_free:
+    elif module.role == "pool" and later_free:
         layer.pool, layer.pool_index = module, i
-    elif isinstance(module, NORMS) and layer.activation is None and later_free:
+    elif module.role == "norm" and layer.activation is None and later_free:
         if layer.norm is not None:
             return False
         layer.norm, layer.norm_index = module, i
     elif layer.activation is None and later_free and layer.last_index() == i - 1:
-        if isinstance(module, (*NORMS, *POOLS, Flatten)):
+        if module.role is not None:  # a norm, pool or Flatten out of its place
             return False
         layer.activation, layer.activation_index = module, i
     else:

@@ -148,6 +148,7 @@ class Conv2d(Module):
                  [-4., -4.]]]], dtype=float32)
     """
 
+    role = "affine"
     _cache = ("_cols", "_x_shape", "_out")
     _guards_its_arrays = True
 
@@ -188,6 +189,44 @@ class Conv2d(Module):
         self.weight = Parameter(np.empty(shape, dtype))
         self.bias = Parameter(np.empty(self.out_channels, dtype)) if bias else None
         self.reset_parameters(rng)
+
+    @classmethod
+    def state_shapes(
+        cls,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        dtype=np.float32,
+    ):
+        """``weight`` (C_out, C_in / groups, kH, kW) and ``bias`` (C_out,); the arguments
+        checked as the constructor checks them, nothing allocated."""
+        strides = _pair(stride, "Conv2d", "stride", minimum=1)
+        _pair(dilation, "Conv2d", "dilation", minimum=1)
+        if padding_mode != "zeros":
+            raise ValueError(
+                f"Conv2d: only padding_mode='zeros' is supported, got {padding_mode!r}"
+            )
+        if padding not in ("valid", "same"):
+            _pair(padding, "Conv2d", "padding", minimum=0)
+        elif padding == "same" and strides != (1, 1):
+            raise ValueError("padding='same' is not supported for strided convolutions")
+        c_in = _pair(in_channels, "Conv2d", "in_channels", minimum=1)[0]
+        c_out = _pair(out_channels, "Conv2d", "out_channels", minimum=1)[0]
+        groups = _pair(groups, "Conv2d", "groups", minimum=1)[0]
+        if c_in % groups or c_out % groups:
+            raise ValueError("Conv2d: in_channels and out_channels must be divisible by groups")
+        dtype = float_dtype(dtype, "Conv2d")
+        shape = (c_out, c_in // groups, *_pair(kernel_size, "Conv2d", "kernel_size", minimum=1))
+        shapes = {"weight": (shape, dtype, "parameter")}
+        if bias:
+            shapes["bias"] = ((c_out,), dtype, "parameter")
+        return shapes
 
     def _padding_argument(self, padding):
         """``padding`` as given (torch keeps the string), and the pads per side it means."""

@@ -22,6 +22,7 @@ class Flatten(Module):
         (2, 60)
     """
 
+    role = "flatten"
     _cache = ("_shape", "_dtype")
     _guards_its_arrays = True
 

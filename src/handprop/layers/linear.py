@@ -46,6 +46,7 @@ class Linear(Module):
         (4, 5, 3)
     """
 
+    role = "affine"
     _cache = ("_x",)
     _guards_its_arrays = True
 
@@ -65,6 +66,18 @@ class Linear(Module):
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
         self.bias = Parameter(np.empty(self.out_features, dtype=dtype)) if bias else None
         self.reset_parameters(rng)
+
+    @classmethod
+    def state_shapes(cls, in_features, out_features, bias=True, dtype=np.float32, **_):
+        """``weight`` (out_features, in_features) and ``bias`` (out_features,), without
+        allocating them (``load`` compares a file's arrays with these first)."""
+        n_in = _positive_int(in_features, "Linear", "in_features")
+        n_out = _positive_int(out_features, "Linear", "out_features")
+        dtype = float_dtype(dtype, "Linear")
+        shapes = {"weight": ((n_out, n_in), dtype, "parameter")}
+        if bias:
+            shapes["bias"] = ((n_out,), dtype, "parameter")
+        return shapes
 
     def reset_parameters(self, rng: int | np.random.Generator | None = None) -> None:
         """Draw weight and bias from U(-1/sqrt(in_features), 1/sqrt(in_features)) again."""

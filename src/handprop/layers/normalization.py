@@ -113,6 +113,7 @@ class BatchNorm1d(Module):
         (array([0.2, 2. ], dtype=float32), array([ 1.1, 20.9], dtype=float32))
     """
 
+    role = "norm"
     _cache = ("_x_hat", "_inv_std", "_axes")
     _guards_its_arrays = True
 
@@ -145,6 +146,31 @@ class BatchNorm1d(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
+
+    @classmethod
+    def state_shapes(
+        cls,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=True,
+        track_running_stats=True,
+        bias=True,
+        dtype=np.float32,
+    ):
+        """``weight`` and ``bias`` (C,) with ``affine``; ``running_mean``, ``running_var``
+        (C,) and ``num_batches_tracked`` () with ``track_running_stats``; the arguments checked
+        as the constructor checks them, nothing allocated."""
+        name = cls.__name__
+        _eps(eps, name), _momentum(momentum, name)
+        c, dtype = (_features(num_features, name),), float_dtype(dtype, name)
+        shapes = {"weight": (c, dtype, "parameter")} if affine else {}
+        if affine and bias:
+            shapes["bias"] = (c, dtype, "parameter")
+        if track_running_stats:
+            shapes["running_mean"] = shapes["running_var"] = (c, dtype, "buffer")
+            shapes["num_batches_tracked"] = ((), np.dtype(np.int64), "buffer")
+        return shapes
 
     @property
     def dtype(self) -> np.dtype | None:
@@ -285,6 +311,7 @@ class LayerNorm(Module):
                [ 0.       ,  0.       ,  0.       ]], dtype=float32)
     """
 
+    role = "norm"
     _cache = ("_x_hat", "_inv_std")
     _guards_its_arrays = True
 
@@ -304,6 +331,19 @@ class LayerNorm(Module):
         dtype = float_dtype(dtype, "LayerNorm")
         self.weight = Parameter(np.ones(shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(shape, dtype)) if elementwise_affine and bias else None
+
+    @classmethod
+    def state_shapes(
+        cls, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=np.float32
+    ):
+        """``weight`` and ``bias`` of ``normalized_shape`` (with ``elementwise_affine``); the
+        arguments checked as the constructor checks them, nothing allocated."""
+        _eps(eps, "LayerNorm")
+        shape, dtype = _normalized_shape(normalized_shape), float_dtype(dtype, "LayerNorm")
+        shapes = {"weight": (shape, dtype, "parameter")} if elementwise_affine else {}
+        if elementwise_affine and bias:
+            shapes["bias"] = (shape, dtype, "parameter")
+        return shapes
 
     @property
     def dtype(self) -> np.dtype | None:

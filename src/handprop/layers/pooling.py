@@ -15,6 +15,7 @@ from .conv import _crop, _image, _output_size, _pad, _pair, _taps
 class _Pool2d(Module):
     """What MaxPool2d and AvgPool2d share: the arguments, the output size, the windows."""
 
+    role = "pool"
     _guards_its_arrays = True
 
     def __init__(self, kernel_size, stride, padding, dilation, ceil_mode) -> None:
@@ -118,6 +119,7 @@ class MaxPool2d(_Pool2d):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
         if return_indices:
             raise ValueError("MaxPool2d: return_indices=True is not supported")
+        self.return_indices = False  # kept, as torch keeps it (config() reads it)
 
     def _choose(self, x: np.ndarray):
         """Each window's maximum and chosen input: ``(y, where, padded shape, pads)``, with
