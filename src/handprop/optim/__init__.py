@@ -31,7 +31,7 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ import numpy as np
 from ..module import Parameter
 from . import _foreach
 from . import lr_scheduler as lr_scheduler  # handprop.optim.lr_scheduler, as torch.optim's
-from .optimizer import Optimizer, _check, _foreach_flag, _number
+from .optimizer import Optimizer, _check, _non_negative, _number
 
 __all__ = [
     "SGD",
@@ -103,44 +103,21 @@ class SGD(Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
     ) -> None:
-        defaults = self._checked_hyper(
-            {
-                "lr": lr,
-                "momentum": momentum,
-                "dampening": dampening,
-                "weight_decay": weight_decay,
-                "nesterov": nesterov,
-                "maximize": maximize,
-                "foreach": foreach,
-            }
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, self._checked_hyper(locals()))  # the arguments as given
 
     _state_keys = (frozenset(), frozenset({"momentum_buffer"}))
 
     @classmethod
-    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
-        lr = _number(group["lr"], "SGD", "lr")
-        momentum = _number(group["momentum"], "SGD", "momentum")
-        dampening = _number(group["dampening"], "SGD", "dampening")
-        weight_decay = _number(group["weight_decay"], "SGD", "weight_decay")
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
-        _check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
-        _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
-        nesterov = bool(group["nesterov"])
+    def _checked_hyper(cls, group: Mapping[str, Any]) -> dict[str, Any]:
+        h = super()._checked_hyper(group)
+        _non_negative(h, "SGD", ("lr", "momentum", "weight_decay"))
+        h["dampening"] = _number(h["dampening"], "SGD", "dampening")  # any number, as torch's
+        h["nesterov"] = bool(h["nesterov"])
         _check(
-            not nesterov or (momentum > 0 and dampening == 0),
+            not h["nesterov"] or (h["momentum"] > 0 and h["dampening"] == 0),
             "Nesterov momentum requires a momentum and zero dampening",
         )
-        return {
-            "lr": lr,
-            "momentum": momentum,
-            "dampening": dampening,
-            "weight_decay": weight_decay,
-            "nesterov": nesterov,
-            "maximize": bool(group["maximize"]),
-            "foreach": _foreach_flag(group["foreach"], "SGD"),
-        }
+        return h
 
     def step(self) -> None:
         """One update of every parameter that has a gradient (see ``sgd_update``)."""
@@ -227,46 +204,26 @@ class Adam(Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
     ) -> None:
-        defaults = self._checked_hyper(
-            {
-                "lr": lr,
-                "betas": betas,
-                "eps": eps,
-                "weight_decay": weight_decay,
-                "amsgrad": amsgrad,
-                "maximize": maximize,
-                "foreach": foreach,
-            }
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, self._checked_hyper(locals()))  # the arguments as given
         self._small_batch: _foreach._SmallBatch | None = None  # the fast path's batch
 
     _state_keys = (frozenset({"step", "exp_avg", "exp_avg_sq"}), frozenset({"max_exp_avg_sq"}))
 
     @classmethod
-    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
-        name = cls.__name__
-        lr = _number(group["lr"], name, "lr")
-        eps = _number(group["eps"], name, "eps")
-        weight_decay = _number(group["weight_decay"], name, "weight_decay")
-        betas = group["betas"]
+    def _checked_hyper(cls, group: Mapping[str, Any]) -> dict[str, Any]:
+        h, name = super()._checked_hyper(group), cls.__name__
+        _non_negative(h, name, ("lr", "eps", "weight_decay"))
+        betas = h["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
-        betas = (_number(betas[0], name, "betas[0]"), _number(betas[1], name, "betas[1]"))
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
-        _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
+        h["betas"] = betas = (
+            _number(betas[0], name, "betas[0]"),
+            _number(betas[1], name, "betas[1]"),
+        )
         _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
         _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-        _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
-        return {
-            "lr": lr,
-            "betas": betas,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "amsgrad": bool(group["amsgrad"]),
-            "maximize": bool(group["maximize"]),
-            "foreach": _foreach_flag(group["foreach"], name),
-        }
+        h["amsgrad"] = bool(h["amsgrad"])
+        return h
 
     def step(self) -> None:
         """One update of every parameter that has a gradient (see ``adam_update``)."""
@@ -415,44 +372,16 @@ class RMSprop(Optimizer):
         foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
-        defaults = self._checked_hyper(
-            {
-                "lr": lr,
-                "momentum": momentum,
-                "alpha": alpha,
-                "eps": eps,
-                "centered": centered,
-                "weight_decay": weight_decay,
-                "foreach": foreach,
-                "maximize": maximize,
-            }
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, self._checked_hyper(locals()))  # the arguments as given
 
     _state_keys = (frozenset({"step", "square_avg"}), frozenset({"momentum_buffer", "grad_avg"}))
 
     @classmethod
-    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
-        lr = _number(group["lr"], "RMSprop", "lr")
-        momentum = _number(group["momentum"], "RMSprop", "momentum")
-        alpha = _number(group["alpha"], "RMSprop", "alpha")
-        eps = _number(group["eps"], "RMSprop", "eps")
-        weight_decay = _number(group["weight_decay"], "RMSprop", "weight_decay")
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
-        _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
-        _check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
-        _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
-        _check(alpha >= 0.0, f"Invalid alpha value: {alpha}")
-        return {
-            "lr": lr,
-            "momentum": momentum,
-            "alpha": alpha,
-            "eps": eps,
-            "centered": bool(group["centered"]),
-            "weight_decay": weight_decay,
-            "foreach": _foreach_flag(group["foreach"], "RMSprop"),
-            "maximize": bool(group["maximize"]),
-        }
+    def _checked_hyper(cls, group: Mapping[str, Any]) -> dict[str, Any]:
+        h = super()._checked_hyper(group)
+        _non_negative(h, "RMSprop", ("lr", "eps", "momentum", "weight_decay", "alpha"))
+        h["centered"] = bool(h["centered"])
+        return h
 
     def step(self) -> None:
         """One update of every parameter that has a gradient (see ``rmsprop_update``)."""
@@ -558,45 +487,18 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        defaults = self._checked_hyper(
-            {
-                "lr": lr,
-                "lr_decay": lr_decay,
-                "eps": eps,
-                "weight_decay": weight_decay,
-                "initial_accumulator_value": initial_accumulator_value,
-                "foreach": foreach,
-                "maximize": maximize,
-            }
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, self._checked_hyper(locals()))  # the arguments as given
         for i, p in enumerate(self.params):
             adagrad_state(p.data, self.state, i, self.param_groups[0])
 
     _state_keys = (frozenset({"step", "sum"}), frozenset())
 
     @classmethod
-    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
-        lr = _number(group["lr"], "Adagrad", "lr")
-        lr_decay = _number(group["lr_decay"], "Adagrad", "lr_decay")
-        eps = _number(group["eps"], "Adagrad", "eps")
-        weight_decay = _number(group["weight_decay"], "Adagrad", "weight_decay")
-        initial = group["initial_accumulator_value"]
-        initial = _number(initial, "Adagrad", "initial_accumulator_value")
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
-        _check(lr_decay >= 0.0, f"Invalid lr_decay value: {lr_decay}")
-        _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
-        _check(initial >= 0.0, f"Invalid initial_accumulator_value value: {initial}")
-        _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
-        return {
-            "lr": lr,
-            "lr_decay": lr_decay,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "initial_accumulator_value": initial,
-            "foreach": _foreach_flag(group["foreach"], "Adagrad"),
-            "maximize": bool(group["maximize"]),
-        }
+    def _checked_hyper(cls, group: Mapping[str, Any]) -> dict[str, Any]:
+        h = super()._checked_hyper(group)
+        names = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+        _non_negative(h, "Adagrad", names)
+        return h
 
     def step(self) -> None:
         """One update of every parameter that has a gradient (see ``adagrad_update``)."""

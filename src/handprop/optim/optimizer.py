@@ -5,7 +5,8 @@ import it from here, and ``optim`` imports them: no circle."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import inspect
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,20 @@ def _number(value: Any, owner: str, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
     return value.item() if isinstance(value, np.generic) else value
+
+
+_NOT_HYPER = ("self", "params")
+#: torch's words for a hyper-parameter below 0 (``ValueError: Invalid learning rate: -1``);
+#: any other name ``x`` reads ``Invalid x value``
+_WORDS = {"lr": "learning rate", "eps": "epsilon value"}
+
+
+def _non_negative(h: dict[str, Any], owner: str, names: Iterable[str]) -> None:
+    """Each of ``names`` in ``h`` a real number (made a float) that is at least 0, or torch's
+    error."""
+    for name in names:
+        h[name] = value = _number(h[name], owner, name)
+        _check(value >= 0.0, f"Invalid {_WORDS.get(name, name + ' value')}: {value}")
 
 
 class Optimizer:
@@ -112,10 +127,21 @@ class Optimizer:
     _state_keys: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
 
     @classmethod
-    def _checked_hyper(cls, group: dict[str, Any]) -> dict[str, Any]:
-        """The hyper-parameters of ``group``, checked with torch's wording (``ValueError:
-        Invalid learning rate: -1``); a missing one raises KeyError."""
-        raise NotImplementedError
+    def _checked_hyper(cls, group: Mapping[str, Any]) -> dict[str, Any]:
+        """The hyper-parameters of ``group``: the constructor's arguments after ``params``, in
+        its order (torch's), so each is written once, in the signature. A subclass converts and
+        checks them with torch's wording (``ValueError: Invalid learning rate: -1``) after
+        calling this; a missing one raises KeyError. The constructor passes its ``locals()``:
+        the arguments as given."""
+        # the library's own class (a learner's subclass may have a constructor of its own)
+        own = next((c for c in cls.__mro__ if c.__module__ == "handprop.optim"), cls)
+        names = [n for n in inspect.signature(own.__init__).parameters if n not in _NOT_HYPER]
+        h = {name: group[name] for name in names}
+        if "maximize" in h:
+            h["maximize"] = bool(h["maximize"])
+        if "foreach" in h:
+            h["foreach"] = _foreach_flag(h["foreach"], cls.__name__)
+        return h
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyper-parameters and state saved by ``state_dict()`` (or by torch's optimizer
