@@ -175,3 +175,55 @@ def test_a_new_layer_reaches_save_load_and_torch_by_being_written(tmp_path, monk
     x = np.array([[0.3, -2.0], [1.0, 0.5]], np.float32)
     np.testing.assert_array_equal(twin(torch.from_numpy(x)).detach().numpy(), model(x))
     assert from_torch(torch.nn.Hardtanh(-2.0, 3.0)).config() == {"min_val": -2.0, "max_val": 3.0}
+
+
+# -- one contract: every layer guarded the same way by Module ------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (SRC / "layers").glob("*.py")))
+def test_a_built_in_forward_is_its_math_without_guard_calls_or_flags(path):
+    text = (SRC / "layers" / path).read_text(encoding="utf-8")
+    for word in ("private(", "freeze(", "_guards_its_arrays"):
+        assert word not in text, f"layers/{path} still has {word}"
+
+
+def _input_for(module):
+    shape = {"Linear": (2, module.config().get("in_features", 1))}.get(type(module).__name__)
+    if type(module).__name__ in ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d"):
+        shape = (
+            2,
+            module.config().get("in_channels", module.config().get("num_features", 1)),
+            6,
+            6,
+        )
+    elif type(module).__name__ == "BatchNorm1d":
+        shape = (4, module.num_features)
+    elif type(module).__name__ == "LayerNorm":
+        shape = (2, *module.normalized_shape)
+    return np.random.default_rng(0).normal(size=shape or (3, 4)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", layers.__all__)
+def test_every_layer_keeps_what_it_needs_whatever_the_caller_does_after_forward(name):
+    """The caller's input changed in place after forward, and the output refused an in-place
+    edit: backward is what it would have been (Module guards built-in layers as a learner's)."""
+    for module in _built(name):
+        module.train()
+        if hasattr(module, "rng"):
+            module.rng = np.random.default_rng(1)
+        reference = type(module)(**module.config())
+        reference.load_state_dict(module.state_dict())
+        if hasattr(reference, "rng"):
+            reference.rng = np.random.default_rng(1)
+        x = _input_for(module)
+        y, y_ref = module(x), reference(x.copy())
+        np.testing.assert_array_equal(y, y_ref)
+        x[...] = 7.0
+        with pytest.raises(ValueError, match="read-only"):
+            y += 1.0
+        g = np.random.default_rng(2).normal(size=y.shape).astype(y.dtype)
+        np.testing.assert_array_equal(module.backward(g), reference.backward(g))
+        for (key, p), (_, q) in zip(
+            module.named_parameters(), reference.named_parameters(), strict=True
+        ):
+            np.testing.assert_array_equal(p.grad, q.grad, err_msg=key)

@@ -163,15 +163,14 @@ def _restore(module: Module, cache: Any) -> None:
         d.update(cache)
 
 
-def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callable[..., Any]:
+def _contract_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a subclass's ``forward``: stamp it, keep it pending for a backward, record it on
-    the parent's tape, honour no_grad.
-
-    ``guard_arrays``: for classes that do not protect their own caches (a learner's layer),
-    the input is made private before their forward sees it and a fresh output is frozen, so
-    whatever they cache cannot be changed by the caller between forward and backward.
-    (This wrapper runs on every forward of every module: it is kept to plain dict and list
-    operations.)
+    the parent's tape, honour no_grad; and guard its arrays, the same for every module:
+    every array input is made private before the forward sees it (the caller's own array is
+    copied; another module's read-only output is not), and the outputs and the declared
+    ``_cache`` arrays are made read-only after it, so nothing a forward keeps for its
+    backward can be changed by anyone in between. (This wrapper runs on every forward of
+    every module: it is kept to plain dict and list operations.)
     """
 
     @functools.wraps(forward)
@@ -184,8 +183,9 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
             return forward(self, x, *more, **options)
         if not _grad_mode.enabled:
             return _forward_without_grad(self, forward, x, more, options)
-        if guard_arrays:
-            x, more, options = _private_inputs(x, more, options)
+        x = _private_input(x)
+        if more or options:
+            more, options = _private_inputs(more, options)
         saved = d["_pending_saved"]
         if saved and saved[-1] is None:  # the live forward's values are about to be replaced
             saved[-1] = _snapshot(self)
@@ -201,8 +201,7 @@ def _contract_forward(forward: Callable[..., Any], guard_arrays: bool) -> Callab
             parent_tape = _tapes[-1]
             parent_tape.append(self)
             parent_tape.append(stamp)
-        if guard_arrays:
-            _freeze_fresh_outputs(self, (x, *more, *options.values()), y)
+        _freeze_outputs(self, x, y)
         return y
 
     contract_forward._contract = True  # type: ignore[attr-defined]
@@ -260,31 +259,62 @@ def _forget(tape: list[Any]) -> None:
 
 
 def _private_input(x: Any) -> Any:
-    """A learner's layer gets an input nobody else can change: the caller's array is copied."""
-    if isinstance(x, np.ndarray) and not is_private(x):
-        return freeze(x.copy())
+    """An input nobody else can change: the caller's array is copied (once: the copy is
+    read-only, and so is every module output, which the next module takes as it is)."""
+    if x.__class__ is np.ndarray:
+        if x.flags.writeable:
+            return freeze(x.copy())
+        return x if x.base is None or is_private(x) else freeze(x.copy())  # a view: of what?
+    if isinstance(x, np.ndarray):  # a subclass
+        return x if is_private(x) else freeze(x.copy())
+    if hasattr(x, "__array__") or hasattr(x, "__array_interface__"):  # a torch tensor, say:
+        try:  # its memory is the caller's; a list or a number converts to a fresh array anyway
+            return freeze(np.asarray(x).copy())
+        except (TypeError, ValueError, RuntimeError):  # (a tensor that requires grad): the
+            return x  # layer's own conversion says why
     return x
 
 
-def _private_inputs(x: Any, more: tuple, options: dict) -> tuple[Any, tuple, dict]:
-    """Every array a learner's layer is given, inputs and options (a mask), made private."""
+def _private_inputs(more: tuple, options: dict) -> tuple[tuple, dict]:
+    """The other inputs and the options (a mask, say), each array made private."""
     if more:
         more = tuple(_private_input(m) for m in more)
     if options:
         options = {k: _private_input(v) for k, v in options.items()}
-    return _private_input(x), more, options
+    return more, options
 
 
-def _freeze_fresh_outputs(module: Module, inputs: tuple, y: Any) -> None:
-    """Make a learner's layer's outputs read-only where they are fresh arrays of its own (not
-    an input, a view, or one of its parameters or buffers, which must stay writable); the
-    arrays in a tuple of outputs (nested, as LSTM's ``(output, (h_n, c_n))``) too."""
-    if isinstance(y, (tuple, list)):
+def _freeze_outputs(module: Module, x: Any, y: Any) -> None:
+    """Make a forward's outputs read-only (the arrays of a tuple of outputs too, nested as
+    LSTM's ``(output, (h_n, c_n))``), and the arrays it cached under its declared ``_cache``
+    names; never one of its parameters or buffers, which the optimizer writes. (Making an
+    array read-only is always allowed, and cheaper than asking first whether it is.)"""
+    d = module.__dict__
+    own = d["_parameters"] or d["_buffers"]  # (most layers hold no array: nothing to spare)
+    _freeze_all(module, y, own)
+    for name in type(module)._cache:
+        value = d[name]
+        if value.__class__ is np.ndarray and value is not x and value is not y:
+            if not (own and _is_own(module, value)):
+                value.setflags(False)
+
+
+def _freeze_all(module: Module, y: Any, own: bool) -> None:
+    if y.__class__ is np.ndarray:
+        if not (own and _is_own(module, y)):
+            y.setflags(False)
+    elif isinstance(y, (tuple, list)):
         for item in y:
-            _freeze_fresh_outputs(module, inputs, item)
-    elif isinstance(y, np.ndarray) and y.flags.owndata and not any(y is a for a in inputs):
-        if not any(y is a for a in module._own_arrays()):
-            freeze(y)
+            _freeze_all(module, item, own)
+
+
+def _is_own(module: Module, array: np.ndarray) -> bool:
+    """Whether ``array`` is one of the module's parameter values or buffers."""
+    d = module.__dict__
+    for param in d["_parameters"].values():
+        if param is not None and array is param.data:
+            return True
+    return any(array is b for b in d["_buffers"].values())
 
 
 def _forward_without_grad(

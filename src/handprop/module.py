@@ -122,9 +122,6 @@ class Module:
     #: Input values where this module's function has no derivative (ReLU: 0); gradcheck
     #: watches for perturbations that cross them.
     kinks_at: tuple[float, ...] = ()
-    #: True for classes whose forward makes its own cached arrays private (handprop's
-    #: layers); for the others, Module does it around their forward (see _contract_forward).
-    _guards_its_arrays = False
     #: The layer's part in the worked example's names for values (``naming``, ``trace``):
     #: ``"affine"`` starts a layer (Linear, Conv2d: its output is Z), ``"norm"`` (N),
     #: ``"pool"`` (P), ``"flatten"`` (F); None for the others (after Z or N: an activation, A).
@@ -132,10 +129,9 @@ class Module:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        guard = not cls.__dict__.get("_guards_its_arrays", False)
         forward, backward = cls.__dict__.get("forward"), cls.__dict__.get("backward")
         if forward is not None and not getattr(forward, "_contract", False):
-            cls.forward = _contract_forward(forward, guard)
+            cls.forward = _contract_forward(forward)
             cls.__call__ = cls.forward  # module(x) is forward(x), without a frame between
         if backward is not None and not getattr(backward, "_contract", False):
             cls.backward = _contract_backward(backward)
@@ -614,8 +610,6 @@ class Sequential(Module):
         >>> [name for name, _ in model[2:].named_parameters()]
         ['2.weight', '2.bias']
     """
-
-    _guards_its_arrays = True  # it keeps nothing itself; each module guards its own caches
 
     def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
         super().__init__()

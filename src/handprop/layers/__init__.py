@@ -21,9 +21,11 @@ Notation: ``N`` is the batch size, ``x`` the forward input, ``y`` the forward ou
 ``g = dJ/dy`` the ``grad_output`` that backward receives; backward returns ``dJ/dx``.
 Derivations with LaTeX live in ``docs/``.
 
-What a forward keeps for its backward is private (``private``: the caller's input is copied
-unless it is another module's read-only output) and outputs are returned read-only
-(``freeze``), so nothing the caller does between forward and backward can change a gradient.
+A layer's forward is its math and nothing else: ``Module`` guards every layer the same way,
+built-in or a learner's. It hands the forward inputs nobody else can change (the caller's
+array is copied, another module's read-only output is not), and makes the outputs and the
+declared ``_cache`` arrays read-only after it, so nothing the caller does between forward and
+backward can change a gradient.
 """
 
 # the shared functions, importable from here too (not in __all__: they are not layers)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_float_array, freeze, private
+from .._arrays import as_float_array
 from .._fast import keep_where_active
 from ..module import Module
 from ._functional import _check_dim, _dim, erf, log_softmax, sigmoid
@@ -33,12 +33,11 @@ class ReLU(Module):
     """
 
     _cache = ("_y",)
-    _guards_its_arrays = True
     kinks_at = (0.0,)
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, self, "input")
-        self._y = freeze(np.maximum(x, 0))
+        self._y = np.maximum(x, 0)
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -70,11 +69,10 @@ class Sigmoid(Module):
     """
 
     _cache = ("_y",)
-    _guards_its_arrays = True
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, self, "input")
-        self._y = freeze(sigmoid(x))
+        self._y = sigmoid(x)
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -104,11 +102,10 @@ class Tanh(Module):
     """
 
     _cache = ("_y",)
-    _guards_its_arrays = True
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, self, "input")
-        self._y = freeze(np.tanh(x))
+        self._y = np.tanh(x)
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -146,7 +143,6 @@ class LeakyReLU(Module):
     """
 
     _cache = ("_x",)
-    _guards_its_arrays = True
     kinks_at = (0.0,)
 
     def __init__(self, negative_slope: float = 0.01) -> None:
@@ -161,9 +157,9 @@ class LeakyReLU(Module):
 
     def forward(self, input: Any) -> np.ndarray:
         x = as_float_array(input, self, "input")
-        self._x = private(x, input)
+        self._x = x
         with np.errstate(invalid="ignore"):  # +-inf times a slope of 0: NaN, as in torch
-            return freeze(np.where(x > 0, x, x * self.negative_slope))
+            return np.where(x > 0, x, x * self.negative_slope)
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = g`` where ``x > 0``, else ``g * negative_slope``."""
@@ -201,7 +197,6 @@ class Softmax(Module):
     """
 
     _cache = ("_y",)
-    _guards_its_arrays = True
 
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
@@ -211,13 +206,13 @@ class Softmax(Module):
         x = as_float_array(x, self, "input")
         _check_dim(self, x)
         if x.size == 0:  # nothing to normalise (torch returns the empty tensor too)
-            self._y = freeze(x.copy())
+            self._y = x.copy()
             return self._y
         # (silenced: exp underflowing to 0 is expected; +inf or a row of all -inf gives NaN,
         # as in torch)
         with np.errstate(under="ignore", invalid="ignore"):
             e = np.exp(x - x.max(axis=self.dim, keepdims=True))
-            self._y = freeze(e / e.sum(axis=self.dim, keepdims=True))
+            self._y = e / e.sum(axis=self.dim, keepdims=True)
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -260,7 +255,6 @@ class LogSoftmax(Module):
     """
 
     _cache = ("_y",)
-    _guards_its_arrays = True
 
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
@@ -270,9 +264,9 @@ class LogSoftmax(Module):
         x = as_float_array(x, self, "input")
         _check_dim(self, x)
         if x.size == 0:  # nothing to normalise (torch returns the empty tensor too)
-            self._y = freeze(x.copy())
+            self._y = x.copy()
         else:
-            self._y = freeze(log_softmax(x, axis=self.dim))
+            self._y = log_softmax(x, axis=self.dim)
         return self._y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
@@ -314,7 +308,6 @@ class GELU(Module):
     """
 
     _cache = ("_x",)
-    _guards_its_arrays = True
     _KAPPA = 0.044715
     _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -326,9 +319,9 @@ class GELU(Module):
 
     def forward(self, input: Any) -> np.ndarray:
         x = as_float_array(input, self, "input")
-        self._x = private(x, input)
+        self._x = x
         with np.errstate(over="ignore", invalid="ignore"):  # x^3 overflowing: tanh is +-1
-            return freeze(x * self._cdf(x))
+            return x * self._cdf(x)
 
     def _cdf(self, x: np.ndarray) -> np.ndarray:
         """``Phi(x)``, exact or approximated."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, freeze, shape_str
+from .._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, shape_str
 from ..module import Module, Parameter
 
 
@@ -150,7 +150,6 @@ class Conv2d(Module):
 
     role = "affine"
     _cache = ("_cols", "_x_shape", "_out")
-    _guards_its_arrays = True
 
     def __init__(
         self,
@@ -305,8 +304,8 @@ class Conv2d(Module):
         y = np.matmul(w, cols).reshape(o, ho, wo, n)
         if self.bias is not None:
             y += self.bias.data.reshape(o, 1, 1, 1)
-        self._cols, self._x_shape, self._out = freeze(cols), x.shape, (ho, wo)
-        return freeze(np.ascontiguousarray(y.transpose(3, 0, 1, 2)))
+        self._cols, self._x_shape, self._out = cols, x.shape, (ho, wo)
+        return np.ascontiguousarray(y.transpose(3, 0, 1, 2))
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """With ``g = dJ/dy`` as ``gm`` (G, Og, Ho*Wo*N), per group:

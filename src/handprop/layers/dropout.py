@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_float_array, freeze, private
+from .._arrays import as_float_array
 from ..module import Module
 
 
@@ -43,7 +43,6 @@ class Dropout(Module):
     """
 
     _cache = ("_mask", "_scale", "_shape", "_dtype")
-    _guards_its_arrays = True
 
     def __init__(self, p: float = 0.5, *, rng: int | np.random.Generator | None = None) -> None:
         super().__init__()
@@ -63,17 +62,17 @@ class Dropout(Module):
         self._shape, self._dtype = x.shape, x.dtype
         if not self.training or self.p == 0.0:
             self._mask, self._scale = None, None
-            return private(x, input)
+            return x
         # keep each element with probability 1 - p; p = 1 keeps none (and scales by 0, not inf)
         fixed = self._fixed_mask
         if fixed is not None and fixed.shape == x.shape:
             self.mask = fixed
         else:
-            self.mask = freeze(self.rng.random(x.shape) >= self.p)
+            self.mask = self.rng.random(x.shape) >= self.p
         self._mask = self.mask
         self._scale = x.dtype.type(0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p))
         with np.errstate(invalid="ignore"):  # inf * 0 for a dropped infinity: NaN, as torch
-            return freeze(x * self._mask * self._scale)
+            return x * self._mask * self._scale
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = g * mask / (1 - p)`` in training (the same mask and scale as forward:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_float_array, freeze, private, shape_str
+from .._arrays import as_float_array, shape_str
 from ..module import Module
 
 
@@ -24,7 +24,6 @@ class Flatten(Module):
 
     role = "flatten"
     _cache = ("_shape", "_dtype")
-    _guards_its_arrays = True
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
@@ -49,7 +48,7 @@ class Flatten(Module):
         x = as_float_array(input, self, "input")
         flat = self._flat_shape(x.shape)
         self._shape, self._dtype = x.shape, x.dtype
-        return freeze(private(x, input).reshape(flat))
+        return x.reshape(flat)
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx`` is ``g`` in the input's shape."""

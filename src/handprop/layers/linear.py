@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, freeze, private, shape_str
+from .._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, shape_str
 from ..module import Module, Parameter
 from ._functional import _positive_int
 
@@ -48,7 +48,6 @@ class Linear(Module):
 
     role = "affine"
     _cache = ("_x",)
-    _guards_its_arrays = True
 
     def __init__(
         self,
@@ -100,11 +99,11 @@ class Linear(Module):
                 f"{self!r}: expected input of shape (*, {self.in_features}) (a last axis of "
                 f"{self.in_features} features), got {shape_str(x.shape)}"
             )
-        self._x = private(x, input)
+        self._x = x
         y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data  # y = y + b, added in place into the fresh product
-        return freeze(y)
+        return y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """Accumulate dJ/dW and dJ/db, return dJ/dx (None with ``input_grad=False``).
@@ -160,7 +159,6 @@ class Identity(Module):
     """
 
     _cache = ("_shape", "_dtype")
-    _guards_its_arrays = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -168,7 +166,7 @@ class Identity(Module):
     def forward(self, input: Any) -> np.ndarray:
         x = as_float_array(input, self, "input")
         self._shape, self._dtype = x.shape, x.dtype
-        return private(x, input)  # read-only like every output; the caller's array is copied
+        return x  # (read-only, as every output)
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx = g``: the derivative of ``x`` is 1."""

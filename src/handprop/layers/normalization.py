@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, freeze, shape_str
+from .._arrays import DEFAULT_DTYPE, as_float_array, float_dtype, shape_str
 from ..module import Module, Parameter
 from ._functional import _positive_int
 
@@ -115,7 +115,6 @@ class BatchNorm1d(Module):
 
     role = "norm"
     _cache = ("_x_hat", "_inv_std", "_axes")
-    _guards_its_arrays = True
 
     def __init__(
         self,
@@ -198,13 +197,13 @@ class BatchNorm1d(Module):
             mean, var = self.running_mean, self.running_var
         inv_std = (1.0 / np.sqrt(var.astype(np.float64) + self.eps)).astype(x.dtype)
         x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        self._x_hat, self._inv_std, self._axes = freeze(x_hat), inv_std.reshape(shape), axes
+        self._x_hat, self._inv_std, self._axes = x_hat, inv_std.reshape(shape), axes
         if not batch_stats:  # the statistics are constants: backward is a plain scaling
             self._axes = None
         y = x_hat if not self.affine else x_hat * self.weight.data.reshape(shape)
         if self.bias is not None:
             y = y + self.bias.data.reshape(shape)
-        return freeze(y)
+        return y
 
     def _batch_statistics(self, x: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray]:
         """The batch's mean and biased variance per feature (accumulated in float64, as torch
@@ -313,7 +312,6 @@ class LayerNorm(Module):
 
     role = "norm"
     _cache = ("_x_hat", "_inv_std")
-    _guards_its_arrays = True
 
     def __init__(
         self,
@@ -364,13 +362,13 @@ class LayerNorm(Module):
         var = ((x64 - mean) ** 2).mean(axis=axes, keepdims=True)
         inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
         x_hat = (x - mean.astype(x.dtype)) * inv_std
-        self._x_hat, self._inv_std = freeze(x_hat), inv_std
+        self._x_hat, self._inv_std = x_hat, inv_std
         y = x_hat
         if self.weight is not None:
             y = y * self.weight.data
         if self.bias is not None:
             y = y + self.bias.data
-        return freeze(y)
+        return y
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """With ``x_hat`` the normalised input and ``g = dJ/dy``: ``dJ/dweight = sum(g * x_hat)``

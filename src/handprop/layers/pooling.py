@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import freeze
 from ..module import Module
 from .conv import _crop, _image, _output_size, _pad, _pair, _taps
 
@@ -16,7 +15,6 @@ class _Pool2d(Module):
     """What MaxPool2d and AvgPool2d share: the arguments, the output size, the windows."""
 
     role = "pool"
-    _guards_its_arrays = True
 
     def __init__(self, kernel_size, stride, padding, dilation, ceil_mode) -> None:
         super().__init__()
@@ -167,9 +165,9 @@ class MaxPool2d(_Pool2d):
     def forward(self, input: Any) -> np.ndarray:
         x = _image(self, input)
         y, where, padded_shape, pads = self._choose(x)
-        self._where, self._padded_shape, self._x_shape = freeze(where), padded_shape, x.shape
+        self._where, self._padded_shape, self._x_shape = where, padded_shape, x.shape
         self._dtype, self._geometry_pads = x.dtype, pads
-        return freeze(y)
+        return y
 
     def _scatter(self, where, values, padded_shape, pads, x_shape) -> np.ndarray:
         """An input-shaped array in which each window adds its value at the input it chose:
@@ -266,7 +264,7 @@ class AvgPool2d(_Pool2d):
         divisor = self._divisors(x.shape, out).astype(x.dtype)
         self._divisor, self._padded_shape, self._x_shape = divisor, xp.shape, x.shape
         self._dtype, self._geometry_pads = x.dtype, pads
-        return freeze(total / divisor)
+        return total / divisor
 
     def backward(self, grad_output: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dJ/dx``: every input of a window receives ``g / divisor`` from it."""
