@@ -216,7 +216,7 @@ def test_grad_output_of_the_wrong_shape():
 def test_loss_arguments(loss, x, t, message):
     with pytest.raises(ValueError, match=message):
         loss(x, t)
-    with pytest.raises(RuntimeError, match="before forward"):
+    with pytest.raises(RuntimeError, match=r"backward\(\) after a forward\(\) that failed"):
         loss.backward()  # the failed call left nothing behind
 
 
@@ -234,10 +234,15 @@ def test_loss_grad_output_shapes():
     loss = BCELoss(reduction="none")
     loss(np.full((2, 1), 0.5), np.zeros((2, 1)))
     with pytest.raises(
+        RuntimeError,
+        match=r"BCELoss\(reduction='none'\): backward\(\) needs grad_output, dJ/d\(output\): only a scalar",
+    ):
+        loss.backward()  # torch: 'grad can be implicitly created only for scalar outputs'
+    with pytest.raises(
         ValueError,
         match=r"BCELoss\(reduction='none'\): backward\(\) expected grad_output to be an array of the losses' shape \(2, 1\), got shape \(\)",
     ):
-        loss.backward()
+        loss.backward(1.0)
     mean = MSELoss()
     mean(np.ones(2), np.zeros(2))
     with pytest.raises(
@@ -655,7 +660,7 @@ def test_cross_entropy_options():
         ValueError,
         match=r"backward\(\) expected grad_output to be an array of the losses' shape \(2,\), got shape \(\)",
     ):
-        loss.backward()
+        loss.backward(1.0)
 
 
 def test_softmax_arguments():

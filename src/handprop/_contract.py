@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 # The journal records what a backward changes, so that a backward that fails changes nothing.
 
 _READY, _CONSUMED, _FAILED, _NO_GRAD = "ready", "consumed", "failed", "no_grad"
+_NOT_GIVEN = object()  # backward() called without a gradient: 1.0 for a scalar output
 _FORWARD, _BACKWARD = "in forward", "in backward"
 _stamps = itertools.count(1)
 _tapes: list[list[Any]] = []  # the tapes of the container forwards now running
@@ -351,7 +352,7 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(backward)
     def contract_backward(
         self: Module,
-        grad_output: Any = None,
+        grad_output: Any = _NOT_GIVEN,
         *more: Any,
         input_grad: bool = True,
         retain_graph: bool = False,
@@ -360,6 +361,8 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
         state = d.get("_state", _BACKWARD)  # (no _state: no __init__, said by the check)
         if state in _NOT_PENDING:
             _check_reentrant(self)  # raises unless this is super().backward inside a backward
+            if grad_output is _NOT_GIVEN:
+                grad_output = 1.0
             return raw(self, grad_output, *more, input_grad=input_grad)
         stamps = d["_pending_stamps"]
         if not stamps:
@@ -405,12 +408,28 @@ def _backward_of_top(
     if d["_pending_tapes"][-1] or d["_pending_saved"][-1] is not None:
         _take_top(self)  # (a leaf whose forward is the live one: nothing to do)
     output = d["_pending_outputs"][-1]
+    if grad_output is _NOT_GIVEN:
+        grad_output = _implicit_gradient(self, output)
     if grad_output is None or more or type(output) is tuple:  # several outputs, or None
         grad_output, more = _one_per_output(self, output, grad_output, more)
     d["_state"] = _BACKWARD
     if more:
         return raw(self, grad_output, *more, input_grad=input_grad)
     return raw(self, grad_output, input_grad=input_grad)  # (a star call costs a tuple)
+
+
+def _implicit_gradient(module: Module, output: Any) -> float:
+    """``backward()`` without a gradient: 1.0 for a scalar output (a loss: dJ/dJ = 1, as
+    torch's ``J.backward()``); for any other output it must be given."""
+    if isinstance(output, (float, int, np.floating, np.integer)) or (
+        isinstance(output, np.ndarray) and output.shape == ()
+    ):
+        return 1.0
+    raise RuntimeError(
+        f"{module._short_name()}: backward() needs grad_output, dJ/d(output): only a scalar "
+        "output's gradient can be left out (it is then 1.0), as torch's 'grad can be "
+        "implicitly created only for scalar outputs'"
+    )
 
 
 def _one_per_output(module: Module, output: Any, grad_output: Any, more: tuple) -> tuple:

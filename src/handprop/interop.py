@@ -24,17 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from . import layers
+from . import layers, losses
 from .layers import Dropout
-from .losses import (
-    BCELoss,
-    BCEWithLogitsLoss,
-    CrossEntropyLoss,
-    HuberLoss,
-    L1Loss,
-    MSELoss,
-    NLLLoss,
-)
 from .module import Module, Sequential, _constructor_arguments, _sharing
 from .naming import output_names
 
@@ -269,38 +260,22 @@ def from_torch(module) -> Module:
 
 
 def to_torch_loss(loss, dtype: Any = np.float32):
-    """The torch loss module equivalent to a handprop loss (weights in ``dtype``)."""
+    """torch's loss of the same name, built from the loss's ``config()`` (torch's argument
+    names; its weights as tensors of ``dtype``)."""
     torch = _torch()
     nn = torch.nn
+    kind = next(
+        (c.__name__ for c in type(loss).__mro__ if c.__name__ in losses.__all__),
+        type(loss).__name__,
+    )
+    if not isinstance(loss, Module) or kind not in losses.__all__ or not hasattr(nn, kind):
+        raise TypeError(f"to_torch_loss: no torch equivalent for {type(loss).__name__}")
     tdt = _torch_dtype(np.dtype(dtype))
-
-    def tensor(a):
-        return None if a is None else torch.tensor(np.asarray(a), dtype=tdt)
-
-    if isinstance(loss, BCELoss):
-        return nn.BCELoss(weight=tensor(loss.weight), reduction=loss.reduction)
-    if isinstance(loss, BCEWithLogitsLoss):
-        return nn.BCEWithLogitsLoss(
-            weight=tensor(loss.weight), reduction=loss.reduction, pos_weight=tensor(loss.pos_weight)
-        )
-    if isinstance(loss, CrossEntropyLoss):
-        return nn.CrossEntropyLoss(
-            weight=tensor(loss.weight),
-            reduction=loss.reduction,
-            label_smoothing=loss.label_smoothing,
-            ignore_index=loss.ignore_index,
-        )
-    if isinstance(loss, NLLLoss):
-        return nn.NLLLoss(
-            weight=tensor(loss.weight), reduction=loss.reduction, ignore_index=loss.ignore_index
-        )
-    if isinstance(loss, MSELoss):
-        return nn.MSELoss(reduction=loss.reduction)
-    if isinstance(loss, L1Loss):
-        return nn.L1Loss(reduction=loss.reduction)
-    if isinstance(loss, HuberLoss):
-        return nn.HuberLoss(reduction=loss.reduction, delta=loss.delta)
-    raise TypeError(f"to_torch_loss: no torch equivalent for {type(loss).__name__}")
+    config = {
+        name: torch.tensor(value, dtype=tdt) if isinstance(value, np.ndarray) else value
+        for name, value in loss.config().items()
+    }
+    return getattr(nn, kind)(**config)
 
 
 # -- comparing --------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from . import grad_mode
-from ._arrays import as_float_array, owner_name, private, shape_str
+from ._arrays import as_float_array, owner_name, shape_str
 from .layers._functional import log_softmax, sigmoid
+from .module import Module
 
 __all__ = [
     "BCELoss",
@@ -42,37 +42,32 @@ _REDUCTIONS = ("mean", "sum", "none")
 _BCE_EPSILON = float(np.float32(1e-12))
 
 
-class _Loss:
-    """Shared plumbing: argument checks, reduction, and backward's scaling by ``grad_output``."""
+class _Loss(Module):
+    """What every loss shares: argument checks, reduction, and backward's scaling by
+    ``grad_output``. A loss is a module under the same contract as a layer: ``loss(input,
+    target)`` is a forward with two inputs, the target one without gradient (backward returns
+    dJ/d(input) alone), and ``loss.backward()`` without a gradient means 1.0, the gradient of
+    a scalar with respect to itself, as torch's ``J.backward()`` does."""
 
     #: values of ``input - target`` where the loss has no derivative (L1Loss: 0); gradcheck
     #: watches for perturbations that cross them
     kinks_at: tuple[float, ...] = ()
+    role = "loss"
+    _cache = ("_input", "_target", "_loss_shape")
 
     def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
         if reduction not in _REDUCTIONS:
             raise ValueError(
                 f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', "
                 f"got {reduction!r}"
             )
         self.reduction = reduction
-        self._input: np.ndarray | None = None
-        self._target: np.ndarray | None = None
-        self._loss_shape: tuple[int, ...] = ()
-        self._no_grad_forward = False
-
-    def __call__(self, input: Any, target: Any) -> float | np.ndarray:
-        return self.forward(input, target)
 
     def forward(self, input: Any, target: Any) -> float | np.ndarray:
         x, t = self._check(input, target)
         losses = self._losses(x, t)
-        if grad_mode.is_grad_enabled():
-            # kept for backward, private: the caller may reuse its arrays in between
-            self._input, self._target = private(x, input), private(t, target)
-            self._loss_shape, self._no_grad_forward = losses.shape, False
-        elif self._input is None:
-            self._no_grad_forward = True
+        self._input, self._target, self._loss_shape = x, t, losses.shape
         if self.reduction == "mean":
             divisor = self._mean_divisor(x, t)
             return float(losses.sum() / divisor) if divisor else float("nan")  # torch: NaN
@@ -86,16 +81,6 @@ class _Loss:
         For ``reduction="none"`` the output is an array, so ``grad_output`` must be an array of
         its shape (as torch requires an explicit gradient for non-scalar outputs).
         """
-        if self._input is None:
-            if self._no_grad_forward:
-                raise RuntimeError(
-                    f"{self!r}: backward() after a forward run under handprop.no_grad(), "
-                    "which keeps nothing for backward; compute the loss outside no_grad"
-                )
-            raise RuntimeError(
-                f"{self!r}: backward() was called before forward(); "
-                "compute the loss first with loss(input, target)"
-            )
         input, target = self._input, self._target
         g = as_float_array(grad_output, self, "grad_output", input.dtype)
         expected = self._loss_shape if self.reduction == "none" else ()
@@ -348,14 +333,13 @@ class _ClassLayout:
     ``(N, d1, ..., dk)``, and its gradient in the input's shape.
     """
 
-    _layout: tuple[int, ...] | None = None  # (N, C, d1, ...) of the last forward, or None
+    _cache = ("_input", "_target", "_loss_shape", "_layout")  # _layout: (N, C, d1, ...) or None
 
     def forward(self, input: Any, target: Any) -> float | np.ndarray:
         # (an array is looked at as it is: the rows' own forward converts and checks it)
         x = input if isinstance(input, np.ndarray) else as_float_array(input, self, "input")
         if x.ndim <= 2:
-            if grad_mode.is_grad_enabled():
-                self._layout = None
+            self._layout = None
             return super().forward(input, target)
         x = as_float_array(x, self, "input")
         t = np.asarray(target)
@@ -374,8 +358,7 @@ class _ClassLayout:
         else:
             t_rows = t  # refused by the rows' own checks, with their message
         out = super().forward(rows, t_rows)
-        if grad_mode.is_grad_enabled():
-            self._layout = x.shape
+        self._layout = x.shape
         if self.reduction == "none":
             return out.reshape(x.shape[0], *x.shape[2:])
         return out

@@ -125,15 +125,17 @@ class Module:
     #: The layer's part in the worked example's names for values (``naming``, ``trace``):
     #: ``"affine"`` starts a layer (Linear, Conv2d: its output is Z), ``"norm"`` (N),
     #: ``"pool"`` (P), ``"flatten"`` (F); None for the others (after Z or N: an activation, A).
+    #: A loss's role is ``"loss"``: a module, but not a layer of a Sequential.
     role: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        forward, backward = cls.__dict__.get("forward"), cls.__dict__.get("backward")
-        if forward is not None and not getattr(forward, "_contract", False):
+        # (looked up through the bases, so a mixin's forward, not a Module's, is wrapped too)
+        forward, backward = cls.forward, cls.backward
+        if forward is not Module.forward and not getattr(forward, "_contract", False):
             cls.forward = _contract_forward(forward)
             cls.__call__ = cls.forward  # module(x) is forward(x), without a frame between
-        if backward is not None and not getattr(backward, "_contract", False):
+        if backward is not Module.backward and not getattr(backward, "_contract", False):
             cls.backward = _contract_backward(backward)
 
     def __init__(self) -> None:
@@ -625,7 +627,7 @@ class Sequential(Module):
 
     def _check_child(self, index: int, name: Any, module: Any) -> None:
         """A child module and its name, checked as torch's ``add_module`` checks them."""
-        if not isinstance(module, Module):
+        if not isinstance(module, Module) or module.role == "loss":
             hint = (
                 " (a loss is not a layer: call it on the model's output instead)"
                 if hasattr(module, "reduction")
