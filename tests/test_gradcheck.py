@@ -195,3 +195,56 @@ def test_the_report_table_stays_aligned_with_long_shapes_and_names():
         rest = line.split(" ", 1)[1]
         assert rest.lstrip().startswith("(")  # the name never runs into the shape
         assert rest.split(")", 1)[1].startswith(" ")  # nor the shape into a number
+
+
+class _Residual(handprop.Module):
+    """y = x + f(x), a ReLU inside the branch: a block whose kinks gradcheck cannot see from
+    the model's chain, only by watching the calls inside it."""
+
+    def __init__(self, width, wrong=False):
+        super().__init__()
+        self.f = Sequential(Linear(width, width, rng=0), ReLU(), Linear(width, width, rng=1))
+        self.wrong = wrong
+
+    def forward(self, x):
+        return x + self.f(x)
+
+    def backward(self, grad_output):
+        through = self.f.backward(grad_output)
+        return through if self.wrong else grad_output + through  # wrong: the skip path lost
+
+
+def _kinked_block_model(wrong=False):
+    model = Sequential(Linear(2, 3, rng=2), _Residual(3, wrong), Linear(3, 1, rng=3))
+    X = np.array([[0.3, -0.2], [1.0, 0.5]])
+    with handprop.no_grad():  # put the first ReLU input of sample 0 exactly on its kink
+        z = model[1].f[0](model[0](X))
+    model[1].f[0].bias.data[0] -= z[0, 0]
+    return model, X
+
+
+def test_a_kink_inside_a_block_is_watched_and_named_by_its_path():
+    model, X = _kinked_block_model()
+    report = gradcheck(model, MSELoss(), X, np.zeros((2, 1)))
+    assert report.passed, str(report)
+    assert [k.value for k in report.kinks] == ["1.f.1 input[0, 0]"]
+    assert report.kinks[0].module == "1.f.1 (ReLU())" and report.kinks[0].elements
+    assert all(ok for _, _, ok in report.kinks[0].elements)
+
+
+def test_a_wrong_backward_inside_a_block_still_fails_beside_its_kink():
+    model, X = _kinked_block_model(wrong=True)
+    report = gradcheck(model, MSELoss(), X, np.zeros((2, 1)))
+    assert not report.passed
+    assert {t.name for t in report.tensors if not t.passed} >= {"0.weight", "X"}
+
+
+def test_check_module_watches_the_kinks_inside_a_block_too():
+    """check_module(block, x): a ReLU inside the block sits on its kink; the block's right
+    backward passes, the one that drops the skip path does not."""
+    model, X = _kinked_block_model()
+    with handprop.no_grad():
+        h = model[0](X)
+    assert handprop.check_module(model[1], h, rng=0).passed
+    wrong, _ = _kinked_block_model(wrong=True)
+    assert not handprop.check_module(wrong[1], h, rng=0).passed

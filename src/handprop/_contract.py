@@ -67,6 +67,10 @@ _FORWARD, _BACKWARD = "in forward", "in backward"
 _stamps = itertools.count(1)
 _tapes: list[list[Any]] = []  # the tapes of the container forwards now running
 _grad_mode = grad_mode._mode  # read on every forward: .enabled is False inside no_grad()
+#: functions called as ``watch(module, x, more)`` at every forward run under no_grad, inside
+#: blocks too: gradcheck watches the inputs of the modules with kinks with it. (Only the
+#: no_grad path looks at it: training forwards never pay for it.)
+_watchers: list[Callable[[Any, Any, tuple], None]] = []
 #: a module's own bookkeeping: never part of what its forward caches
 _INTERNAL = frozenset(
     (
@@ -292,7 +296,11 @@ def _freeze_outputs(module: Module, x: Any, y: Any) -> None:
     array read-only is always allowed, and cheaper than asking first whether it is.)"""
     d = module.__dict__
     own = d["_parameters"] or d["_buffers"]  # (most layers hold no array: nothing to spare)
-    _freeze_all(module, y, own)
+    if y.__class__ is np.ndarray:  # (the common case inline: this runs on every forward)
+        if not (own and _is_own(module, y)):
+            y.setflags(False)
+    else:
+        _freeze_all(module, y, own)
     for name in type(module)._cache:
         value = d[name]
         if value.__class__ is np.ndarray and value is not x and value is not y:
@@ -325,6 +333,8 @@ def _forward_without_grad(
     attributes (its caches) is put back as it was, so the pending training forwards, and their
     backwards, stay intact."""
     d = self.__dict__
+    for watch in _watchers:
+        watch(self, x, more)
     before = dict(d)
     d["_state"] = _FORWARD
     try:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ._contract import _watchers
 from .grad_mode import no_grad
 from .layers import Dropout
 from .module import Module, Sequential
@@ -192,13 +193,18 @@ def gradcheck(
 
 class _Checker:
     """gradcheck's work on a float64 copy of the model: the analytic gradients from backward,
-    then each element's finite difference (one-sided where it crosses a kink)."""
+    then each element's finite difference (one-sided where it crosses a kink).
+
+    The kinks are watched wherever a forward runs, inside a block too: every evaluation
+    records the input of each call of a module with kinks (``_contract._watchers``), in the
+    order of the calls, and the +eps and -eps evaluations are compared with the first."""
 
     def __init__(self, model, loss_fn, X, y, eps: float, atol: float, rtol: float) -> None:
         self.net = _float64_copy(model)
         self.loss = copy.deepcopy(loss_fn)
         self.modules = _chain(self.net)
         self.names = output_names(self.modules)
+        self.paths = {id(m): path for path, m in self.net.named_modules()}
         self.x = np.array(X, dtype=np.float64)
         y = np.asarray(y)
         self.y = y if y.dtype.kind in "iu" else y.astype(np.float64)
@@ -208,19 +214,43 @@ class _Checker:
         for module in self.net.modules():  # the masks backward used, for every evaluation
             if isinstance(module, Dropout) and module.training:
                 module._fixed_mask = module.mask
-        self.cost, self.base_inputs = self.evaluate()
+        self.cost, self.base_calls = self.evaluate()
 
     @no_grad()
-    def evaluate(self) -> tuple[float, list[np.ndarray | None]]:
-        """The cost, and the input of every kinked module (copies: x changes in place); the
-        last entry is the loss's ``input - target`` where the loss has kinks (L1Loss)."""
-        h, kinked_inputs = self.x, []
-        for module in self.modules:
-            kinked = module.kinks_at or hasattr(module, "branches")
-            kinked_inputs.append(np.array(h, copy=True) if kinked else None)
-            h = module(h)
-        kinked_inputs.append(h - self.y if self.loss.kinks_at else None)
-        return float(np.sum(self.loss(h, self.y))), kinked_inputs
+    def evaluate(self) -> tuple[float, list[tuple[str, Module, np.ndarray]]]:
+        """The cost, and ``(name, module, input)`` of every call of a module with kinks, in
+        the order they ran (input copies: x changes in place). The flat model's values keep
+        the worked example's names (``Z2``); a call inside a block is named by its module's
+        path (``1.f.1 input``); the loss's entry is its ``input - target`` (L1Loss's kink)."""
+        calls: list[tuple[str, Module, np.ndarray]] = []
+        position = [0]  # the top-level module now running
+
+        def watch(module: Module, x: Any, more: tuple) -> None:
+            if not (module.kinks_at or hasattr(module, "branches")):
+                return
+            p = position[0]
+            if module is self.loss:
+                name, value = f"({self.names[-1] if self.names else 'X'} - Y)", x - more[0]
+            elif p < len(self.modules) and module is self.modules[p] and not calls_of[p]:
+                name, value = (self.names[p - 1] if p else "X"), x
+            else:
+                name, value = f"{self.paths.get(id(module), type(module).__name__)} input", x
+            if p < len(calls_of):
+                calls_of[p] = True
+            calls.append((name, module, np.array(value, dtype=np.float64, copy=True)))
+
+        calls_of = [False] * len(self.modules)
+        _watchers.append(watch)
+        try:
+            h = self.x
+            for p, module in enumerate(self.modules):
+                position[0] = p
+                h = module(h)
+            position[0] = len(self.modules)
+            cost = float(np.sum(self.loss(h, self.y)))
+        finally:
+            _watchers.remove(watch)
+        return cost, calls
 
     def analytic_gradients(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, array, gradient)`` for every parameter and for X, from one backward."""
@@ -267,12 +297,11 @@ class _Checker:
         average is closest to the analytic ``a`` (each is a valid choice at a kink)."""
         eps, original = self.eps, array[index]
         array[index] = original + eps
-        plus, plus_inputs = self.evaluate()
+        plus, plus_calls = self.evaluate()
         array[index] = original - eps
-        minus, minus_inputs = self.evaluate()
+        minus, minus_calls = self.evaluate()
         array[index] = original
-        watched = [*self.modules, self.loss]
-        crossed = _crossings(watched, self.base_inputs, plus_inputs, minus_inputs)
+        crossed = _crossings(self.base_calls, plus_calls, minus_calls)
         central = (plus - minus) / (2 * eps)
         if not crossed:
             return central, crossed
@@ -281,27 +310,29 @@ class _Checker:
 
     def record_kinks(self, crossed, name: str, index: tuple[int, ...], good: bool | None) -> None:
         """Add this element to each kink site its perturbation crossed (created when new)."""
-        for position, cell in crossed:
-            key = (position, cell)
+        for call, cell in crossed:
+            key = (call, cell)
             if key not in self.sites:
-                value_name = self.names[position - 1] if position else "X"
-                if position == len(self.modules):  # the loss: its input minus the target
-                    value_name, module = f"({value_name} - Y)", f"the loss {self.loss!r}"
+                value_name, module, value = self.base_calls[call]
+                if module is self.loss:
+                    where = f"the loss {module!r}"
+                elif module in self.modules:
+                    where = f"{self.modules.index(module)} ({module!r})"
                 else:
-                    module = f"{position} ({self.modules[position]!r})"
+                    where = f"{self.paths.get(id(module), '?')} ({module!r})"
                 self.sites[key] = KinkSite(
                     value=f"{value_name}[{', '.join(map(str, cell))}]",
-                    module=module,
+                    module=where,
                     sample=cell[0],
                     unit=cell[1:],
-                    at=float(self.base_inputs[position][cell]),
+                    at=float(value[cell]),
                 )
             self.sites[key].elements.append((name, index, None if good is None else bool(good)))
 
 
 def _chain(module: Module) -> list[Module]:
     """The modules a forward runs one after another, nested Sequentials opened (so that the
-    kinks inside them are watched as a flat model's are)."""
+    kinks inside them are named as a flat model's are)."""
     if not isinstance(module, Sequential):
         return [module]
     return [leaf for child in module for leaf in _chain(child)]
@@ -319,20 +350,20 @@ def _checked_tolerances(eps: Any, atol: Any, rtol: Any) -> tuple[float, float, f
     return float(eps), float(atol), float(rtol)
 
 
-def _crossings(modules, base, plus, minus) -> list[tuple[int, tuple[int, ...]]]:
-    """(module position, element) of every kink that the +eps or -eps evaluation crossed."""
+def _crossings(base, plus, minus) -> list[tuple[int, tuple[int, ...]]]:
+    """(call, element) of every kink that the +eps or -eps evaluation crossed: the same call
+    of the same module, its input on the other side of a kink (or, for a module with
+    ``branches``, such as a max's tie, taking another branch)."""
     found = []
-    for position, module in enumerate(modules):
-        if base[position] is None:
-            continue
+    for call, ((_, module, before), (_, _, up), (_, _, down)) in enumerate(
+        zip(base, plus, minus, strict=False)
+    ):
         if hasattr(module, "branches"):  # a kink where the branch taken changes (a max's tie)
-            before = module.branches(base[position])
-            changed = (module.branches(plus[position]) != before) | (
-                module.branches(minus[position]) != before
-            )
-            found.extend((position, tuple(int(i) for i in cell)) for cell in np.argwhere(changed))
+            taken = module.branches(before)
+            changed = (module.branches(up) != taken) | (module.branches(down) != taken)
+            found.extend((call, tuple(int(i) for i in cell)) for cell in np.argwhere(changed))
         for kink in module.kinks_at:
-            side = base[position] > kink
-            flipped = ((plus[position] > kink) != side) | ((minus[position] > kink) != side)
-            found.extend((position, tuple(int(i) for i in cell)) for cell in np.argwhere(flipped))
+            side = before > kink
+            flipped = ((up > kink) != side) | ((down > kink) != side)
+            found.extend((call, tuple(int(i) for i in cell)) for cell in np.argwhere(flipped))
     return found

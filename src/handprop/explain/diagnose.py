@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from .._contract import _watchers
+from ..grad_mode import no_grad
 from ..layers import Dropout
 from ..module import Module, Parameter
 
@@ -320,41 +322,55 @@ def _finite_differences(module, x, g, ran) -> dict[str, _Numeric]:
             copy_._fixed_mask = original.mask
     x64, g64 = np.array(x, dtype=np.float64), np.asarray(g, dtype=np.float64)
 
-    def cost() -> float:
-        return float(np.sum(g64 * np.asarray(net(x64), dtype=np.float64)))
+    def evaluate() -> tuple[float, list[np.ndarray]]:
+        """The cost, and which side of its kinks every call of a module with kinks was on:
+        the module's own and those inside it (a ReLU inside a block), in the order they ran
+        (watched through ``_contract._watchers``)."""
+        sides: list[np.ndarray] = []
 
-    def branch() -> Any:
-        """Which side of each kink the input is on."""
-        kinks = tuple(getattr(net, "kinks_at", ()))
-        sides = [x64 - getattr(net, "kink_origin", 0) > k for k in kinks]
-        if hasattr(net, "branches"):
-            sides.append(net.branches(x64))
-        return sides
+        def watch(m: Any, xin: Any, more: tuple) -> None:
+            kinks = tuple(getattr(m, "kinks_at", ()))
+            if not kinks and not hasattr(m, "branches"):
+                return
+            v = np.asarray(xin, dtype=np.float64)
+            origin = more[0] if getattr(m, "role", None) == "loss" and more else 0
+            origin = getattr(m, "kink_origin", origin)
+            sides.extend(v - origin > k for k in kinks)
+            if hasattr(m, "branches"):
+                sides.append(m.branches(v))
 
-    grads = {"X": _numeric(x64, cost, branch)}
+        _watchers.append(watch)
+        try:
+            with no_grad():
+                value = float(np.sum(g64 * np.asarray(net(x64), dtype=np.float64)))
+        finally:
+            _watchers.remove(watch)
+        return value, sides
+
+    grads = {"X": _numeric(x64, evaluate)}
     for name, p in net.named_parameters():
-        grads[name] = _numeric(p.data, cost, branch)
+        grads[name] = _numeric(p.data, evaluate)
     return grads
 
 
-def _numeric(array: np.ndarray, cost, branch) -> _Numeric:
-    """The finite differences of ``cost`` for every element of ``array`` (changed in place
+def _numeric(array: np.ndarray, evaluate) -> _Numeric:
+    """The finite differences of the cost for every element of ``array`` (changed in place
     and restored), and whether its perturbation crossed a kink."""
-    base, before = cost(), branch()
+    base, before = evaluate()
     central, plus_side, minus_side = (np.zeros(array.shape) for _ in range(3))
     at_kink = np.zeros(array.shape, bool)
     for index in np.ndindex(array.shape):
         original = array[index]
         array[index] = original + EPS
-        plus, after_plus = cost(), branch()
+        plus, after_plus = evaluate()
         array[index] = original - EPS
-        minus, after_minus = cost(), branch()
+        minus, after_minus = evaluate()
         array[index] = original
         central[index] = (plus - minus) / (2 * EPS)
         plus_side[index], minus_side[index] = (plus - base) / EPS, (base - minus) / EPS
-        at_kink[index] = any(
+        at_kink[index] = len(after_plus) != len(before) or any(
             not (np.array_equal(b, p) and np.array_equal(b, m))
-            for b, p, m in zip(before, after_plus, after_minus, strict=True)
+            for b, p, m in zip(before, after_plus, after_minus, strict=False)
         )
     return _Numeric(central, plus_side, minus_side, at_kink)
 
