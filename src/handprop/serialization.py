@@ -69,6 +69,17 @@ _MAX_ARCHITECTURE = 1 << 20  # characters of JSON
 
 
 _PREFIXES = {"parameter": "param:", "buffer": "buffer:"}
+_CUSTOM = "custom"  # a module of the learner's own: its values are in the file, not its code
+
+
+class _Custom(ValueError):
+    """The file holds a module of the learner's own, which only their code can build."""
+
+    def __init__(self, name: Any) -> None:
+        super().__init__(
+            f"it holds {name if isinstance(name, str) else 'a module'}, a module of your own "
+            "that only your code can build: build the model, then load(path, into=model)"
+        )
 
 
 def _layer_class(name: Any) -> type | None:
@@ -89,12 +100,8 @@ def _describe(module: Module) -> dict[str, Any]:
         if names != [str(i) for i in range(len(names))]:  # named children, or a slice's numbers
             spec["names"] = names
         return spec
-    if _layer_class(kind.__name__) is not kind:
-        raise TypeError(
-            f"save: cannot describe {kind.__name__}; supported: Sequential, "
-            f"{', '.join(sorted(layers.__all__))} (a layer or block of your own can be kept with "
-            "model.state_dict() and np.savez, and rebuilt in code)"
-        )
+    if _layer_class(kind.__name__) is not kind:  # a layer or block of your own: its values are
+        return {"type": _CUSTOM, "class": kind.__name__}  # saved, its code is yours to keep
     return {"type": kind.__name__, **_json_values(module.config())}
 
 
@@ -126,6 +133,8 @@ def _plan(spec: Any, prefix: str = "", depth: int = 0) -> _Plan:
     kind, args = spec["type"], {k: v for k, v in spec.items() if k != "type"}
     if kind == "Sequential":
         return _plan_sequential(args, prefix, depth)
+    if kind == _CUSTOM:
+        raise _Custom(args.get("class"))
     args = {k: _arguments(v) for k, v in args.items()}
     cls = _layer_class(kind)
     if cls is None:
@@ -185,7 +194,10 @@ def save(model: Module, path: str | bytes | os.PathLike) -> None:
     if os.path.isdir(path):
         raise IsADirectoryError(f"save: cannot write {path!r}: it is a directory")
     description = _describe(model)
-    expected = _plan(description).state
+    try:
+        expected = _plan(description).state
+    except _Custom:  # a block of the learner's own inside: its state as the model has it
+        expected = {key: _entry(value) for key, value in model._state_entries()}
     arrays = {}
     for key, value in model._state_entries():
         array = value.data if isinstance(value, Parameter) else value
@@ -202,6 +214,11 @@ def save(model: Module, path: str | bytes | os.PathLike) -> None:
         header["ties"] = ties
     arrays["architecture"] = np.array(json.dumps(header))  # a unicode array, not an object one
     _write_atomically(path, arrays)
+
+
+def _entry(value: Any) -> tuple[tuple[int, ...], np.dtype, str]:
+    array = value.data if isinstance(value, Parameter) else value
+    return array.shape, array.dtype, "param:" if isinstance(value, Parameter) else "buffer:"
 
 
 def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -271,8 +288,16 @@ class _Unreadable(ValueError):
     """The file is not a readable model file (its zip or .npy structure is broken)."""
 
 
-def load(path: str | os.PathLike) -> Module:
-    """Rebuild the model saved at ``path``: the same layers, names, dtypes and values."""
+def load(path: str | os.PathLike, *, into: Module | None = None) -> Module:
+    """Rebuild the model saved at ``path``: the same layers, names, dtypes and values.
+
+    ``into=model``: load the values into a model you built in code instead, and return it (a
+    model with blocks or layers of your own, whose code no file holds, as torch's
+    ``model.load_state_dict(torch.load(path))``). Its parameters and buffers must be the
+    file's, name for name, shape for shape and dtype for dtype; nothing is changed otherwise.
+    """
+    if into is not None and not isinstance(into, Module):
+        raise TypeError(f"load: into must be a handprop Module, got {type(into).__name__}")
     path = os.fspath(path)
     where = f"handprop.load: {path!r}"
     try:
@@ -287,7 +312,7 @@ def load(path: str | os.PathLike) -> Module:
         raise ValueError(f"{where} is not a regular file (a pipe or a device is never read)")
     try:
         with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
-            return _load(archive, where)
+            return _load(archive, where, into)
     except _Unreadable as error:
         raise ValueError(f"{where} is not a readable handprop model file: {error}") from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as error:
@@ -295,16 +320,22 @@ def load(path: str | os.PathLike) -> Module:
         raise ValueError(f"{where} is not a readable handprop model file: {reason}") from None
 
 
-def _load(archive: zipfile.ZipFile, where: str) -> Module:
+def _load(archive: zipfile.ZipFile, where: str, into: Module | None) -> Module:
     members = _members(archive)
     if "architecture" not in members:
         raise ValueError(f"{where} is not a handprop model file: it has no 'architecture'")
     try:
         model_spec, ties = _architecture(archive, members.pop("architecture"))
-        plan = _plan(model_spec)
+        if into is None:
+            plan = _plan(model_spec)
+        else:  # what the model built in code holds; its own code shares what it shares
+            state = {key: _entry(value) for key, value in into._state_entries()}
+            plan, ties = _Plan(lambda: into, state), None
     except (ValueError, TypeError, AttributeError, RecursionError) as error:
         if isinstance(error, _Unreadable):
             raise
+        if isinstance(error, _Custom):
+            raise ValueError(f"{where}: {error}") from None
         if isinstance(error, RecursionError):
             error = ValueError(f"nested more than {_MAX_DEPTH} deep")
         raise ValueError(f"{where}: invalid architecture: {error}") from None
@@ -321,8 +352,8 @@ def _load(archive: zipfile.ZipFile, where: str) -> Module:
     )
     if missing or unexpected:
         raise ValueError(
-            f"{where}: the parameters do not fit the architecture (missing {missing}, "
-            f"unexpected {unexpected})"
+            f"{where}: the parameters do not fit the {'model' if into else 'architecture'} "
+            f"(missing {missing}, unexpected {unexpected})"
         )
     headers = {}
     for key, (shape, dtype, prefix) in plan.state.items():  # every header, before any data
@@ -331,7 +362,7 @@ def _load(archive: zipfile.ZipFile, where: str) -> Module:
         if header[1] != dtype or header[0] != shape:
             raise ValueError(
                 f"{where}: {_KINDS[prefix]} {key!r} is stored as {header[1]} {header[0]}, the "
-                f"architecture needs {dtype} {shape}"
+                f"{'model' if into else 'architecture'} needs {dtype} {shape}"
             )
         headers[key] = header
     # the values, read before anything is built: a member whose directory entry claims more
