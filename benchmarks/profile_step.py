@@ -13,8 +13,8 @@ import timeit
 
 import numpy as np
 import torch
-from bench_step import build
 
+from handprop.bench import mlp as build
 from handprop.layers import Linear
 from handprop.losses import BCELoss
 from handprop.optim import SGD, Adam

@@ -1,5 +1,6 @@
-"""The benchmark scripts still run (one tiny configuration, one repeat). No timing is
-asserted here: speed is measured by running benchmarks/bench_step.py, see docs/performance.md."""
+"""The benchmarks still run (one tiny configuration, one repeat), and so does ``handprop
+bench``, with and without torch. No timing is asserted here: speed is measured by running
+them, see docs/performance.md."""
 
 import sys
 from pathlib import Path
@@ -8,24 +9,71 @@ import pytest
 
 pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_step
+
+import numpy as np
+
+import handprop.cli
+from handprop import bench
+
+TINY = [("worked example 2-3-2-1", [2, 3, 2, 1], 2)]
 
 
 @pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
-def test_bench_step_runs_on_the_worked_example_shape(optimizer):
-    row = bench_step.run("worked example", [2, 3, 2, 1], 2, optimizer, repeats=1, budget=0.001)
+def test_a_row_is_measured_on_the_worked_example_shape(optimizer):
+    import torch
+
+    row = bench.measure("worked example 2-3-2-1", [2, 3, 2, 1], 2, optimizer, 1, 0.001, torch)
     assert set(row) >= {"handprop_us", "torch_us", "limit_us", "vs_torch", "vs_limit", "peak_mib"}
     assert row["handprop_us"] > 0 and row["torch_us"] > 0 and row["peak_mib"] >= 0
+    assert row["verdict"].startswith("<= 0.40x torch: ")
 
 
-def test_bench_step_verdict_reads_the_goals():
+def test_the_verdict_reads_the_goals():
     row = {"network": "784-512-256-10", "vs_torch": 0.5, "vs_limit": 1.2}
-    assert bench_step.verdict(row) == "<= 1.00x torch, <= 1.15x limit: missed"
-    assert bench_step.verdict({**row, "vs_limit": 1.1}).endswith(": met")
-    assert bench_step.verdict({"network": "64-128-64-1", "vs_torch": 0.51, "vs_limit": 9}) == (
+    assert bench.verdict(row) == "<= 1.00x torch, <= 1.15x limit: missed"
+    assert bench.verdict({**row, "vs_limit": 1.1}).endswith(": met")
+    assert bench.verdict({"network": "64-128-64-1", "vs_torch": 0.51, "vs_limit": 9}) == (
         "<= 0.50x torch: missed"
     )
-    assert set(bench_step.TARGETS) == {name for name, _, _ in bench_step.CONFIGS}
+    assert bench.verdict({"network": "LeNet-5", "vs_torch": None, "vs_limit": 1.9}) == (
+        "<= 2.00x limit: met"
+    )
+    assert set(bench.GOALS) == {name for name, _, _ in bench.CASES}
+
+
+def test_the_limit_moves_the_optimizers_compulsory_bytes():
+    """SGD's limit streams 3 numbers per parameter, Adam's 7, and LeNet-5's also 3 passes
+    over every activation; its copy moves that many bytes (it reads n and writes n)."""
+    model = bench.mlp([4, 8, 1])
+    n = sum(p.data.size for p in model.parameters())
+    for optimizer, numbers in (("SGD", 3), ("Adam", 7)):
+        step = bench.limit(model, np.ones((2, 4), np.float32), optimizer, activations=False)
+        assert step.streamed_bytes == numbers * 4 * n
+        assert abs(step.copied_bytes - step.streamed_bytes) <= 8
+        step()
+    lenet, X = bench.lenet5(), np.ones((2, 1, 28, 28), np.float32)
+    outputs = 2 * (6 * 28 * 28 + 6 * 28 * 28 + 6 * 14 * 14 + 2 * 16 * 10 * 10 + 16 * 5 * 5)
+    outputs += 2 * (400 + 120 + 120 + 84 + 84 + 10)
+    step = bench.limit(lenet, X, "SGD", activations=True)
+    params = sum(p.data.size for p in lenet.parameters())
+    assert step.streamed_bytes == 3 * 4 * params + 3 * 4 * outputs
+
+
+def test_handprop_bench_prints_the_table_with_and_without_torch(monkeypatch, capsys):
+    """``handprop bench`` in a fresh install: with torch, every column; without it (torch
+    hidden), the torch columns left out and the goals against torch not judged."""
+    monkeypatch.setattr(bench, "CASES", TINY)
+    assert handprop.cli.main(["bench"]) == 0
+    out = capsys.readouterr()
+    assert "| worked example 2-3-2-1 | 2 | SGD |" in out.out and "torch 2." in out.out
+    assert "1/2" in out.err and "2/2" in out.err  # the progress bar
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    assert bench._torch() is None
+    assert handprop.cli.main(["bench"]) == 0
+    out = capsys.readouterr().out
+    assert "torch not installed" in out
+    row = next(line for line in out.splitlines() if line.startswith("| worked example"))
+    assert "| - |" in row and "not measured (torch is not installed)" in row
 
 
 def test_profile_step_runs_and_reports_every_phase(monkeypatch, capsys):
@@ -52,11 +100,14 @@ def test_bench_cnn_runs_and_reads_its_goals():
     import bench_cnn
 
     row = bench_cnn.run(batch=2, repeats=1, budget=0.001)
-    assert {"handprop_ms", "torch_ms", "limit_ms", "vs_torch", "vs_limit"} <= set(row)
-    assert row["handprop_ms"] > 0 and row["torch_ms"] > 0 and row["handprop_peak_mib"] > 0
-    assert bench_cnn.verdict({"vs_torch": 1.2, "vs_limit": 1.6}).endswith(": missed")
-    assert bench_cnn.verdict({"vs_torch": 1.2, "vs_limit": 1.4}) == (
-        "<= 1.50x torch, <= 1.50x limit: met"
+    assert {"handprop_us", "torch_us", "limit_us", "vs_torch", "vs_limit"} <= set(row)
+    assert row["handprop_us"] > 0 and row["torch_us"] > 0 and row["peak_mib"] > 0
+    assert row["torch_peak_mib"] > 0
+    assert bench.verdict({"network": "LeNet-5", "vs_torch": 0.9, "vs_limit": 2.5}).endswith(
+        ": missed"
+    )
+    assert bench.verdict({"network": "LeNet-5", "vs_torch": 0.9, "vs_limit": 1.9}) == (
+        "<= 1.00x torch, <= 2.00x limit: met"
     )
 
 

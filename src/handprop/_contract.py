@@ -51,7 +51,9 @@ if TYPE_CHECKING:
 #                     forward was about to overwrite them;
 #   _pending_tapes    for a container, the (child, stamp, child, stamp, ...) of the child
 #                     forwards that this forward ran; None for a leaf;
-#   _pending_outputs  what the forward returned (for its backward's one gradient per output).
+#   _pending_outputs  the shape of what the forward returned, for its backward's one gradient
+#                     per output: an array's shape and dtype (not the array: keeping it would
+#                     hold every layer's output until its backward), a tuple's nested.
 #
 # A container's backward first brings its children's forwards from its own tape to the top of
 # their stacks, in the order they ran: one Linear in models a and b, forward a, forward b,
@@ -200,7 +202,9 @@ def _contract_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
         d["_pending_stamps"].append(stamp)
         saved.append(None)
         d["_pending_tapes"].append(tape)
-        d["_pending_outputs"].append(y)
+        d["_pending_outputs"].append(
+            _Outline(y.shape, y.dtype) if y.__class__ is np.ndarray else _outline(y)
+        )
         d["_state"] = _READY
         if _tapes:
             parent_tape = _tapes[-1]
@@ -428,11 +432,31 @@ def _backward_of_top(
     return raw(self, grad_output, input_grad=input_grad)  # (a star call costs a tuple)
 
 
+class _Outline:
+    """What a backward needs to know of an array output: its shape and dtype (for the zeros
+    of a ``None`` gradient, and to tell a scalar)."""
+
+    __slots__ = ("dtype", "shape")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.shape, self.dtype = shape, dtype
+
+
+def _outline(y: Any) -> Any:
+    """A forward's output as its backward needs it: arrays outlined, tuples nested, anything
+    else (a loss's float) as it is."""
+    if isinstance(y, np.ndarray):
+        return _Outline(y.shape, y.dtype)
+    if isinstance(y, tuple):
+        return tuple(_outline(item) for item in y)
+    return y
+
+
 def _implicit_gradient(module: Module, output: Any) -> float:
     """``backward()`` without a gradient: 1.0 for a scalar output (a loss: dJ/dJ = 1, as
     torch's ``J.backward()``); for any other output it must be given."""
     if isinstance(output, (float, int, np.floating, np.integer)) or (
-        isinstance(output, np.ndarray) and output.shape == ()
+        isinstance(output, _Outline) and output.shape == ()
     ):
         return 1.0
     raise RuntimeError(
@@ -469,6 +493,8 @@ def _zeros_where_none(grad: Any, output: Any) -> Any:
     if grad is None:
         if isinstance(output, tuple):
             return tuple(_zeros_where_none(None, y) for y in output)
+        if isinstance(output, _Outline):
+            return np.zeros(output.shape, output.dtype)
         return None if output is None else np.zeros_like(np.asarray(output))
     if isinstance(output, tuple) and isinstance(grad, (tuple, list)) and len(grad) == len(output):
         return tuple(_zeros_where_none(g, y) for g, y in zip(grad, output, strict=True))

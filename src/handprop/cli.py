@@ -1,5 +1,5 @@
-"""The ``handprop`` command: ``handprop walkthrough [--dtype D] [--svg FILE] [--markdown FILE]``
-and ``handprop exercise list | start NAME [DIR] | check NAME FILE``."""
+"""The ``handprop`` command: ``handprop walkthrough [--dtype D] [--svg FILE] [--markdown FILE]``,
+``handprop exercise list | start NAME [DIR] | check NAME FILE`` and ``handprop bench``."""
 
 from __future__ import annotations
 
@@ -60,12 +60,26 @@ def _run(argv: list[str] | None) -> int:
         "document's 4 decimals)",
     )
     _exercise_parser(commands)
+    bench = commands.add_parser(
+        "bench",
+        help="the speed table of docs/performance.md, measured on this machine",
+        description="One training step of each network of docs/performance.md, handprop "
+        "against torch eager (where torch is installed) and against the limit no "
+        "implementation can go under; in under a minute, with a progress bar.",
+    )
+    bench.add_argument(
+        "--full", action="store_true", help="21 longer repeats instead of 5 (a few minutes)"
+    )
     if not (sys.argv[1:] if argv is None else argv):  # a bare `handprop`: the help, not an error
         parser.print_help()
         return 0
     args = parser.parse_args(argv)
     if args.command == "exercise":
         return _exercise(args)
+    if args.command == "bench":
+        from .bench import main as bench_main
+
+        return bench_main(full=args.full)
 
     from .explain.walkthrough import walkthrough
 
