@@ -202,9 +202,7 @@ def _contract_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
         d["_pending_stamps"].append(stamp)
         saved.append(None)
         d["_pending_tapes"].append(tape)
-        d["_pending_outputs"].append(
-            _Outline(y.shape, y.dtype) if y.__class__ is np.ndarray else _outline(y)
-        )
+        d["_pending_outputs"].append(_outline(y))
         d["_state"] = _READY
         if _tapes:
             parent_tape = _tapes[-1]
@@ -432,6 +430,9 @@ def _backward_of_top(
     return raw(self, grad_output, input_grad=input_grad)  # (a star call costs a tuple)
 
 
+_SMALL = 4096  # elements: an output this small is kept as it is, not outlined
+
+
 class _Outline:
     """What a backward needs to know of an array output: its shape and dtype (for the zeros
     of a ``None`` gradient, and to tell a scalar)."""
@@ -444,7 +445,10 @@ class _Outline:
 
 def _outline(y: Any) -> Any:
     """A forward's output as its backward needs it: arrays outlined, tuples nested, anything
-    else (a loss's float) as it is."""
+    else (a loss's float) as it is. (A small array is kept itself: it costs less memory than
+    the outline costs time, and this runs on every forward.)"""
+    if y.__class__ is np.ndarray:
+        return y if y.size <= _SMALL else _Outline(y.shape, y.dtype)
     if isinstance(y, np.ndarray):
         return _Outline(y.shape, y.dtype)
     if isinstance(y, tuple):
@@ -456,7 +460,7 @@ def _implicit_gradient(module: Module, output: Any) -> float:
     """``backward()`` without a gradient: 1.0 for a scalar output (a loss: dJ/dJ = 1, as
     torch's ``J.backward()``); for any other output it must be given."""
     if isinstance(output, (float, int, np.floating, np.integer)) or (
-        isinstance(output, _Outline) and output.shape == ()
+        isinstance(output, (_Outline, np.ndarray)) and output.shape == ()
     ):
         return 1.0
     raise RuntimeError(
