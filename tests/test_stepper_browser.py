@@ -20,7 +20,7 @@ from handprop import Sequential, trace
 from handprop import worked_example as we
 from handprop.explain.stepper import frames
 from handprop.layers import BatchNorm1d, Linear, ReLU, Tanh
-from handprop.losses import CrossEntropyLoss
+from handprop.losses import CrossEntropyLoss, MSELoss
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("HANDPROP_ARTIFACTS", ROOT / "test-artifacts")) / "stepper"
@@ -46,6 +46,11 @@ def traces():
         "other_network",
         trace(model, CrossEntropyLoss(), rng.standard_normal((6, 5)), rng.integers(0, 3, 6)),
     )
+    from test_calls import X as BX
+    from test_calls import Y as BY
+    from test_calls import model as blocks  # a residual block and a Linear used twice
+
+    yield "blocks", trace(blocks(np.float32), MSELoss(), BX, BY)  # each call a frame
 
 
 @pytest.fixture(scope="module")

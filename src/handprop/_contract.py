@@ -73,6 +73,12 @@ _grad_mode = grad_mode._mode  # read on every forward: .enabled is False inside 
 #: blocks too: gradcheck watches the inputs of the modules with kinks with it. (Only the
 #: no_grad path looks at it: training forwards never pay for it.)
 _watchers: list[Callable[[Any, Any, tuple], None]] = []
+#: functions called on every forward and backward while a trace of the calls runs
+#: (``explain/calls.py``): ``record("forward", module, inputs, output)`` when a forward has
+#: returned, ``record("enter", module, None, None)`` when a backward starts and
+#: ``record("backward", module, gradients received, gradient returned)`` when it has returned.
+#: Empty otherwise: one check of an empty list per call.
+_recorders: list[Callable[[str, Any, Any, Any], None]] = []
 #: a module's own bookkeeping: never part of what its forward caches
 _INTERNAL = frozenset(
     (
@@ -104,6 +110,14 @@ class _Journal:
         self.grads: list[Any] = []  # parameter, its grad before, parameter, ...
         self.undo: list[tuple] = []  # (what, module, a, b, c, d, e) per change
         self.retain = False  # retain_graph=True: the forwards stay pending
+
+    def open(self, retain: bool) -> bool:
+        """Start journaling for the outermost backward (whether this is it: the backwards it
+        calls write into the same journal)."""
+        if self.active:
+            return False
+        self.active, self.retain = True, retain
+        return True
 
     def finish(self, failed: bool) -> None:
         """Put every grad and module back if the backward failed; then forget it all."""
@@ -209,6 +223,8 @@ def _contract_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
             parent_tape.append(self)
             parent_tape.append(stamp)
         _freeze_outputs(self, x, y)
+        if _recorders:
+            _record("forward", self, (x, *more), y)
         return y
 
     contract_forward._contract = True  # type: ignore[attr-defined]
@@ -371,18 +387,15 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         d = self.__dict__
         state = d.get("_state", _BACKWARD)  # (no _state: no __init__, said by the check)
-        if state in _NOT_PENDING:
-            _check_reentrant(self)  # raises unless this is super().backward inside a backward
-            if grad_output is _NOT_GIVEN:
-                grad_output = 1.0
-            return raw(self, grad_output, *more, input_grad=input_grad)
+        if state in _NOT_PENDING:  # super().backward inside a backward, or an error
+            return _reentrant(self, raw, grad_output, more, input_grad)
         stamps = d["_pending_stamps"]
         if not stamps:
             raise _not_ready_error(self, state)
         journal = _journal
-        outermost = not journal.active
-        if outermost:
-            journal.active, journal.retain = True, retain_graph
+        outermost = journal.open(retain_graph)
+        if _recorders:
+            _record("enter", self, None, None)
         try:
             grad_input = _backward_of_top(self, raw, grad_output, more, input_grad)
         except BaseException:
@@ -391,24 +404,52 @@ def _contract_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
                 journal.finish(failed=True)
             raise
         if not journal.retain:  # consumed: off the stack (put back if a later step fails)
-            journal.undo.append(
-                (
-                    _POPPED,
-                    self,
-                    stamps.pop(),
-                    d["_pending_saved"].pop(),
-                    d["_pending_tapes"].pop(),
-                    d["_pending_outputs"].pop(),
-                    state,
-                )
-            )
+            _pop_top(self, d, state)
         d["_state"] = _AFTER_BACKWARD[bool(stamps)]
         if outermost:
             journal.finish(failed=False)
+        if _recorders:
+            _record("backward", self, (grad_output, *more), grad_input)
         return grad_input
 
     contract_backward._contract = True  # type: ignore[attr-defined]
     return contract_backward
+
+
+def _reentrant(
+    self: Module, raw: Callable[..., Any], grad_output: Any, more: tuple, input_grad: bool
+) -> Any:
+    """``super().backward(g)`` inside the module's own backward: straight through (anything
+    else here is an error, which ``_check_reentrant`` raises)."""
+    _check_reentrant(self)
+    if grad_output is _NOT_GIVEN:
+        grad_output = 1.0
+    return raw(self, grad_output, *more, input_grad=input_grad)
+
+
+def _pop_top(module: Module, d: dict, state: Any) -> None:
+    """The top forward, consumed: off the stacks, and into the journal's undo list (put back
+    if a later step of the same backward fails)."""
+    _journal.undo.append(
+        (
+            _POPPED,
+            module,
+            d["_pending_stamps"].pop(),
+            d["_pending_saved"].pop(),
+            d["_pending_tapes"].pop(),
+            d["_pending_outputs"].pop(),
+            state,
+        )
+    )
+
+
+def _record(event: str, module: Module, a: Any, b: Any) -> None:
+    """Tell each recorder (a trace of the calls) what just happened; a backward's gradient
+    left out (a loss's) is the 1.0 it means."""
+    if event == "backward" and a[0] is _NOT_GIVEN:
+        a = (1.0, *a[1:])
+    for record in _recorders:
+        record(event, module, a, b)
 
 
 def _backward_of_top(

@@ -324,21 +324,7 @@ def _load(archive: zipfile.ZipFile, where: str, into: Module | None) -> Module:
     members = _members(archive)
     if "architecture" not in members:
         raise ValueError(f"{where} is not a handprop model file: it has no 'architecture'")
-    try:
-        model_spec, ties = _architecture(archive, members.pop("architecture"))
-        if into is None:
-            plan = _plan(model_spec)
-        else:  # what the model built in code holds; its own code shares what it shares
-            state = {key: _entry(value) for key, value in into._state_entries()}
-            plan, ties = _Plan(lambda: into, state), None
-    except (ValueError, TypeError, AttributeError, RecursionError) as error:
-        if isinstance(error, _Unreadable):
-            raise
-        if isinstance(error, _Custom):
-            raise ValueError(f"{where}: {error}") from None
-        if isinstance(error, RecursionError):
-            error = ValueError(f"nested more than {_MAX_DEPTH} deep")
-        raise ValueError(f"{where}: invalid architecture: {error}") from None
+    plan, ties = _planned(archive, members.pop("architecture"), where, into)
     stored = {}
     for name in members:
         prefix = next((p for p in _KINDS if name.startswith(p)), "")
@@ -378,6 +364,25 @@ def _load(archive: zipfile.ZipFile, where: str, into: Module | None) -> Module:
     model.load_state_dict(values)
     _tie(model, ties, values, where)
     return model
+
+
+def _planned(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, into: Module | None):
+    """The file's architecture, checked: its plan (or, loading ``into`` a model built in code,
+    what that model holds) and its ties; a ``ValueError`` saying what is wrong otherwise."""
+    try:
+        model_spec, ties = _architecture(archive, info)
+        if into is None:
+            return _plan(model_spec), ties
+        state = {key: _entry(value) for key, value in into._state_entries()}
+        return _Plan(lambda: into, state), None  # (the model's own code shares what it shares)
+    except (ValueError, TypeError, AttributeError, RecursionError) as error:
+        if isinstance(error, _Unreadable):
+            raise
+        if isinstance(error, _Custom):
+            raise ValueError(f"{where}: {error}") from None
+        if isinstance(error, RecursionError):
+            error = ValueError(f"nested more than {_MAX_DEPTH} deep")
+        raise ValueError(f"{where}: invalid architecture: {error}") from None
 
 
 def _check_ties(ties: Any, modules: dict, values: dict[str, np.ndarray], where: str) -> None:

@@ -52,7 +52,12 @@ def _shape(t: Any, name: str) -> str:
 
 
 def frames(t: Any) -> list[dict[str, Any]]:
-    """The frames of trace ``t``: forward, the loss, then backward, in the order computed."""
+    """The frames of trace ``t``: forward, the loss, then backward, in the order computed (for
+    the trace of a model with blocks, one frame per call: ``handprop.explain.calls``)."""
+    if hasattr(t, "calls"):
+        from .calls import frames as call_frames
+
+        return call_frames(t)
     out = _forward_frames(t)
     last = t.layers[-1].output_node
     out.append(

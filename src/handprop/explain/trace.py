@@ -239,11 +239,23 @@ def _place(layer: Layer, module: Module, i: int) -> bool:
     return True
 
 
-def trace(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Trace:
+def trace(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Any:
     """Run forward, cost and backward on a copy of ``model`` and keep every named value.
 
-    The model itself is not changed (its ``.grad`` stay as they were).
+    The model itself is not changed (its ``.grad`` stay as they were). A model with a block
+    of a learner's own in it (a module with children that is not a Sequential) has no layers
+    in the worked example's sense: its trace is the trace of its calls, each forward and
+    backward a step (``handprop.explain.calls``).
     """
+    from .calls import has_blocks, trace_calls
+
+    if isinstance(model, Module) and has_blocks(model):
+        return trace_calls(model, loss_fn, X, y)
+    return _trace_layers(model, loss_fn, X, y)
+
+
+def _trace_layers(model: Sequential, loss_fn: Any, X: Any, y: Any) -> Trace:
+    """The trace of a plain network, its values named after the worked example."""
     net = copy.deepcopy(model)
     net.zero_grad()
     layers = layers_of(net)
