@@ -276,22 +276,6 @@ def _norm_parameter_scale(module, name: str, x, grad) -> float:
     return max(1.0, float(g.sum(axis=axes).max(initial=0.0)))
 
 
-def _norm_output_scale(module, x) -> float:
-    """The size of a normalisation's output error, in units of the dtype's ``atol``: x_hat's
-    rounding noise (``8 * eps * max|x| * inv_std``, as in ``_norm_scale``) times |weight|. A
-    batch of two with a small spread makes inv_std large, and that noise larger than the
-    output's own rounding; each implementation has its own (at least the output's largest
-    value, the default scale)."""
-    x_abs = float(np.abs(np.asarray(x, dtype=np.float64)).max(initial=0.0))
-    inv_std = np.abs(module._inv_std).astype(np.float64)
-    noise = 8 * np.finfo(module._x_hat.dtype).eps * x_abs * inv_std
-    if module.weight is not None:
-        shape = inv_std.shape if isinstance(module, BatchNorm1d) else module.weight.shape
-        noise = noise * np.abs(module.weight.data).reshape(shape)
-    atol = TOLERANCES[np.dtype(module._x_hat.dtype)]["atol"]
-    return float(noise.max(initial=0.0)) / atol
-
-
 def _norm_scale(module, grad, x) -> float:
     """The size of the terms a normalisation's dJ/dx sums (it cancels: the gradient of a
     normalised value sums to 0 over what was normalised). ``x_hat`` is taken with its rounding

@@ -90,6 +90,13 @@ SOLUTIONS = {
         return self.f.backward(self.f.backward(grad_output))""",
     "flatten": """
         return grad_output.reshape(self.shape)""",
+    "embedding": """
+        dW = np.zeros_like(self.weight.data)
+        np.add.at(dW, self.x.ravel(), g.reshape(-1, dW.shape[1]))
+        if self.padding_idx is not None:
+            dW[self.padding_idx] = 0.0
+        self.weight.accumulate_grad(dW)
+        return None""",
     "mse": """
         return grad * 2 * (self.p - self.t) / self.p.size""",
     "l1": """

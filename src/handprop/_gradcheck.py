@@ -205,7 +205,8 @@ class _Checker:
         self.modules = _chain(self.net)
         self.names = output_names(self.modules)
         self.paths = {id(m): path for path, m in self.net.named_modules()}
-        self.x = np.array(X, dtype=np.float64)
+        X = np.asarray(X)  # integer inputs (an Embedding's indices) stay, and get no gradient
+        self.x = X.copy() if X.dtype.kind in "iub" else np.array(X, dtype=np.float64)
         y = np.asarray(y)
         self.y = y if y.dtype.kind in "iu" else y.astype(np.float64)
         self.eps, self.atol, self.rtol = eps, atol, rtol
@@ -258,7 +259,7 @@ class _Checker:
         out_grad = 1.0 if self.loss.reduction != "none" else np.ones(np.shape(out))
         grad_x = self.net.backward(self.loss.backward(out_grad))
         params = [(n, p.data, p.grad) for n, p in self.net.named_parameters()]
-        return [*params, ("X", self.x, grad_x)]
+        return params if grad_x is None else [*params, ("X", self.x, grad_x)]
 
     def check(self, name: str, array: np.ndarray, analytic: np.ndarray) -> TensorResult:
         """Every element of one tensor against its finite difference."""

@@ -295,6 +295,16 @@ EXERCISES: dict[str, Exercise] = {
         ],
         layers.Flatten,
     ),
+    "embedding": Exercise(
+        "Embedding",
+        "y = W[x]: dJ/dW adds every read's gradient, a repeated index's too",
+        lambda: [
+            Case((5, 3), np.array([[1, 3, 1], [4, 1, 0]]), note="index 1 read three times"),
+            Case((4, 2), np.array([0, 2, 2, 3, 2]), kwargs={"padding_idx": 2}, note="padding"),
+            Case((6, 1), np.array([5]), note="one index"),
+        ],
+        lambda n, d, **kwargs: layers.Embedding(n, d, dtype=np.float64, **kwargs),
+    ),
     "twice": Exercise(
         "Twice",
         "f(f(x)), one Linear used twice: the weight's gradient sums both uses",

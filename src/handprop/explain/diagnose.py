@@ -21,7 +21,12 @@ code                      the backward returned ...
 ``wrong-dtype``           complex numbers (or no numbers at all) where a gradient is real
 ``overwritten-shared``    one use's share of a parameter used several times (``.grad`` set,
                           not added to)
+``repeated-index``        a table's gradient with a repeated index's gradients overwritten,
+                          not added (``dW[x] += g`` where ``np.add.at(dW, x, g)`` is needed)
 ========================  ===================================================================
+
+Integer inputs (an Embedding's indices) get no gradient: they are not perturbed, and the
+backward's return for them is not compared.
 
 Examples:
     >>> import numpy as np
@@ -181,6 +186,8 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
     analytic.update({n: p.grad for n, p in mine.named_parameters()})
 
     expected, how = _reference(module, reference, x, g, mine)
+    if x.dtype.kind in "iub":  # indices: no gradient to compare (torch gives them none)
+        expected.pop("X", None)
     rtol, atol = TOLERANCE["finite differences" if reference is None else np.dtype(y.dtype)]
     report = ModuleReport(repr(module), how)
     discarded = {n: overwritten[id(p)] for n, p in mine.named_parameters() if id(p) in overwritten}
@@ -266,16 +273,17 @@ def _reference(module, reference, x, g, ran) -> tuple[dict[str, np.ndarray], str
         ref(x)
         for p in ref.parameters():
             p.grad = None
-        grads = {"X": np.asarray(ref.backward(g))}
+        dx = ref.backward(g)
+        grads = {"X": None if dx is None else np.asarray(dx)}
         grads.update({n: p.grad for n, p in ref.named_parameters()})
         return grads, f"handprop's {reference!r}"
     import torch  # a torch module: the caller has torch
 
     ref.zero_grad(set_to_none=True)
-    tx = torch.tensor(x, requires_grad=True)
+    tx = torch.tensor(x, requires_grad=x.dtype.kind == "f")
     ty = ref(tx)
     ty.backward(torch.as_tensor(g, dtype=ty.dtype))
-    grads = {"X": tx.grad.numpy()}
+    grads = {"X": None if tx.grad is None else tx.grad.numpy()}
     grads.update({n: p.grad.numpy() for n, p in ref.named_parameters()})
     return grads, f"torch's {reference!r}"
 
@@ -320,7 +328,9 @@ def _finite_differences(module, x, g, ran) -> dict[str, _Numeric]:
     for copy_, original in zip(net.modules(), ran.modules(), strict=True):
         if isinstance(copy_, Dropout) and original.training and original.mask is not None:
             copy_._fixed_mask = original.mask
-    x64, g64 = np.array(x, dtype=np.float64), np.asarray(g, dtype=np.float64)
+    integer = np.asarray(x).dtype.kind in "iub"  # indices stay as they are, and unperturbed
+    x64 = np.array(x) if integer else np.array(x, dtype=np.float64)
+    g64 = np.asarray(g, dtype=np.float64)
 
     def evaluate() -> tuple[float, list[np.ndarray]]:
         """The cost, and which side of its kinks every call of a module with kinks was on:
@@ -347,7 +357,7 @@ def _finite_differences(module, x, g, ran) -> dict[str, _Numeric]:
             _watchers.remove(watch)
         return value, sides
 
-    grads = {"X": _numeric(x64, evaluate)}
+    grads = {} if integer else {"X": _numeric(x64, evaluate)}
     for name, p in net.named_parameters():
         grads[name] = _numeric(p.data, evaluate)
     return grads
@@ -428,6 +438,7 @@ def _diagnose(name, got, right, rtol, atol, c: _Context) -> Mistake | None:
     got = np.asarray(got, dtype=np.float64)
     checks = (
         _overwrite_mistake,
+        _repeated_index_mistake,
         _batch_mistakes,
         _product_mistakes,
         _value_mistakes,
@@ -575,6 +586,29 @@ def _jacobian_diagonal(module, x) -> np.ndarray | None:
         x64[index] = original
         out[index] = (plus - minus) / (2 * EPS)
     return out
+
+
+def _repeated_index_mistake(what, got, right, rtol, atol, c):
+    """A lookup table's weight gradient (integer input x, a row per index) where a repeated
+    index kept one of its gradients: ``dW[x] += g`` assigns once per distinct index."""
+    x = np.asarray(c.x)
+    if x.dtype.kind not in "iu" or got.ndim != 2 or got.shape != right.shape:
+        return None
+    rows, g = x.ravel(), np.asarray(c.g, dtype=np.float64).reshape(x.size, -1)
+    if g.shape[1] != got.shape[1] or rows.size == np.unique(rows).size:
+        return None
+    wrong = np.zeros_like(right)
+    wrong[rows] += g  # the mistake, as written
+    kept = np.isin(np.arange(len(right)), rows)
+    kept &= ~((right == 0).all(axis=1) & (got == 0).all(axis=1))  # (a padding row: none)
+    if np.allclose(got[kept], wrong[kept], rtol=rtol, atol=atol):
+        repeated = int(np.argmax(np.bincount(rows) > 1))  # the first index read twice
+        return "repeated-index", (
+            f"{what}: index {repeated} occurs more than once, and its row kept only one of its "
+            "gradients: dW[x] += g assigns once per distinct index; np.add.at(dW, x, g) adds "
+            "every occurrence"
+        )
+    return None
 
 
 def _kink_mistakes(what, got, right, rtol, atol, c):

@@ -12,6 +12,7 @@ file                          layers
 ``conv.py``                   ``Conv2d`` (and ``conv2d_loops``, its definition as loops)
 ``pooling.py``                ``MaxPool2d``, ``AvgPool2d``
 ``flatten.py``                ``Flatten``
+``sparse.py``                 ``Embedding``
 ``_functional.py``            what several layers share: ``sigmoid``, ``log_softmax``, ``erf``
 ============================  ================================================================
 
@@ -40,6 +41,7 @@ from .flatten import Flatten
 from .linear import Identity, Linear
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
+from .sparse import Embedding
 
 __all__ = [
     "GELU",
@@ -48,6 +50,7 @@ __all__ = [
     "BatchNorm2d",
     "Conv2d",
     "Dropout",
+    "Embedding",
     "Flatten",
     "Identity",
     "LayerNorm",
