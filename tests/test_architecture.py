@@ -234,3 +234,34 @@ def test_every_layer_keeps_what_it_needs_whatever_the_caller_does_after_forward(
             module.named_parameters(), reference.named_parameters(), strict=True
         ):
             np.testing.assert_array_equal(p.grad, q.grad, err_msg=key)
+
+
+class _Square(Module):
+    """y = x^2, with its formulas stated beside its forward and backward, as the library's
+    activations state theirs: the derivation shows them, with nothing written there for it."""
+
+    latex = (r"(Z^{[l]})^{2}", r"2 Z^{[l]}")
+
+    @staticmethod
+    def derivative(z, a):
+        return 2 * z
+
+    def forward(self, x):
+        self._x = np.asarray(x)
+        return self._x**2
+
+    def backward(self, grad_output):
+        return 2 * self._x * grad_output
+
+
+def test_a_new_activation_reaches_the_derivation_by_stating_its_formulas():
+    from handprop.layers import Linear
+    from handprop.losses import MSELoss
+
+    model = handprop.Sequential(
+        Linear(2, 3, rng=0, dtype=np.float64), _Square(), Linear(3, 1, rng=1, dtype=np.float64)
+    )
+    X, y = np.array([[0.5, -1.0], [2.0, 0.25]]), np.array([[1.0], [0.0]])
+    md = handprop.trace(model, MSELoss(), X, y).to_markdown()
+    assert r"A^{[1]} = (Z^{[1]})^{2}" in md and r"2 Z^{[1]}" in md
+    assert "up to float64 rounding" in md  # its Jacobian, from its derivative, agrees

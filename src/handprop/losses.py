@@ -214,6 +214,15 @@ class BCELoss(_Loss):
             _check_unit_interval(target, self, "target")
         return input, target
 
+    @staticmethod
+    def latex(last: str, scale: str) -> tuple[str, str]:
+        """The per-element loss and dJ/d(input) in LaTeX, for the derivation (``last``: the
+        input's name, ``scale``: the mean's factor)."""
+        return (
+            rf"L = -\left(Y \odot \log {last} + (1 - Y) \odot \log(1 - {last})\right)",
+            rf"{scale} \frac{{{last} - Y}}{{{last} \odot (1 - {last})}}",
+        )
+
     def _losses(self, p: np.ndarray, t: np.ndarray) -> np.ndarray:
         w = self._broadcast_weight(self.weight, "weight", p)
         # log(0) is -inf (clamped to -100 next); NumPy would warn about it, torch does not.
@@ -267,6 +276,13 @@ class BCEWithLogitsLoss(_Loss):
         self.weight = _optional_weight(weight, "BCEWithLogitsLoss", "weight")
         self.pos_weight = _optional_weight(pos_weight, "BCEWithLogitsLoss", "pos_weight")
 
+    @staticmethod
+    def latex(last: str, scale: str) -> tuple[str, str]:
+        return (
+            rf"L = (1 - Y) \odot {last} - \log \sigma({last})",
+            rf"{scale} \left(\sigma({last}) - Y\right)",
+        )
+
     def _losses(self, z: np.ndarray, t: np.ndarray) -> np.ndarray:
         w = self._broadcast_weight(self.weight, "weight", z)
         pw = self._broadcast_weight(self.pos_weight, "pos_weight", z)
@@ -312,6 +328,10 @@ class MSELoss(_Loss):
         >>> mse.backward()  # 2 (x - t) / N
         array([1., 3.])
     """
+
+    @staticmethod
+    def latex(last: str, scale: str) -> tuple[str, str]:
+        return rf"L = ({last} - Y)^2", rf"{scale}\, 2 ({last} - Y)"
 
     def _losses(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):  # inf / NaN as torch, silently
@@ -492,6 +512,13 @@ class CrossEntropyLoss(_ClassLayout, _Loss):
             a[~counted] = 0  # ignored samples count for nothing
         return a
 
+    @staticmethod
+    def latex(last: str, scale: str) -> tuple[str, str]:
+        return (
+            rf"L_n = -\sum_c Y_{{nc}} \log \mathrm{{softmax}}({last})_{{nc}}",
+            rf"{scale} \left(\mathrm{{softmax}}({last}) - Y_{{\text{{one-hot}}}}\right)",
+        )
+
     def _losses(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
         """``-sum_c a[n, c] log p[n, c]``, summing only the classes with ``a != 0``: a masked
         logit of -inf has log p = -inf, and ``0 * -inf`` would turn the loss into NaN where
@@ -548,6 +575,13 @@ class L1Loss(_Loss):
 
     kinks_at = (0.0,)  # in x - t
 
+    @staticmethod
+    def latex(last: str, scale: str) -> tuple[str, str]:
+        return (
+            rf"L = \left|{last} - Y\right|",
+            rf"{scale}\, \operatorname{{sign}}({last} - Y) \quad (0 \text{{ where }} {last} = Y)",
+        )
+
     def _losses(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore"):  # inf - inf: NaN, as torch, silently
             return np.abs(x - t)
@@ -588,6 +622,15 @@ class HuberLoss(_Loss):
         if not delta > 0:
             raise ValueError(f"HuberLoss: delta must be positive, got {delta}")
         self.delta = float(delta)
+
+    def latex(self, last: str, scale: str) -> tuple[str, str]:
+        d = f"{self.delta:g}"
+        return (
+            rf"L = \begin{{cases}} \tfrac{{1}}{{2}} D^2 & |D| < {d} \\ "
+            rf"{d}\,(|D| - \tfrac{{1}}{{2}} \cdot {d}) & \text{{otherwise}} \end{{cases}}, "
+            rf"\quad D = {last} - Y",
+            rf"{scale}\, \operatorname{{clip}}({last} - Y, -{d}, {d})",
+        )
 
     def _losses(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         delta = x.dtype.type(self.delta)
@@ -669,6 +712,13 @@ class NLLLoss(_ClassLayout, _Loss):
         classes = np.where(counted, target, 0)
         w = np.ones(x.shape[1], x.dtype) if self.weight is None else self.weight.astype(x.dtype)
         return np.where(counted, w[classes], x.dtype.type(0))
+
+    @staticmethod
+    def latex(last: str, scale: str) -> tuple[str, str]:
+        return (
+            rf"L_n = -{last}_{{n, y_n}} \quad \text{{(the log-probability of the target class)}}",
+            rf"{scale} \left(-Y_{{\text{{one-hot}}}}\right)",
+        )
 
     def _losses(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
         """``-w[y_n] x[n, y_n]``; an ignored sample's loss is 0 (also if its row has -inf)."""

@@ -127,6 +127,10 @@ class Module:
     #: ``"pool"`` (P), ``"flatten"`` (F); None for the others (after Z or N: an activation, A).
     #: A loss's role is ``"loss"``: a module, but not a layer of a Sequential.
     role: str | None = None
+    #: The forward and its derivative in LaTeX, for the derivation (``Z^{[l]}`` its input,
+    #: ``A^{[l]}`` its output, ``[l]`` the layer's number); None: the derivation names the
+    #: layer and takes its Jacobian from its own backward.
+    latex: tuple[str, str] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

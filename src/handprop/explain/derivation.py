@@ -15,20 +15,10 @@ import numpy as np
 
 from ..grad_mode import enable_grad
 from ..layers import (
-    GELU,
     BatchNorm1d,
-    Dropout,
-    Identity,
     LayerNorm,
-    LeakyReLU,
-    LogSoftmax,
     MaxPool2d,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
 )
-from ..losses import BCELoss, BCEWithLogitsLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 
 __all__ = ["fmt", "to_markdown"]
 
@@ -81,78 +71,36 @@ def _shape(a: Any) -> str:
     return str(tuple(np.shape(a)))
 
 
-ACTIVATION = {
-    ReLU: (r"\mathrm{ReLU}(Z^{[l]}) = \max(0, Z^{[l]})", r"\mathbb{1}[Z^{[l]} > 0]"),
-    Sigmoid: (r"\sigma(Z^{[l]}) = \frac{1}{1 + e^{-Z^{[l]}}}", r"A^{[l]} \odot (1 - A^{[l]})"),
-    Tanh: (r"\tanh(Z^{[l]})", r"1 - A^{[l]} \odot A^{[l]}"),
-    LeakyReLU: (
-        r"\max(Z^{[l]}, \alpha Z^{[l]})",
-        r"\mathbb{1}[Z^{[l]} > 0] + \alpha\, \mathbb{1}[Z^{[l]} \le 0]",
-    ),
-    Softmax: (
-        r"\mathrm{softmax}(Z^{[l]})_{nj} = \frac{e^{Z_{nj}}}{\sum_k e^{Z_{nk}}}",
-        r"\text{(not elementwise: see the Jacobian)}",
-    ),
-    LogSoftmax: (
-        r"\log \mathrm{softmax}(Z^{[l]})_{nj} = Z_{nj} - \log \sum_k e^{Z_{nk}}",
-        r"\text{(not elementwise: see the Jacobian)}",
-    ),
-    GELU: (
-        r"Z^{[l]} \odot \Phi(Z^{[l]}), \quad \Phi(z) = \tfrac{1}{2}\left(1 + \operatorname{erf}(z / \sqrt{2})\right)",
-        r"\Phi(Z^{[l]}) + Z^{[l]} \odot \varphi(Z^{[l]}), \quad \varphi(z) = \tfrac{1}{\sqrt{2\pi}} e^{-z^2/2}",
-    ),
-    Identity: (r"Z^{[l]}", r"1"),
-    Dropout: (
-        r"Z^{[l]} \odot M / (1 - p) \quad \text{(training; } M \text{ the keep-mask)}",
-        r"M / (1 - p)",
-    ),
-}
-
-GELU_TANH = (
-    r"\tfrac{1}{2} Z^{[l]} \odot \left(1 + \tanh U\right), \quad U = \sqrt{2/\pi}\,(Z^{[l]} + 0.044715\, (Z^{[l]})^{3})",
-    r"\tfrac{1}{2}(1 + \tanh U) + \tfrac{1}{2} Z^{[l]} \odot (1 - \tanh^2 U) \odot \sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\, (Z^{[l]})^{2})",
-)
-ROW_WISE = {
-    Softmax: r"Row by row: $G \mapsto A \odot (G - \sum_j G \odot A)$",
-    LogSoftmax: r"Row by row: $G \mapsto G - e^{A} \sum_j G$ (with $e^{A}$ the softmax)",
-}
-
-
 def formulas(module: Any) -> tuple[str, str]:
-    """LaTeX of an activation's forward and of its derivative, ``[l]`` for the layer number;
-    in evaluation mode a Dropout is the identity."""
-    if isinstance(module, GELU) and module.approximate == "tanh":
-        return GELU_TANH
-    if isinstance(module, Dropout) and not (module.training and module.p > 0):
-        return ACTIVATION[Identity]
-    if type(module) in ACTIVATION:
-        return ACTIVATION[type(module)]
+    """LaTeX of an activation's forward and of its derivative, ``[l]`` for the layer number:
+    the layer's own ``latex`` (written beside its forward and backward); for a layer of one's
+    own, its name."""
+    if _known(module):
+        return module.latex
     name = r"\operatorname{" + type(module).__name__.replace("_", r"\_") + "}"
     return rf"{name}(Z^{{[l]}})", rf"{name}'(Z^{{[l]}})"  # a layer of one's own
 
 
 def _known(module: Any) -> bool:
-    """Whether the derivation knows ``module``'s formulas (else: a layer of one's own)."""
-    return type(module) in ACTIVATION
+    """Whether ``module``'s class states its own formulas (``latex``): a learner's subclass
+    of ReLU may differ from ReLU, so it is differentiated by its own backward."""
+    return "latex" in vars(type(module))
 
 
 def _activation_jacobian(module: Any, z: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """d vec(A) / d vec(Z), rows and columns in row-major order."""
+    """d vec(A) / d vec(Z), rows and columns in row-major order: from the layer's own
+    ``jacobian`` (of a row: softmax) or ``derivative`` (elementwise: the diagonal), else from
+    its backward."""
     z64, a64 = z.astype(np.float64), a.astype(np.float64)
-    if isinstance(module, (Softmax, LogSoftmax)):
-        # softmax: dA_i/dZ_j = A_i ([i == j] - A_j); log-softmax: [i == j] - p_j, p = e^A
-        if isinstance(module, Softmax):
-            blocks = [np.diag(row) - np.outer(row, row) for row in a64]
-        else:
-            blocks = [np.eye(len(row)) - np.outer(np.ones_like(row), np.exp(row)) for row in a64]
-        n, k = a.shape
-        jac = np.zeros((n * k, n * k))
-        for i, block in enumerate(blocks):
-            jac[i * k : (i + 1) * k, i * k : (i + 1) * k] = block
-        return jac
     if not _known(module):
         return _jacobian_from_backward(module, z64)
-    return np.diag(_slope(module, z64, a64).ravel())
+    if hasattr(module, "jacobian"):  # row by row: a block per row
+        n, k = a.shape
+        jac = np.zeros((n * k, n * k))
+        for i, row in enumerate(a64):
+            jac[i * k : (i + 1) * k, i * k : (i + 1) * k] = module.jacobian(row)
+        return jac
+    return np.diag(np.asarray(module.derivative(z64, a64), dtype=np.float64).ravel())
 
 
 def _jacobian_from_backward(module: Any, z64: np.ndarray) -> np.ndarray:
@@ -169,25 +117,6 @@ def _jacobian_from_backward(module: Any, z64: np.ndarray) -> np.ndarray:
         unit[i] = 1.0
         rows.append(np.asarray(clone.backward(unit.reshape(a.shape), retain_graph=True)).ravel())
     return np.array(rows).reshape(a.size, z64.size)
-
-
-def _slope(module: Any, z64: np.ndarray, a64: np.ndarray) -> np.ndarray:
-    """An elementwise activation's derivative at each element, in float64."""
-    if isinstance(module, ReLU):
-        return (z64 > 0).astype(np.float64)
-    if isinstance(module, LeakyReLU):
-        return np.where(z64 > 0, 1.0, module.negative_slope)
-    if isinstance(module, Sigmoid):
-        return a64 * (1 - a64)
-    if isinstance(module, Tanh):
-        return 1 - a64 * a64
-    if isinstance(module, Dropout) and module.training and module.p > 0:
-        return module.mask * (0.0 if module.p == 1 else 1.0 / (1.0 - module.p))
-    if isinstance(module, GELU):  # a fresh GELU of the same kind, run in float64
-        gelu = GELU(module.approximate)
-        gelu(z64)
-        return gelu.backward(np.ones_like(z64))
-    return np.ones_like(z64)  # Identity, and Dropout in evaluation
 
 
 def _jacobian_block(
@@ -214,44 +143,13 @@ def _jacobian_block(
     ]
 
 
-def _regression_or_nll(loss: Any, last: str, scale: str) -> tuple[str, str]:
-    """The loss formula and its gradient for MSELoss, L1Loss, HuberLoss and NLLLoss."""
-    if isinstance(loss, MSELoss):
-        return rf"L = ({last} - Y)^2", rf"{scale}\, 2 ({last} - Y)"
-    if isinstance(loss, L1Loss):
-        return (
-            rf"L = \left|{last} - Y\right|",
-            rf"{scale}\, \operatorname{{sign}}({last} - Y) \quad (0 \text{{ where }} {last} = Y)",
-        )
-    if isinstance(loss, HuberLoss):
-        d = fmt(loss.delta)
-        return (
-            rf"L = \begin{{cases}} \tfrac{{1}}{{2}} D^2 & |D| < {d} \\ {d}\,(|D| - \tfrac{{1}}{{2}} \cdot {d}) & \text{{otherwise}} \end{{cases}}, \quad D = {last} - Y",
-            rf"{scale}\, \operatorname{{clip}}({last} - Y, -{d}, {d})",
-        )
-    return (
-        rf"L_n = -{last}_{{n, y_n}} \quad \text{{(the log-probability of the target class)}}",
-        rf"{scale} \left(-Y_{{\text{{one-hot}}}}\right)",
-    )
-
-
 def _loss_lines(loss: Any, last: str, t: Any) -> tuple[list[str], str]:
     """The loss formula, and the formula of dJ/d(last output)."""
     # what the mean divides by: the number of elements (for CrossEntropyLoss with class indices,
     # the summed weights of the target classes)
     m = fmt(loss._mean_divisor(t[f"A{t.layers[-1].number}"], t["Y"]))
     scale = {"mean": rf"\frac{{1}}{{{m}}}", "sum": "", "none": ""}[loss.reduction]
-    if isinstance(loss, BCELoss):
-        formula = rf"L = -\left(Y \odot \log {last} + (1 - Y) \odot \log(1 - {last})\right)"
-        grad = rf"{scale} \frac{{{last} - Y}}{{{last} \odot (1 - {last})}}"
-    elif isinstance(loss, BCEWithLogitsLoss):
-        formula = rf"L = (1 - Y) \odot {last} - \log \sigma({last})"
-        grad = rf"{scale} \left(\sigma({last}) - Y\right)"
-    elif isinstance(loss, (MSELoss, L1Loss, HuberLoss, NLLLoss)):
-        formula, grad = _regression_or_nll(loss, last, scale)
-    else:
-        formula = rf"L_n = -\sum_c Y_{{nc}} \log \mathrm{{softmax}}({last})_{{nc}}"
-        grad = rf"{scale} \left(\mathrm{{softmax}}({last}) - Y_{{\text{{one-hot}}}}\right)"
+    formula, grad = loss.latex(last, scale)  # written beside the loss's own backward
     reduce = {
         "mean": rf"J = \frac{{1}}{{{m}}} \sum L",
         "sum": r"J = \sum L",
@@ -561,7 +459,7 @@ class _Backward:
         s = source[0]  # Z, or N after a normalisation
         _, derivative = formulas(layer.activation)
         derivative = derivative.replace("Z^{[l]}", f"{s}^{{[l]}}").replace("[l]", f"[{n}]")
-        row_wise = ROW_WISE.get(type(layer.activation))
+        row_wise = getattr(layer.activation, "latex_rows", None)
         product = f"\\odot {derivative}"
         if not _known(layer.activation):  # a layer of one's own: not assumed elementwise
             row_wise = f"By `{type(layer.activation).__name__}.backward` (its Jacobian below)"

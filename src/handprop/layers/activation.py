@@ -32,6 +32,14 @@ class ReLU(Module):
         array([0., 0., 5.])
     """
 
+    #: the forward and its derivative in LaTeX, for the derivation (Z: the input, A: the output)
+    latex = (r"\mathrm{ReLU}(Z^{[l]}) = \max(0, Z^{[l]})", r"\mathbb{1}[Z^{[l]} > 0]")
+
+    @staticmethod
+    def derivative(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """dA/dZ at each element (the derivation's Jacobian view): 1 where z > 0."""
+        return (z > 0).astype(np.float64)
+
     _cache = ("_y",)
     kinks_at = (0.0,)
 
@@ -68,6 +76,13 @@ class Sigmoid(Module):
         array([0.  , 0.25, 0.  ])
     """
 
+    latex = (r"\sigma(Z^{[l]}) = \frac{1}{1 + e^{-Z^{[l]}}}", r"A^{[l]} \odot (1 - A^{[l]})")
+
+    @staticmethod
+    def derivative(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """dA/dZ at each element, from the output: a (1 - a)."""
+        return a * (1 - a)
+
     _cache = ("_y",)
 
     def forward(self, x: Any) -> np.ndarray:
@@ -100,6 +115,13 @@ class Tanh(Module):
         >>> tanh.backward(np.array([1.0, 1.0]))  # 1 - y**2
         array([1., 0.])
     """
+
+    latex = (r"\tanh(Z^{[l]})", r"1 - A^{[l]} \odot A^{[l]}")
+
+    @staticmethod
+    def derivative(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """dA/dZ at each element, from the output: 1 - a^2."""
+        return 1 - a * a
 
     _cache = ("_y",)
 
@@ -141,6 +163,15 @@ class LeakyReLU(Module):
         >>> leaky.backward(np.array([1.0, 1.0, 1.0]))
         array([0.1, 0.1, 1. ])
     """
+
+    latex = (
+        r"\max(Z^{[l]}, \alpha Z^{[l]})",
+        r"\mathbb{1}[Z^{[l]} > 0] + \alpha\, \mathbb{1}[Z^{[l]} \le 0]",
+    )
+
+    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """dA/dZ at each element: 1 where z > 0, the negative slope elsewhere."""
+        return np.where(z > 0, 1.0, self.negative_slope)
 
     _cache = ("_x",)
     kinks_at = (0.0,)
@@ -195,6 +226,18 @@ class Softmax(Module):
         array([[ 0.25, -0.25],
                [ 0.  ,  0.  ]])
     """
+
+    latex = (
+        r"\mathrm{softmax}(Z^{[l]})_{nj} = \frac{e^{Z_{nj}}}{\sum_k e^{Z_{nk}}}",
+        r"\text{(not elementwise: see the Jacobian)}",
+    )
+    #: its backward in words, for the derivation (not elementwise)
+    latex_rows = r"Row by row: $G \mapsto A \odot (G - \sum_j G \odot A)$"
+
+    @staticmethod
+    def jacobian(a_row: np.ndarray) -> np.ndarray:
+        """dA_i/dZ_j of one row (the derivation's Jacobian view): A_i ([i == j] - A_j)."""
+        return np.diag(a_row) - np.outer(a_row, a_row)
 
     _cache = ("_y",)
 
@@ -254,6 +297,17 @@ class LogSoftmax(Module):
                [ 0. , -0. ]])
     """
 
+    latex = (
+        r"\log \mathrm{softmax}(Z^{[l]})_{nj} = Z_{nj} - \log \sum_k e^{Z_{nk}}",
+        r"\text{(not elementwise: see the Jacobian)}",
+    )
+    latex_rows = r"Row by row: $G \mapsto G - e^{A} \sum_j G$ (with $e^{A}$ the softmax)"
+
+    @staticmethod
+    def jacobian(a_row: np.ndarray) -> np.ndarray:
+        """dA_i/dZ_j of one row: [i == j] - p_j, with p = e^A the softmax."""
+        return np.eye(len(a_row)) - np.outer(np.ones_like(a_row), np.exp(a_row))
+
     _cache = ("_y",)
 
     def __init__(self, dim: int = -1) -> None:
@@ -306,6 +360,29 @@ class GELU(Module):
         >>> gelu.backward(np.array([1.0, 1.0, 1.0]))  # Phi(x) + x phi(x)
         array([-0.08331547,  0.5       ,  1.08331547])
     """
+
+    @property
+    def latex(self) -> tuple[str, str]:
+        """The forward and its derivative in LaTeX (exact, or the tanh approximation)."""
+        if self.approximate == "tanh":
+            return (
+                r"\tfrac{1}{2} Z^{[l]} \odot \left(1 + \tanh U\right), \quad U = \sqrt{2/\pi}\,"
+                r"(Z^{[l]} + 0.044715\, (Z^{[l]})^{3})",
+                r"\tfrac{1}{2}(1 + \tanh U) + \tfrac{1}{2} Z^{[l]} \odot (1 - \tanh^2 U) \odot "
+                r"\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\, (Z^{[l]})^{2})",
+            )
+        return (
+            r"Z^{[l]} \odot \Phi(Z^{[l]}), \quad \Phi(z) = \tfrac{1}{2}\left(1 + "
+            r"\operatorname{erf}(z / \sqrt{2})\right)",
+            r"\Phi(Z^{[l]}) + Z^{[l]} \odot \varphi(Z^{[l]}), \quad \varphi(z) = "
+            r"\tfrac{1}{\sqrt{2\pi}} e^{-z^2/2}",
+        )
+
+    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """dA/dZ at each element: a fresh GELU of the same kind, run in float64."""
+        gelu = GELU(self.approximate)
+        gelu(z)
+        return gelu.backward(np.ones_like(z))
 
     _cache = ("_x",)
     _KAPPA = 0.044715

@@ -42,6 +42,23 @@ class Dropout(Module):
         array([[1., 1.]])
     """
 
+    @property
+    def latex(self) -> tuple[str, str]:
+        """The forward and its derivative in LaTeX: in training with p > 0 the mask and its
+        scale, else the identity."""
+        if self.training and self.p > 0:
+            return (
+                r"Z^{[l]} \odot M / (1 - p) \quad \text{(training; } M \text{ the keep-mask)}",
+                r"M / (1 - p)",
+            )
+        return (r"Z^{[l]}", r"1")
+
+    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """dA/dZ at each element: the last training forward's mask, scaled (1 in evaluation)."""
+        if self.training and self.p > 0:
+            return self.mask * (0.0 if self.p == 1 else 1.0 / (1.0 - self.p))
+        return np.ones_like(z)
+
     _cache = ("_mask", "_scale", "_shape", "_dtype")
 
     def __init__(self, p: float = 0.5, *, rng: int | np.random.Generator | None = None) -> None:

@@ -158,6 +158,13 @@ class Identity(Module):
         array([3., 4.])
     """
 
+    latex = (r"Z^{[l]}", r"1")
+
+    @staticmethod
+    def derivative(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """dA/dZ at each element: 1."""
+        return np.ones_like(z)
+
     _cache = ("_shape", "_dtype")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
