@@ -484,106 +484,6 @@ class Module:
         return grad
 
 
-def _whole_numbers(value: Any, owner: str, key: str, dtype: np.dtype) -> np.ndarray:
-    """A count such as ``num_batches_tracked``, checked: whole numbers from 0 to the integer
-    type's largest. (torch's load_state_dict takes anything: NaN or 1e30 become
-    -9223372036854775808, -5 stays; a count that is none is refused here instead.)"""
-    largest = np.iinfo(dtype).max
-    if isinstance(value, (int, np.integer)) or (
-        isinstance(value, np.ndarray) and value.dtype.kind in "iu"
-    ):
-        array = np.asarray(value)
-        ok = (array >= 0) & (array <= largest)
-    else:
-        array = as_float_array(value, owner, key, np.dtype(np.float64))
-        with np.errstate(invalid="ignore"):
-            ok = np.isfinite(array) & (array >= 0) & (array % 1 == 0) & (array <= largest)
-    if not np.all(ok):
-        raise ValueError(
-            f"{owner}: {key} must hold whole numbers from 0 to {largest}, got {value!r}"
-        )
-    return array.astype(dtype)
-
-
-def _sharing(model: Module) -> dict[str, list[list[str]]]:
-    """What the model shares, by name: modules that stand at several places (``"modules"``:
-    their paths, first the one that is kept) and parameters that several modules hold
-    (``"parameters"``: their state_dict keys), so that a copy (``load``,
-    ``interop.to_torch``) can share them again."""
-    places: dict[int, list[str]] = {}
-    for path, module in model._walk():
-        places.setdefault(id(module), []).append(path)
-    holders: dict[int, list[str]] = {}
-    for path, module in model.named_modules():  # (each module once)
-        for name, param in module._parameters.items():
-            if param is not None:
-                holders.setdefault(id(param), []).append(f"{path}.{name}" if path else name)
-    return {
-        "modules": [paths for paths in places.values() if len(paths) > 1],
-        "parameters": [keys for keys in holders.values() if len(keys) > 1],
-    }
-
-
-def _constructor_arguments(cls: type) -> list[str]:
-    """The names a layer's constructor takes, but ``rng`` (which only draws the first weights)
-    and ``*args``/``**kwargs`` (``Identity`` accepts and ignores anything, as torch's)."""
-    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    return [
-        name
-        for name, p in inspect.signature(cls).parameters.items()
-        if p.kind not in skip and name != "rng"
-    ]
-
-
-def _type_name(value: Any) -> str:
-    kind = type(value)
-    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
-
-
-def _register(module: Module, name: str, value: Any) -> None:
-    """``module.name = value``'s bookkeeping, as torch's: a Parameter or Module is registered
-    (a replaced one keeps its place), a registered name refuses a value of another kind, a
-    buffer takes an array, and None removes a parameter or child."""
-    d = module.__dict__
-    parameters, modules, buffers = d["_parameters"], d["_modules"], d["_buffers"]
-    if isinstance(value, Parameter):
-        if name not in parameters:  # a new name; a replaced one keeps its place in order
-            _unregister(module, name)
-        parameters[name] = value
-    elif isinstance(value, Module):
-        if name not in modules:
-            _unregister(module, name)
-        modules[name] = value
-    elif name in parameters and value is not None:
-        raise TypeError(
-            f"cannot assign '{_type_name(value)}' as parameter '{name}' "
-            "(handprop.Parameter or None expected); to change the values, write into "
-            f"{name}.data, or assign Parameter(array)"
-        )
-    elif name in modules and value is not None:
-        raise TypeError(
-            f"cannot assign '{_type_name(value)}' as child module '{name}' "
-            "(handprop.Module or None expected)"
-        )
-    elif name in buffers:
-        if value is not None and not isinstance(value, np.ndarray):
-            raise TypeError(
-                f"cannot assign '{_type_name(value)}' as buffer '{name}' "
-                "(a NumPy array or None expected)"
-            )
-        buffers[name] = value
-    elif value is None:
-        _unregister(module, name)  # None for a parameter or child: it is gone
-
-
-def _unregister(module: Module, name: str) -> None:
-    d = module.__dict__
-    d["_parameters"].pop(name, None)
-    d["_modules"].pop(name, None)
-    d["_buffers"].pop(name, None)
-    d["_non_persistent_buffers"].discard(name)
-
-
 class Sequential(Module):
     """Modules applied one after another; backward runs them in reverse.
 
@@ -701,6 +601,9 @@ class Sequential(Module):
         return modules[index]
 
 
+# -- what Module and Sequential use -------------------------------------------------------------
+
+
 def _blame(modules: list[Module], index: int, grad: Any, error: Exception) -> Exception:
     """The error for a gradient that module ``index + 1``'s backward returned and module
     ``index`` refused: it names the module that returned it (a layer of one's own returning
@@ -741,3 +644,103 @@ def _located(error: Exception, where: str) -> Exception:
         except Exception:  # a constructor with other arguments (JSONDecodeError, ...)
             pass
     return error
+
+
+def _whole_numbers(value: Any, owner: str, key: str, dtype: np.dtype) -> np.ndarray:
+    """A count such as ``num_batches_tracked``, checked: whole numbers from 0 to the integer
+    type's largest. (torch's load_state_dict takes anything: NaN or 1e30 become
+    -9223372036854775808, -5 stays; a count that is none is refused here instead.)"""
+    largest = np.iinfo(dtype).max
+    if isinstance(value, (int, np.integer)) or (
+        isinstance(value, np.ndarray) and value.dtype.kind in "iu"
+    ):
+        array = np.asarray(value)
+        ok = (array >= 0) & (array <= largest)
+    else:
+        array = as_float_array(value, owner, key, np.dtype(np.float64))
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(array) & (array >= 0) & (array % 1 == 0) & (array <= largest)
+    if not np.all(ok):
+        raise ValueError(
+            f"{owner}: {key} must hold whole numbers from 0 to {largest}, got {value!r}"
+        )
+    return array.astype(dtype)
+
+
+def _sharing(model: Module) -> dict[str, list[list[str]]]:
+    """What the model shares, by name: modules that stand at several places (``"modules"``:
+    their paths, first the one that is kept) and parameters that several modules hold
+    (``"parameters"``: their state_dict keys), so that a copy (``load``,
+    ``interop.to_torch``) can share them again."""
+    places: dict[int, list[str]] = {}
+    for path, module in model._walk():
+        places.setdefault(id(module), []).append(path)
+    holders: dict[int, list[str]] = {}
+    for path, module in model.named_modules():  # (each module once)
+        for name, param in module._parameters.items():
+            if param is not None:
+                holders.setdefault(id(param), []).append(f"{path}.{name}" if path else name)
+    return {
+        "modules": [paths for paths in places.values() if len(paths) > 1],
+        "parameters": [keys for keys in holders.values() if len(keys) > 1],
+    }
+
+
+def _constructor_arguments(cls: type) -> list[str]:
+    """The names a layer's constructor takes, but ``rng`` (which only draws the first weights)
+    and ``*args``/``**kwargs`` (``Identity`` accepts and ignores anything, as torch's)."""
+    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [
+        name
+        for name, p in inspect.signature(cls).parameters.items()
+        if p.kind not in skip and name != "rng"
+    ]
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
+def _register(module: Module, name: str, value: Any) -> None:
+    """``module.name = value``'s bookkeeping, as torch's: a Parameter or Module is registered
+    (a replaced one keeps its place), a registered name refuses a value of another kind, a
+    buffer takes an array, and None removes a parameter or child."""
+    d = module.__dict__
+    parameters, modules, buffers = d["_parameters"], d["_modules"], d["_buffers"]
+    if isinstance(value, Parameter):
+        if name not in parameters:  # a new name; a replaced one keeps its place in order
+            _unregister(module, name)
+        parameters[name] = value
+    elif isinstance(value, Module):
+        if name not in modules:
+            _unregister(module, name)
+        modules[name] = value
+    elif name in parameters and value is not None:
+        raise TypeError(
+            f"cannot assign '{_type_name(value)}' as parameter '{name}' "
+            "(handprop.Parameter or None expected); to change the values, write into "
+            f"{name}.data, or assign Parameter(array)"
+        )
+    elif name in modules and value is not None:
+        raise TypeError(
+            f"cannot assign '{_type_name(value)}' as child module '{name}' "
+            "(handprop.Module or None expected)"
+        )
+    elif name in buffers:
+        if value is not None and not isinstance(value, np.ndarray):
+            raise TypeError(
+                f"cannot assign '{_type_name(value)}' as buffer '{name}' "
+                "(a NumPy array or None expected)"
+            )
+        buffers[name] = value
+    elif value is None:
+        _unregister(module, name)  # None for a parameter or child: it is gone
+
+
+def _unregister(module: Module, name: str) -> None:
+    d = module.__dict__
+    d["_parameters"].pop(name, None)
+    d["_modules"].pop(name, None)
+    d["_buffers"].pop(name, None)
+    d["_non_persistent_buffers"].discard(name)
