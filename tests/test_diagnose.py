@@ -4,6 +4,7 @@ one; the worked example's step-4 error diagnosed by name."""
 import numpy as np
 import pytest
 
+import handprop
 from handprop import check_module
 from handprop import worked_example as we
 from handprop.layers import (
@@ -300,3 +301,83 @@ def test_a_losss_kinks_are_measured_from_its_target():
     report = check_module(mine, x, reference=_AsModule(L1Loss(), t), rng=0)
     assert [(m.tensor, m.code) for m in report.mistakes] == [("X", "kink-choice")]
     assert "at the kink x = target (e.g. element (0, 0))" in str(report)
+
+
+# -- several inputs and outputs (attention's query, key and value; an LSTM's (h, c)) ----------
+
+
+class _Gate(handprop.Module):
+    """y = x * sigmoid(h @ W.T): two inputs, one weight."""
+
+    def __init__(self, n, wrong=False):
+        super().__init__()
+        self.weight = handprop.Parameter(np.random.default_rng(0).standard_normal((n, n)))
+        self.wrong = wrong
+
+    def forward(self, x, h):
+        self.x, self.h = x, h
+        self.s = 1 / (1 + np.exp(-(h @ self.weight.data.T)))
+        return x * self.s
+
+    def backward(self, grad_output):
+        dz = grad_output * self.x * self.s * (1 - self.s)
+        self.weight.accumulate_grad(dz.T @ self.h)
+        dh = dz @ self.weight.data
+        return grad_output * self.s, np.zeros_like(dh) if self.wrong else dh
+
+
+class _Split(handprop.Module):
+    """Two outputs: (2 x[:, :1], x[:, 1:] ** 2)."""
+
+    def forward(self, x):
+        self.x = x
+        return 2 * x[:, :1], x[:, 1:] ** 2
+
+    def backward(self, g_first, g_rest):
+        return np.concatenate([2 * g_first, 2 * self.x[:, 1:] * g_rest], axis=1)
+
+
+class _Masked(handprop.Module):
+    """y = where(mask, x, 0): a boolean input, which gets no gradient."""
+
+    def forward(self, x, mask):
+        self.mask = mask
+        return np.where(mask, x, 0.0)
+
+    def backward(self, grad_output):
+        return np.where(self.mask, grad_output, 0.0), None
+
+
+def test_check_module_takes_several_inputs_and_names_each_gradient():
+    rng = np.random.default_rng(1)
+    x, h = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    report = check_module(_Gate(3), (x, h), rng=0)
+    assert report.passed and [r.name for r in report.rows] == ["X0", "X1", "weight"]
+    wrong = check_module(_Gate(3, wrong=True), (x, h), rng=0)
+    assert not wrong.passed and [r.name for r in wrong.rows if not r.passed] == ["X1"]
+
+
+def test_check_module_against_a_torch_module_with_two_inputs():
+    torch = pytest.importorskip("torch")
+
+    class TorchGate(torch.nn.Module):
+        def __init__(self, weight):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.tensor(weight))
+
+        def forward(self, x, h):
+            return x * torch.sigmoid(h @ self.weight.T)
+
+    rng = np.random.default_rng(2)
+    x, h = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    ours = _Gate(3)
+    report = check_module(ours, (x, h), reference=TorchGate(ours.weight.data.copy()), rng=0)
+    assert report.passed and report.reference.startswith("torch's")
+
+
+def test_check_module_takes_several_outputs_and_a_mask_without_gradient():
+    x = np.random.default_rng(3).standard_normal((3, 4))
+    assert check_module(_Split(), x, rng=0).passed
+    mask = np.array([[True, False, True, True]] * 3)
+    report = check_module(_Masked(), (x, mask), rng=0)
+    assert report.passed and [r.name for r in report.rows] == ["X0"]  # the mask: none

@@ -171,27 +171,29 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
     own ``.grad`` and cached values are not touched (it runs on a copy)."""
     rng = np.random.default_rng(rng)
     mine = copy.deepcopy(module)
-    x = np.asarray(x)
+    xs, names = _inputs(x)
     # The module gets copies of x and g, and what it returns is copied: whatever its code
     # does to the arrays it is given (g *= ..., in place) cannot change the x, y and g that
     # the reference and the diagnosis use, so it cannot change the verdict.
-    y = np.array(mine(x.copy()))
-    g = rng.standard_normal(y.shape).astype(y.dtype if y.dtype.kind == "f" else np.float64)
+    y = _copied(mine(*_copied(xs)))
+    g = _random_like(y, rng)
     for p in mine.parameters():
         p.grad = None
     overwritten: dict[int, list[np.ndarray]] = {}  # id(parameter): the .grad values set over
     with _any_shape(), _watching_overwrites(overwritten):  # both kept, to be diagnosed
-        dx = mine.backward(g.copy())
-    analytic = {"X": None if dx is None else np.asarray(dx)}
+        dx = _backward(mine, _copied(g))
+    analytic = dict(zip(names, _per_input(dx, len(xs)), strict=True))
     analytic.update({n: p.grad for n, p in mine.named_parameters()})
 
-    expected, how = _reference(module, reference, x, g, mine)
-    if x.dtype.kind in "iub":  # indices: no gradient to compare (torch gives them none)
-        expected.pop("X", None)
-    rtol, atol = TOLERANCE["finite differences" if reference is None else np.dtype(y.dtype)]
+    expected, how = _reference(module, reference, xs, g, mine, names)
+    for name, a in zip(names, xs, strict=True):
+        if a.dtype.kind in "iub":  # indices, masks: no gradient to compare (torch gives none)
+            expected.pop(name, None)
+    y0, g0 = _first(y), _first(g)
+    rtol, atol = TOLERANCE["finite differences" if reference is None else np.dtype(y0.dtype)]
     report = ModuleReport(repr(module), how)
     discarded = {n: overwritten[id(p)] for n, p in mine.named_parameters() if id(p) in overwritten}
-    context = _Context(module, x, y, g, reference, discarded)
+    context = _Context(module, xs[0], y0, g0, reference, discarded)
     for name, right in expected.items():
         got = analytic.get(name)
         if isinstance(right, _Numeric):  # at a kink, either one-sided slope is right too
@@ -262,28 +264,79 @@ def _any_shape():
 # --- the reference gradients -------------------------------------------------------------------
 
 
-def _reference(module, reference, x, g, ran) -> tuple[dict[str, np.ndarray], str]:
+def _inputs(x: Any) -> tuple[list[np.ndarray], list[str]]:
+    """The module's inputs (a tuple of them for several) and their names: ``X``, or ``X0``,
+    ``X1``, ... for several."""
+    xs = [np.asarray(a) for a in (x if isinstance(x, tuple) else (x,))]
+    return xs, ["X"] if len(xs) == 1 else [f"X{i}" for i in range(len(xs))]
+
+
+def _copied(value: Any) -> Any:
+    """Arrays copied, tuples and lists of them too (nested, as outputs may be)."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_copied(v) for v in value)
+    return np.array(value)
+
+
+def _random_like(y: Any, rng: np.random.Generator) -> Any:
+    """An upstream gradient for each output, nested as the outputs are."""
+    if isinstance(y, (tuple, list)):
+        return tuple(_random_like(v, rng) for v in y)
+    return rng.standard_normal(y.shape).astype(y.dtype if y.dtype.kind == "f" else np.float64)
+
+
+def _first(value: Any) -> np.ndarray:
+    while isinstance(value, (tuple, list)):
+        value = value[0]
+    return np.asarray(value)
+
+
+def _backward(module: Any, g: Any) -> Any:
+    """The module's backward with one gradient per output."""
+    return module.backward(*g) if isinstance(g, tuple) else module.backward(g)
+
+
+def _per_input(dx: Any, n: int) -> list[Any]:
+    """What a backward returned, one entry per input (a lone input: its gradient itself)."""
+    if n == 1:
+        return [None if dx is None else np.asarray(dx)]
+    if not isinstance(dx, (tuple, list)) or len(dx) != n:
+        return [None] * n  # not one gradient per input: none of them can be told apart
+    return [None if d is None else np.asarray(d) for d in dx]
+
+
+def _dot(g: Any, y: Any) -> float:
+    """sum(g * y) over every output: the cost whose gradients a backward computes."""
+    if isinstance(y, (tuple, list)):
+        return sum(_dot(a, b) for a, b in zip(g, y, strict=True))
+    return float(np.sum(np.asarray(g, np.float64) * np.asarray(y, dtype=np.float64)))
+
+
+def _reference(module, reference, xs, g, ran, names) -> tuple[dict[str, np.ndarray], str]:
     """The reference gradients by name, and how they were computed (on a copy of the
     reference, whose own gradients stay as they were). ``ran``: the copy of ``module`` whose
     forward and backward are being checked (its dropout masks are the ones to differentiate)."""
     if reference is None:
-        return _finite_differences(module, x, g, ran), "central differences in float64"
+        return _finite_differences(module, xs, g, ran, names), "central differences in float64"
     ref = copy.deepcopy(reference)
     if isinstance(ref, Module):
-        ref(x)
+        ref(*xs)
         for p in ref.parameters():
             p.grad = None
-        dx = ref.backward(g)
-        grads = {"X": None if dx is None else np.asarray(dx)}
+        grads = dict(zip(names, _per_input(_backward(ref, g), len(xs)), strict=True))
         grads.update({n: p.grad for n, p in ref.named_parameters()})
         return grads, f"handprop's {reference!r}"
     import torch  # a torch module: the caller has torch
 
     ref.zero_grad(set_to_none=True)
-    tx = torch.tensor(x, requires_grad=x.dtype.kind == "f")
-    ty = ref(tx)
-    ty.backward(torch.as_tensor(g, dtype=ty.dtype))
-    grads = {"X": None if tx.grad is None else tx.grad.numpy()}
+    txs = [torch.tensor(x, requires_grad=x.dtype.kind == "f") for x in xs]
+    ty = ref(*txs)
+    outputs, grads_out = (ty, g) if isinstance(ty, tuple) else ((ty,), (g,))
+    torch.autograd.backward(
+        outputs,
+        [torch.as_tensor(a, dtype=t.dtype) for a, t in zip(grads_out, outputs, strict=True)],
+    )
+    grads = {n: None if t.grad is None else t.grad.numpy() for n, t in zip(names, txs, strict=True)}
     grads.update({n: p.grad.numpy() for n, p in ref.named_parameters()})
     return grads, f"torch's {reference!r}"
 
@@ -318,7 +371,7 @@ class _Numeric:
         return got
 
 
-def _finite_differences(module, x, g, ran) -> dict[str, _Numeric]:
+def _finite_differences(module, xs, g, ran, names) -> dict[str, _Numeric]:
     """dJ/d(each tensor) of J = sum(g * module(x)) by central differences in float64, with
     the module's kinks watched (``kinks_at`` values, or ``branches`` as for max pooling).
 
@@ -328,9 +381,8 @@ def _finite_differences(module, x, g, ran) -> dict[str, _Numeric]:
     for copy_, original in zip(net.modules(), ran.modules(), strict=True):
         if isinstance(copy_, Dropout) and original.training and original.mask is not None:
             copy_._fixed_mask = original.mask
-    integer = np.asarray(x).dtype.kind in "iub"  # indices stay as they are, and unperturbed
-    x64 = np.array(x) if integer else np.array(x, dtype=np.float64)
-    g64 = np.asarray(g, dtype=np.float64)
+    # indices and masks stay as they are, and unperturbed
+    x64s = [np.array(x) if x.dtype.kind in "iub" else np.array(x, dtype=np.float64) for x in xs]
 
     def evaluate() -> tuple[float, list[np.ndarray]]:
         """The cost, and which side of its kinks every call of a module with kinks was on:
@@ -352,12 +404,16 @@ def _finite_differences(module, x, g, ran) -> dict[str, _Numeric]:
         _watchers.append(watch)
         try:
             with no_grad():
-                value = float(np.sum(g64 * np.asarray(net(x64), dtype=np.float64)))
+                value = _dot(g, net(*x64s))
         finally:
             _watchers.remove(watch)
         return value, sides
 
-    grads = {} if integer else {"X": _numeric(x64, evaluate)}
+    grads = {
+        name: _numeric(x64, evaluate)
+        for name, x64 in zip(names, x64s, strict=True)
+        if x64.dtype.kind == "f"
+    }
     for name, p in net.named_parameters():
         grads[name] = _numeric(p.data, evaluate)
     return grads
