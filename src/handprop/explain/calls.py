@@ -22,7 +22,6 @@ identity of a residual connection: ``the rest``).
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 
 from .._contract import _recorders
 from ..module import Module, Sequential
+from .trace import _Named
 
 __all__ = ["Call", "CallTrace", "has_blocks", "trace_calls"]
 
@@ -57,27 +57,12 @@ class Call:
         return 0 if self.path in ("model", "loss") else self.path.count(".") + 1
 
 
-class CallTrace:
+class CallTrace(_Named):
     """The named values of one forward and backward pass of a model with blocks, and its
     calls in the order they ran (see the module docstring)."""
 
     def __init__(self, model: Module, loss_fn: Any, calls: list[Call], values: dict) -> None:
         self.model, self.loss_fn, self.calls, self._values = model, loss_fn, calls, values
-
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise KeyError(f"Trace has no {name!r}; it has: {', '.join(self._values)}") from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._values
-
-    def names(self) -> list[str]:
-        return list(self._values)
-
-    def items(self):
-        return iter(self._values.items())
 
     def __repr__(self) -> str:
         return f"Trace({len(self.calls)} calls, {self.loss_fn!r}: {', '.join(self._values)})"
@@ -104,20 +89,6 @@ class CallTrace:
         """The steps of the page, one per call: title, formula, shapes, what it reads and
         writes, its numbers."""
         return frames(self)
-
-    def to_html(self, path: Any = None) -> str:
-        """The step-through page: each call a step (see ``handprop.explain.stepper``)."""
-        page = to_html(self)
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(page)
-        return page
-
-    def _repr_html_(self) -> str:
-        return (
-            f'<iframe srcdoc="{escape(self.to_html())}" style="width: 100%; height: 720px; '
-            'border: 1px solid #ccc"></iframe>'
-        )
 
 
 def _short(module: Any) -> str:
@@ -316,11 +287,8 @@ def _nodes(t: CallTrace) -> list[str]:
 def to_html(t: CallTrace) -> str:
     """The step-through page of a trace of calls: the list of calls beside the frames (the
     page of ``handprop.explain.stepper``, a list of values in place of its graph)."""
-    from .stepper import _SCRIPT, _STYLE
+    from .stepper import page
 
-    data = json.dumps(frames(t))
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
-        data = data.replace(char, escaped)
     makers = {c.writes: c for c in reversed(t.calls) if c.path != "model"}  # the first maker
     items = []
     for name in _nodes(t):
@@ -332,35 +300,16 @@ def to_html(t: CallTrace) -> str:
             f'<li data-name="{escape(name)}" style="margin-left: {indent}px">{arrow}'
             f'<code>{escape(name)}</code> <span class="who">{escape(who)}</span></li>'
         )
-    title = f"Backpropagation step by step: {type(t.model).__name__}, call by call"
-    style = _STYLE + (
+    intro = (
+        f"Loss: <code>{escape(repr(t.loss_fn))}</code>. Each call is a step: the forwards as "
+        "they\nreturn (the innermost first), then the backwards. Step with the buttons or the "
+        "arrow keys."
+    )
+    style = (
         "#graph ol { font-size: 13px; columns: 2; }\n"
         "#graph li.active { outline: 2px solid #d0452b; }\n"
         "#graph li.written { background: #ffe1d6; }\n"
         "#graph .who { color: #777; }\n"
     )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{escape(title)}</title>
-<style>{style}</style>
-</head>
-<body>
-<h1 style="font-size: 20px">{escape(title)}</h1>
-<p>Loss: <code>{escape(repr(t.loss_fn))}</code>. Each call is a step: the forwards as they
-return (the innermost first), then the backwards. Step with the buttons or the arrow keys.</p>
-<div id="graph"><ol>{"".join(items)}</ol></div>
-<div id="panel">
-<button id="prev" type="button">← previous</button>
-<button id="next" type="button">next →</button>
-<h2 id="step-title"></h2>
-<div id="step-formula"></div>
-<p id="step-shapes"></p>
-<pre id="step-values"></pre>
-</div>
-<script type="application/json" id="frames">{data}</script>
-<script>{_SCRIPT}</script>
-</body>
-</html>
-"""
+    title = f"Backpropagation step by step: {type(t.model).__name__}, call by call"
+    return page(title, intro, f"<ol>{''.join(items)}</ol>", frames(t), style)

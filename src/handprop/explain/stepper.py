@@ -251,25 +251,39 @@ show(0);
 
 
 def to_html(t: Any) -> str:
-    """The step-through page of trace ``t`` (see the module docstring)."""
+    """The step-through page of trace ``t`` (see the module docstring); for the trace of a
+    model with blocks, its calls' page (``handprop.explain.calls``)."""
+    if hasattr(t, "calls"):
+        from .calls import to_html as calls_page
+
+        return calls_page(t)
+    title = f"Backpropagation step by step: {' → '.join(repr(m) for m in t.model)}"
+    intro = (
+        f"Loss: <code>{escape(repr(t.loss_fn))}</code>. Step with the buttons or the arrow "
+        "keys;\nthe nodes a step reads and writes are outlined, the ones it writes filled."
+    )
+    return page(title, intro, t.to_svg(), frames(t))
+
+
+def page(title: str, intro: str, graph: str, steps: list[dict[str, Any]], style: str = "") -> str:
+    """The page itself: ``graph`` (HTML whose elements carry ``data-name``) above the panel
+    that shows one of ``steps`` at a time; everything inline, so it works offline."""
     # nothing in it may end the script or start an HTML comment there (`</`, `<!--`): every
     # <, > and & is written as a JSON escape, which the page's JSON.parse reads back
-    data = json.dumps(frames(t))
+    data = json.dumps(steps)
     for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         data = data.replace(char, escaped)
-    title = f"Backpropagation step by step: {' → '.join(repr(m) for m in t.model)}"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>{escape(title)}</title>
-<style>{_STYLE}</style>
+<style>{_STYLE}{style}</style>
 </head>
 <body>
 <h1 style="font-size: 20px">{escape(title)}</h1>
-<p>Loss: <code>{escape(repr(t.loss_fn))}</code>. Step with the buttons or the arrow keys;
-the nodes a step reads and writes are outlined, the ones it writes filled.</p>
-<div id="graph">{t.to_svg()}</div>
+<p>{intro}</p>
+<div id="graph">{graph}</div>
 <div id="panel">
 <button id="prev" type="button">← previous</button>
 <button id="next" type="button">next →</button>

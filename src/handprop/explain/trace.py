@@ -94,7 +94,51 @@ class Layer:
         return max(i for i in indices if i is not None)
 
 
-class Trace:
+class _Named:
+    """What every trace does with its values: ``t[name]``, ``name in t``, ``names()`` (in the
+    order of the computation), ``items()``, and its step-through page (``to_html``, and in a
+    notebook, shown)."""
+
+    _values: dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise KeyError(f"Trace has no {name!r}; it has: {', '.join(self._values)}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def names(self) -> list[str]:
+        return list(self._values)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return iter(self._values.items())
+
+    def to_html(self, path: Any = None) -> str:
+        """A self-contained page stepping through the computation, frame by frame (see
+        ``handprop.explain.stepper``); also written to ``path`` if given."""
+        from .stepper import to_html
+
+        page = to_html(self)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(page)
+        return page
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the step-through page, in an iframe of its own (its ids and
+        script stay apart from the notebook's and from other traces')."""
+        from html import escape
+
+        return (
+            f'<iframe srcdoc="{escape(self.to_html())}" style="width: 100%; height: 720px; '
+            'border: 1px solid #ccc"></iframe>'
+        )
+
+
+class Trace(_Named):
     """The named values of one forward and backward pass (see the module docstring).
 
     ``trace["dJ/dW2"]`` returns the array; ``names()`` lists what is there, in the order of
@@ -107,15 +151,6 @@ class Trace:
         self.layers = layers
         self._values = values
 
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise KeyError(f"Trace has no {name!r}; it has: {', '.join(self._values)}") from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._values
-
     def input_of(self, layer: Layer, node: bool = False) -> str:
         """The name of a layer's input: X, or what the layer before passes on (its
         ``output``; with ``node``, its ``output_node``)."""
@@ -123,12 +158,6 @@ class Trace:
             return "X"
         before = self.layers[layer.number - 2]
         return before.output_node if node else before.output
-
-    def names(self) -> list[str]:
-        return list(self._values)
-
-    def items(self) -> Iterator[tuple[str, Any]]:
-        return iter(self._values.items())
 
     def __repr__(self) -> str:
         return f"Trace({len(self.layers)} layers, {self.loss_fn!r}: {', '.join(self._values)})"
@@ -161,27 +190,6 @@ class Trace:
         from .stats import layer_stats
 
         return layer_stats(self, lr)
-
-    def to_html(self, path: Any = None) -> str:
-        """A self-contained page stepping through the computation, frame by frame (see
-        ``handprop.explain.stepper``); also written to ``path`` if given."""
-        from .stepper import to_html
-
-        page = to_html(self)
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(page)
-        return page
-
-    def _repr_html_(self) -> str:
-        """Notebook display: the step-through page, in an iframe of its own (its ids and
-        script stay apart from the notebook's and from other traces')."""
-        from html import escape
-
-        return (
-            f'<iframe srcdoc="{escape(self.to_html())}" style="width: 100%; height: 720px; '
-            'border: 1px solid #ccc"></iframe>'
-        )
 
     def to_svg(self, path: Any = None) -> str:
         """The computational graph as SVG text (also written to ``path`` if given)."""
