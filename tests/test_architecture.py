@@ -96,6 +96,11 @@ EXAMPLES = {
     "Softmax": [(), (0,)],
     "LogSoftmax": [(1,)],
     "GELU": [(), ("tanh",)],
+    "RNNCell": [
+        (3, 2),
+        (2, 4, False, "relu"),
+        {"input_size": 2, "hidden_size": 3, "dtype": np.float64},
+    ],
     "Embedding": [
         (5, 3),
         (4, 2, -1),
@@ -195,7 +200,10 @@ def test_a_built_in_forward_is_its_math_without_guard_calls_or_flags(path):
 def _input_for(module):
     if type(module).__name__ == "Embedding":
         return np.random.default_rng(0).integers(0, module.num_embeddings, size=(3, 4))
-    shape = {"Linear": (2, module.config().get("in_features", 1))}.get(type(module).__name__)
+    shape = {
+        "Linear": (2, module.config().get("in_features", 1)),
+        "RNNCell": (2, module.config().get("input_size", 1)),
+    }.get(type(module).__name__)
     if type(module).__name__ in ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d"):
         shape = (
             2,

@@ -90,6 +90,13 @@ SOLUTIONS = {
         return self.f.backward(self.f.backward(grad_output))""",
     "flatten": """
         return grad_output.reshape(self.shape)""",
+    "rnn_cell": """
+        dz = g * (1 - self.h_new**2)
+        self.weight_ih.accumulate_grad(dz.T @ self.x)
+        self.weight_hh.accumulate_grad(dz.T @ self.h)
+        self.bias_ih.accumulate_grad(dz.sum(axis=0))
+        self.bias_hh.accumulate_grad(dz.sum(axis=0))
+        return dz @ self.weight_ih.data, dz @ self.weight_hh.data""",
     "embedding": """
         dW = np.zeros_like(self.weight.data)
         np.add.at(dW, self.x.ravel(), g.reshape(-1, dW.shape[1]))

@@ -44,10 +44,11 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 @dataclass(frozen=True)
 class Case:
-    """One grading case: the constructor's arguments, the input, and for a loss the target."""
+    """One grading case: the constructor's arguments, the input (a tuple of them for a module
+    with several, as a recurrent cell's ``(x, h)``), and for a loss the target."""
 
     args: tuple
-    x: np.ndarray
+    x: Any
     target: Any = None
     note: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)  # keyword arguments (HuberLoss's delta)
@@ -305,6 +306,20 @@ EXERCISES: dict[str, Exercise] = {
         ],
         lambda n, d, **kwargs: layers.Embedding(n, d, dtype=np.float64, **kwargs),
     ),
+    "rnn_cell": Exercise(
+        "RNNCell",
+        "one time step, h' = tanh(x W_ih^T + h W_hh^T + b): dJ/dW, dJ/dx and dJ/dh",
+        lambda: [
+            Case((3, 2), (_rng(50).standard_normal((4, 3)), _rng(51).standard_normal((4, 2)))),
+            Case(
+                (2, 3),
+                (_rng(52).standard_normal((1, 2)), _rng(53).standard_normal((1, 3))),
+                note="one sample",
+            ),
+            Case((1, 1), (_rng(54).standard_normal((3, 1)), np.array([[3.0], [-4.0], [0.0]]))),
+        ],
+        lambda i, h: layers.RNNCell(i, h, dtype=np.float64),
+    ),
     "twice": Exercise(
         "Twice",
         "f(f(x)), one Linear used twice: the weight's gradient sums both uses",
@@ -529,7 +544,9 @@ def report_text(name: str, results: list[CaseResult]) -> str:
     lines = [f"exercise {name}: {exercise.class_name}, {exercise.summary}", ""]
     for number, result in enumerate(results, start=1):
         case = result.case
-        shape = "x" + str(tuple(case.x.shape))
+        inputs = case.x if isinstance(case.x, tuple) else (case.x,)
+        names = ("x", "h", "c")[: len(inputs)]
+        shape = ", ".join(f"{n}{tuple(a.shape)}" for n, a in zip(names, inputs, strict=True))
         arguments = case.call(exercise.class_name)
         status = "passed" if result.passed else "FAILED"
         note = f"; {case.note}" if case.note else ""

@@ -13,6 +13,7 @@ file                          layers
 ``pooling.py``                ``MaxPool2d``, ``AvgPool2d``
 ``flatten.py``                ``Flatten``
 ``sparse.py``                 ``Embedding``
+``rnn.py``                    ``RNNCell``
 ``_functional.py``            what several layers share: ``sigmoid``, ``log_softmax``, ``erf``
 ============================  ================================================================
 
@@ -41,6 +42,7 @@ from .flatten import Flatten
 from .linear import Identity, Linear
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
+from .rnn import RNNCell
 from .sparse import Embedding
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "Linear",
     "LogSoftmax",
     "MaxPool2d",
+    "RNNCell",
     "ReLU",
     "Sigmoid",
     "Softmax",
