@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import layers, losses
-from .layers import Dropout
+from .layers import Dropout, _exported
 from .module import Module, Sequential, _constructor_arguments, _sharing
 from .naming import output_names
 
@@ -111,10 +111,10 @@ def _layer_to_torch(module: Module):
     # the layer's own class, or for a learner's subclass of one (a ReLU with its own backward,
     # say) the library layer it claims to be: its twin is what parity_report compares it with
     kind = next(
-        (c.__name__ for c in type(module).__mro__ if _layer_class(c.__name__) is c),
+        (c.__name__ for c in type(module).__mro__ if _exported(c.__name__) is c),
         type(module).__name__,
     )
-    if not hasattr(nn, kind) or _layer_class(kind) is None:
+    if not hasattr(nn, kind) or _exported(kind) is None:
         raise TypeError(f"to_torch: no torch equivalent for {type(module).__name__}")
     config = module.config()
     if "dtype" in config:
@@ -122,11 +122,6 @@ def _layer_to_torch(module: Module):
     twin = getattr(nn, kind)(**config)
     _copy_state_to_torch(module, twin)  # parameters and running statistics
     return twin.train(module.training)  # Dropout's and BatchNorm's mode matter
-
-
-def _layer_class(name: str) -> type | None:
-    """The handprop layer of that name (one of ``handprop.layers``' exports), or None."""
-    return getattr(layers, name) if name in layers.__all__ else None
 
 
 def _copy_state_to_torch(module: Module, twin) -> None:
@@ -188,7 +183,7 @@ def _layer_from_torch(module, where: str) -> Module:
             "initialise it)"
         )
     kind = type(module).__name__
-    ours = _layer_class(kind)
+    ours = _exported(kind)
     if ours is None or type(module) is not getattr(nn, kind):
         raise _unsupported(module, place, "")
     names = _constructor_arguments(ours)

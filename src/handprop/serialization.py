@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from . import layers
+from .layers import _exported
 from .module import (
     Module,
     Parameter,
@@ -82,14 +83,6 @@ class _Custom(ValueError):
         )
 
 
-def _layer_class(name: Any) -> type | None:
-    """The layer class a file names: one of ``handprop.layers``' exports, nothing else (so a
-    file can only ever build the library's own layers)."""
-    if not isinstance(name, str) or name not in layers.__all__:
-        return None
-    return getattr(layers, name)
-
-
 def _describe(module: Module) -> dict[str, Any]:
     """The JSON description of a module: its type and its ``config()`` (exact types only: a
     subclass may behave otherwise)."""
@@ -100,7 +93,7 @@ def _describe(module: Module) -> dict[str, Any]:
         if names != [str(i) for i in range(len(names))]:  # named children, or a slice's numbers
             spec["names"] = names
         return spec
-    if _layer_class(kind.__name__) is not kind:  # a layer or block of your own: its values are
+    if _exported(kind.__name__) is not kind:  # a layer or block of your own: its values are
         return {"type": _CUSTOM, "class": kind.__name__}  # saved, its code is yours to keep
     return {"type": kind.__name__, **_json_values(module.config())}
 
@@ -136,7 +129,7 @@ def _plan(spec: Any, prefix: str = "", depth: int = 0) -> _Plan:
     if kind == _CUSTOM:
         raise _Custom(args.get("class"))
     args = {k: _arguments(v) for k, v in args.items()}
-    cls = _layer_class(kind)
+    cls = _exported(kind)
     if cls is None:
         raise ValueError(
             f"unknown layer type {kind!r}; known: Sequential, {', '.join(sorted(layers.__all__))}"

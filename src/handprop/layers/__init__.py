@@ -66,3 +66,10 @@ __all__ = [
     "Softmax",
     "Tanh",
 ]
+
+
+def _exported(name: object) -> type | None:
+    """The layer class of that name among the exports above, or None: what ``load`` may build
+    from a file's name for it and ``interop`` may pair with torch's layer of the same name
+    (a file or a torch model can only ever name the library's own layers)."""
+    return globals()[name] if isinstance(name, str) and name in __all__ else None

@@ -134,9 +134,10 @@ class RNNCell(Module):
             h = as_float_array(hx, self, "hx", self.dtype)
             h = h[None] if unbatched else h
             if h.shape != (x.shape[0], self.hidden_size):
+                expected = (self.hidden_size,) if unbatched else (x.shape[0], self.hidden_size)
                 raise ValueError(
-                    f"{self!r}: expected hx of shape {shape_str((x.shape[0], self.hidden_size))}"
-                    f" for this input, got {shape_str(np.shape(hx))}"
+                    f"{self!r}: expected hx of shape {shape_str(expected)} for this input, got "
+                    f"{shape_str(np.shape(hx))}"
                 )
         z = x @ self.weight_ih.data.T + h @ self.weight_hh.data.T
         if self.bias:
