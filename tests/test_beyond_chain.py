@@ -578,3 +578,24 @@ def test_to_torch_keeps_what_the_model_shares(dtype):
         t_params = dict(twin.named_parameters())
         for name, p in model.named_parameters():
             assert_close(name, p.grad, t_params[name].grad.numpy(), dtype)
+
+
+def test_a_nested_input_is_made_private_too():
+    """An input given as a tuple, as an LSTM's state (h, c): the caller changing h or c after
+    the forward changes nothing its backward uses."""
+
+    class Pair(Module):
+        def forward(self, x, state):
+            self.x, (self.h, self.c) = x, state
+            return x * self.h + self.c
+
+        def backward(self, grad_output):
+            return grad_output * self.h, (grad_output * self.x, grad_output)
+
+    pair = Pair()
+    h, c = np.array([2.0, 3.0]), np.array([1.0, 1.0])
+    pair(np.ones(2), (h, c))
+    h[:] = 100.0
+    dx, _ = pair.backward(np.ones(2))
+    np.testing.assert_array_equal(dx, [2.0, 3.0])  # the h of the forward, not the caller's 100
+    assert not pair.h.flags.writeable

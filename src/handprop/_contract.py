@@ -290,6 +290,8 @@ def _private_input(x: Any) -> Any:
         return x if x.base is None or is_private(x) else freeze(x.copy())  # a view: of what?
     if isinstance(x, np.ndarray):  # a subclass
         return x if is_private(x) else freeze(x.copy())
+    if x.__class__ is tuple:  # nested inputs, as an LSTM's state (h, c): each made private
+        return tuple(_private_input(item) for item in x)
     if hasattr(x, "__array__") or hasattr(x, "__array_interface__"):  # a torch tensor, say:
         try:  # its memory is the caller's; a list or a number converts to a fresh array anyway
             return freeze(np.asarray(x).copy())
