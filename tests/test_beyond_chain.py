@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handprop import Module, Sequential
+from handprop import Module, Parameter, Sequential
 from handprop.layers import Linear, Softmax, Tanh
 from handprop.losses import MSELoss
 
@@ -599,3 +599,37 @@ def test_a_nested_input_is_made_private_too():
     dx, _ = pair.backward(np.ones(2))
     np.testing.assert_array_equal(dx, [2.0, 3.0])  # the h of the forward, not the caller's 100
     assert not pair.h.flags.writeable
+
+
+def test_a_backward_of_several_inputs_returns_one_gradient_for_each_or_is_refused():
+    """The contract's rule, enforced: a forward of two inputs, a backward returning one
+    gradient, is refused naming the module, and changes nothing."""
+
+    class Product(Module):
+        def __init__(self, wrong=False):
+            super().__init__()
+            self.weight = Parameter(np.array([2.0]))
+            self.wrong = wrong
+
+        def forward(self, a, b):
+            self.a, self.b = a, b
+            return a * b * self.weight.data
+
+        def backward(self, grad_output):
+            self.weight.accumulate_grad(np.sum(grad_output * self.a * self.b, keepdims=True))
+            da = grad_output * self.b * self.weight.data
+            return da if self.wrong else (da, grad_output * self.a * self.weight.data)
+
+    right = Product()
+    right(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    da, db = right.backward(np.ones(2))
+    np.testing.assert_array_equal(da, [6.0, 8.0])
+    np.testing.assert_array_equal(db, [2.0, 4.0])
+    wrong = Product(wrong=True)
+    wrong(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    with pytest.raises(TypeError, match=r"Product\(\): backward\(\) returns one gradient per input "
+                       r"of forward\(\): 2 inputs, got one gradient"):  # fmt: skip
+        wrong.backward(np.ones(2))
+    assert wrong.weight.grad is None  # the failed backward changed nothing
+    wrong.wrong = False
+    assert len(wrong.backward(np.ones(2))) == 2  # its forward is still there

@@ -216,7 +216,8 @@ def _contract_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
         d["_pending_stamps"].append(stamp)
         saved.append(None)
         d["_pending_tapes"].append(tape)
-        d["_pending_outputs"].append(_outline(y))
+        outline = _outline(y)
+        d["_pending_outputs"].append(_Several(outline, 1 + len(more)) if more else outline)
         d["_state"] = _READY
         if _tapes:
             parent_tape = _tapes[-1]
@@ -463,6 +464,8 @@ def _backward_of_top(
     if d["_pending_tapes"][-1] or d["_pending_saved"][-1] is not None:
         _take_top(self)  # (a leaf whose forward is the live one: nothing to do)
     output = d["_pending_outputs"][-1]
+    if output.__class__ is _Several:  # a forward of several inputs: one gradient for each
+        return _backward_of_several(self, raw, grad_output, more, input_grad, output)
     if grad_output is _NOT_GIVEN:
         grad_output = _implicit_gradient(self, output)
     if grad_output is None or more or type(output) is tuple:  # several outputs, or None
@@ -471,6 +474,40 @@ def _backward_of_top(
     if more:
         return raw(self, grad_output, *more, input_grad=input_grad)
     return raw(self, grad_output, input_grad=input_grad)  # (a star call costs a tuple)
+
+
+class _Several:
+    """A pending forward of several inputs: its output's outline, and how many inputs its
+    backward returns a gradient for."""
+
+    __slots__ = ("inputs", "output")
+
+    def __init__(self, output: Any, inputs: int) -> None:
+        self.output, self.inputs = output, inputs
+
+
+def _backward_of_several(
+    self: Module, raw: Callable[..., Any], grad_output: Any, more: tuple, input_grad: bool, top
+) -> Any:
+    """The backward of a forward with several inputs, which returns one gradient per input
+    (``None`` for an index or a mask): anything else is refused, naming the module. A loss is
+    the exception: its target is not differentiated, and it returns dJ/d(input) alone."""
+    output = top.output
+    if grad_output is _NOT_GIVEN:
+        grad_output = _implicit_gradient(self, output)
+    if grad_output is None or more or type(output) is tuple:
+        grad_output, more = _one_per_output(self, output, grad_output, more)
+    self.__dict__["_state"] = _BACKWARD
+    grads = raw(self, grad_output, *more, input_grad=input_grad)
+    if self.role == "loss" or (grads is None and not input_grad):
+        return grads
+    if not isinstance(grads, (tuple, list)) or len(grads) != top.inputs:
+        got = f"{len(grads)} gradients" if isinstance(grads, (tuple, list)) else "one gradient"
+        raise TypeError(
+            f"{self._short_name()}: backward() returns one gradient per input of forward(): "
+            f"{top.inputs} inputs, got {got} (None for an input without one: an index, a mask)"
+        )
+    return grads
 
 
 _SMALL = 4096  # elements: an output this small is kept as it is, not outlined
