@@ -381,3 +381,45 @@ def test_check_module_takes_several_outputs_and_a_mask_without_gradient():
     mask = np.array([[True, False, True, True]] * 3)
     report = check_module(_Masked(), (x, mask), rng=0)
     assert report.passed and [r.name for r in report.rows] == ["X0"]  # the mask: none
+
+
+class _TinyLSTM(handprop.Module):
+    """An LSTM-shaped step without weights: (x, (h, c)) in, (h', c') out, with
+    c' = sigmoid(h) * c + tanh(x) and h' = tanh(c')."""
+
+    def __init__(self, drop_c=False):
+        super().__init__()
+        self.drop_c = drop_c
+
+    def forward(self, x, state):
+        h, c = state
+        self.s, self.c, self.t = 1 / (1 + np.exp(-h)), c, np.tanh(x)
+        self.c_new = self.s * c + self.t
+        self.h_new = np.tanh(self.c_new)
+        return self.h_new, self.c_new
+
+    def backward(self, dh_new, dc_new):
+        dc = dc_new + dh_new * (1 - self.h_new**2)
+        dx = dc * (1 - self.t**2)
+        dh = dc * self.c * self.s * (1 - self.s)
+        dc_old = np.zeros_like(dc) if self.drop_c else dc * self.s  # wrong: the path lost
+        return dx, (dh, dc_old)
+
+
+def test_check_module_takes_nested_inputs_such_as_an_lstm_state():
+    rng = np.random.default_rng(4)
+    x, h, c = (rng.standard_normal((2, 3)) for _ in range(3))
+    report = check_module(_TinyLSTM(), (x, (h, c)), rng=0)
+    assert report.passed and [r.name for r in report.rows] == ["X0", "X1.0", "X1.1"]
+    wrong = check_module(_TinyLSTM(drop_c=True), (x, (h, c)), rng=0)
+    assert [r.name for r in wrong.rows if not r.passed] == ["X1.1"]
+    torch = pytest.importorskip("torch")
+
+    class TorchTiny(torch.nn.Module):
+        def forward(self, x, state):
+            h, c = state
+            c_new = torch.sigmoid(h) * c + torch.tanh(x)
+            return torch.tanh(c_new), c_new
+
+    against_torch = check_module(_TinyLSTM(), (x, (h, c)), reference=TorchTiny(), rng=0)
+    assert against_torch.passed and against_torch.reference.startswith("torch's")

@@ -182,18 +182,19 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
     overwritten: dict[int, list[np.ndarray]] = {}  # id(parameter): the .grad values set over
     with _any_shape(), _watching_overwrites(overwritten):  # both kept, to be diagnosed
         dx = _backward(mine, _copied(g))
-    analytic = dict(zip(names, _per_input(dx, len(xs)), strict=True))
+    analytic = _by_name(dx, xs, names)
     analytic.update({n: p.grad for n, p in mine.named_parameters()})
 
     expected, how = _reference(module, reference, xs, g, mine, names)
-    for name, a in zip(names, xs, strict=True):
-        if a.dtype.kind in "iub":  # indices, masks: no gradient to compare (torch gives none)
-            expected.pop(name, None)
+    for x, top in zip(xs, names, strict=True):
+        for name, a in _leaves(x, top):
+            if a.dtype.kind in "iub":  # indices, masks: no gradient to compare (torch: none)
+                expected.pop(name, None)
     y0, g0 = _first(y), _first(g)
     rtol, atol = TOLERANCE["finite differences" if reference is None else np.dtype(y0.dtype)]
     report = ModuleReport(repr(module), how)
     discarded = {n: overwritten[id(p)] for n, p in mine.named_parameters() if id(p) in overwritten}
-    context = _Context(module, xs[0], y0, g0, reference, discarded)
+    context = _Context(module, _first(xs), y0, g0, reference, discarded)
     for name, right in expected.items():
         got = analytic.get(name)
         if isinstance(right, _Numeric):  # at a kink, either one-sided slope is right too
@@ -264,11 +265,45 @@ def _any_shape():
 # --- the reference gradients -------------------------------------------------------------------
 
 
-def _inputs(x: Any) -> tuple[list[np.ndarray], list[str]]:
-    """The module's inputs (a tuple of them for several) and their names: ``X``, or ``X0``,
-    ``X1``, ... for several."""
-    xs = [np.asarray(a) for a in (x if isinstance(x, tuple) else (x,))]
-    return xs, ["X"] if len(xs) == 1 else [f"X{i}" for i in range(len(xs))]
+def _inputs(x: Any) -> tuple[list[Any], list[str]]:
+    """The module's inputs (a tuple of them for several, nested as an LSTM's ``(x, (h, c))``)
+    and their names: ``X``, or ``X0``, ``X1``, ... for several; ``X1.0``, ``X1.1`` inside a
+    nested one."""
+
+    def arrays(value: Any) -> Any:
+        return tuple(arrays(v) for v in value) if isinstance(value, tuple) else np.asarray(value)
+
+    if not isinstance(x, tuple):
+        return [arrays(x)], ["X"]
+    return [arrays(v) for v in x], [f"X{i}" for i in range(len(x))]
+
+
+def _leaves(value: Any, name: str) -> list[tuple[str, Any]]:
+    """``(name, array)`` for every array of a (nested) input."""
+    if isinstance(value, tuple):
+        return [leaf for j, v in enumerate(value) for leaf in _leaves(v, f"{name}.{j}")]
+    return [(name, value)]
+
+
+def _grad_leaves(grad: Any, like: Any, name: str) -> list[tuple[str, Any]]:
+    """A returned gradient matched to the input it is for, leaf by leaf (None where the
+    backward returned none, or not nested as the input is)."""
+    if isinstance(like, tuple):
+        fits = isinstance(grad, (tuple, list)) and len(grad) == len(like)
+        return [
+            leaf
+            for j, v in enumerate(like)
+            for leaf in _grad_leaves(grad[j] if fits else None, v, f"{name}.{j}")
+        ]
+    return [(name, None if grad is None else np.asarray(grad))]
+
+
+def _by_name(dx: Any, xs: list[Any], names: list[str]) -> dict[str, Any]:
+    """What a backward returned, as one gradient per input array, by name."""
+    per = _per_input(dx, len(xs))
+    return {
+        n: g for d, x, name in zip(per, xs, names, strict=True) for n, g in _grad_leaves(d, x, name)
+    }
 
 
 def _copied(value: Any) -> Any:
@@ -299,10 +334,10 @@ def _backward(module: Any, g: Any) -> Any:
 def _per_input(dx: Any, n: int) -> list[Any]:
     """What a backward returned, one entry per input (a lone input: its gradient itself)."""
     if n == 1:
-        return [None if dx is None else np.asarray(dx)]
+        return [dx]
     if not isinstance(dx, (tuple, list)) or len(dx) != n:
         return [None] * n  # not one gradient per input: none of them can be told apart
-    return [None if d is None else np.asarray(d) for d in dx]
+    return list(dx)
 
 
 def _dot(g: Any, y: Any) -> float:
@@ -323,20 +358,27 @@ def _reference(module, reference, xs, g, ran, names) -> tuple[dict[str, np.ndarr
         ref(*xs)
         for p in ref.parameters():
             p.grad = None
-        grads = dict(zip(names, _per_input(_backward(ref, g), len(xs)), strict=True))
+        grads = _by_name(_backward(ref, g), xs, names)
         grads.update({n: p.grad for n, p in ref.named_parameters()})
         return grads, f"handprop's {reference!r}"
     import torch  # a torch module: the caller has torch
 
     ref.zero_grad(set_to_none=True)
-    txs = [torch.tensor(x, requires_grad=x.dtype.kind == "f") for x in xs]
+
+    def tensors(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return tuple(tensors(v) for v in value)
+        return torch.tensor(value, requires_grad=value.dtype.kind == "f")
+
+    txs = [tensors(x) for x in xs]
     ty = ref(*txs)
     outputs, grads_out = (ty, g) if isinstance(ty, tuple) else ((ty,), (g,))
     torch.autograd.backward(
         outputs,
         [torch.as_tensor(a, dtype=t.dtype) for a, t in zip(grads_out, outputs, strict=True)],
     )
-    grads = {n: None if t.grad is None else t.grad.numpy() for n, t in zip(names, txs, strict=True)}
+    leaves = [leaf for t, name in zip(txs, names, strict=True) for leaf in _leaves(t, name)]
+    grads = {n: None if t.grad is None else t.grad.numpy() for n, t in leaves}
     grads.update({n: p.grad.numpy() for n, p in ref.named_parameters()})
     return grads, f"torch's {reference!r}"
 
@@ -381,8 +423,13 @@ def _finite_differences(module, xs, g, ran, names) -> dict[str, _Numeric]:
     for copy_, original in zip(net.modules(), ran.modules(), strict=True):
         if isinstance(copy_, Dropout) and original.training and original.mask is not None:
             copy_._fixed_mask = original.mask
-    # indices and masks stay as they are, and unperturbed
-    x64s = [np.array(x) if x.dtype.kind in "iub" else np.array(x, dtype=np.float64) for x in xs]
+
+    def float64(value: Any) -> Any:  # indices and masks stay as they are, and unperturbed
+        if isinstance(value, tuple):
+            return tuple(float64(v) for v in value)
+        return np.array(value) if value.dtype.kind in "iub" else np.array(value, np.float64)
+
+    x64s = [float64(x) for x in xs]
 
     def evaluate() -> tuple[float, list[np.ndarray]]:
         """The cost, and which side of its kinks every call of a module with kinks was on:
@@ -409,11 +456,8 @@ def _finite_differences(module, xs, g, ran, names) -> dict[str, _Numeric]:
             _watchers.remove(watch)
         return value, sides
 
-    grads = {
-        name: _numeric(x64, evaluate)
-        for name, x64 in zip(names, x64s, strict=True)
-        if x64.dtype.kind == "f"
-    }
+    leaves = [leaf for x, name in zip(x64s, names, strict=True) for leaf in _leaves(x, name)]
+    grads = {name: _numeric(a, evaluate) for name, a in leaves if a.dtype.kind == "f"}
     for name, p in net.named_parameters():
         grads[name] = _numeric(p.data, evaluate)
     return grads
