@@ -463,14 +463,16 @@ def _backward_of_top(
     d = self.__dict__
     if d["_pending_tapes"][-1] or d["_pending_saved"][-1] is not None:
         _take_top(self)  # (a leaf whose forward is the live one: nothing to do)
-    output = d["_pending_outputs"][-1]
-    if output.__class__ is _Several:  # a forward of several inputs: one gradient for each
-        return _backward_of_several(self, raw, grad_output, more, input_grad, output)
+    top = d["_pending_outputs"][-1]
+    output = top.output if top.__class__ is _Several else top
     if grad_output is _NOT_GIVEN:
         grad_output = _implicit_gradient(self, output)
     if grad_output is None or more or type(output) is tuple:  # several outputs, or None
         grad_output, more = _one_per_output(self, output, grad_output, more)
     d["_state"] = _BACKWARD
+    if top.__class__ is _Several:  # a forward of several inputs: one gradient for each
+        grads = raw(self, grad_output, *more, input_grad=input_grad)
+        return _one_per_input(self, grads, top.inputs, input_grad)
     if more:
         return raw(self, grad_output, *more, input_grad=input_grad)
     return raw(self, grad_output, input_grad=input_grad)  # (a star call costs a tuple)
@@ -486,26 +488,18 @@ class _Several:
         self.output, self.inputs = output, inputs
 
 
-def _backward_of_several(
-    self: Module, raw: Callable[..., Any], grad_output: Any, more: tuple, input_grad: bool, top
-) -> Any:
-    """The backward of a forward with several inputs, which returns one gradient per input
-    (``None`` for an index or a mask): anything else is refused, naming the module. A loss is
-    the exception: its target is not differentiated, and it returns dJ/d(input) alone."""
-    output = top.output
-    if grad_output is _NOT_GIVEN:
-        grad_output = _implicit_gradient(self, output)
-    if grad_output is None or more or type(output) is tuple:
-        grad_output, more = _one_per_output(self, output, grad_output, more)
-    self.__dict__["_state"] = _BACKWARD
-    grads = raw(self, grad_output, *more, input_grad=input_grad)
+def _one_per_input(self: Module, grads: Any, inputs: int, input_grad: bool) -> Any:
+    """What the backward of a forward with several inputs returned: one gradient per input
+    (``None`` for an index or a mask), else a ``TypeError`` naming the module (the journal
+    then undoes the backward). A loss is the exception: its target is not differentiated, and
+    it returns dJ/d(input) alone."""
     if self.role == "loss" or (grads is None and not input_grad):
         return grads
-    if not isinstance(grads, (tuple, list)) or len(grads) != top.inputs:
+    if not isinstance(grads, (tuple, list)) or len(grads) != inputs:
         got = f"{len(grads)} gradients" if isinstance(grads, (tuple, list)) else "one gradient"
         raise TypeError(
             f"{self._short_name()}: backward() returns one gradient per input of forward(): "
-            f"{top.inputs} inputs, got {got} (None for an input without one: an index, a mask)"
+            f"{inputs} inputs, got {got} (None for an input without one: an index, a mask)"
         )
     return grads
 
