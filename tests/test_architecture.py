@@ -101,6 +101,11 @@ EXAMPLES = {
         (2, 4, False, "relu"),
         {"input_size": 2, "hidden_size": 3, "dtype": np.float64},
     ],
+    "LSTMCell": [(3, 2), (2, 4, False), {"input_size": 2, "hidden_size": 3, "dtype": np.float64}],
+    "GRUCell": [(3, 2), (2, 4, False)],
+    "RNN": [(3, 2), (2, 4, 3, "relu", False, True, 0.5, True)],
+    "LSTM": [(3, 2), (2, 4, 2, False, True, 0.25, True), {"input_size": 2, "hidden_size": 3}],
+    "GRU": [(3, 2), {"input_size": 2, "hidden_size": 3, "num_layers": 2, "bidirectional": True}],
     "Embedding": [
         (5, 3),
         (4, 2, -1),
@@ -203,6 +208,9 @@ def _input_for(module):
     shape = {
         "Linear": (2, module.config().get("in_features", 1)),
         "RNNCell": (2, module.config().get("input_size", 1)),
+        "LSTMCell": (2, module.config().get("input_size", 1)),
+        "GRUCell": (2, module.config().get("input_size", 1)),
+        **{name: (5, 2, module.config().get("input_size", 1)) for name in ("RNN", "LSTM", "GRU")},
     }.get(type(module).__name__)
     if type(module).__name__ in ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d"):
         shape = (
@@ -232,16 +240,35 @@ def test_every_layer_keeps_what_it_needs_whatever_the_caller_does_after_forward(
             reference.rng = np.random.default_rng(1)
         x = _input_for(module)
         y, y_ref = module(x), reference(x.copy())
-        np.testing.assert_array_equal(y, y_ref)
+        outputs = _leaves(y)  # (h', c') of an LSTMCell, (output, (h_n, c_n)) of an LSTM
+        for a, b in zip(outputs, _leaves(y_ref), strict=True):
+            np.testing.assert_array_equal(a, b)
         x[...] = 7.0
-        with pytest.raises(ValueError, match="read-only"):
-            y += 1.0
-        g = np.random.default_rng(2).normal(size=y.shape).astype(y.dtype)
-        np.testing.assert_array_equal(module.backward(g), reference.backward(g))
+        for a in outputs:
+            with pytest.raises(ValueError, match="read-only"):
+                a += 1.0
+        rng = np.random.default_rng(2)
+        g = _like(y, lambda a, rng=rng: rng.normal(size=a.shape).astype(a.dtype))
+        gs = g if isinstance(g, tuple) else (g,)
+        np.testing.assert_array_equal(module.backward(*gs), reference.backward(*gs))
         for (key, p), (_, q) in zip(
             module.named_parameters(), reference.named_parameters(), strict=True
         ):
             np.testing.assert_array_equal(p.grad, q.grad, err_msg=key)
+
+
+def _leaves(value) -> list:
+    """The arrays of a (nested) tuple of outputs, in order."""
+    if isinstance(value, tuple):
+        return [a for item in value for a in _leaves(item)]
+    return [value]
+
+
+def _like(value, make):
+    """``make(a)`` for each array of a (nested) tuple of outputs, nested the same."""
+    if isinstance(value, tuple):
+        return tuple(_like(item, make) for item in value)
+    return make(value)
 
 
 class _Square(Module):

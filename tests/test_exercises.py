@@ -11,6 +11,19 @@ from handprop import layers, losses
 from handprop.cli import main
 from handprop.exercises import EXERCISES, grade
 
+# The loop of the three backpropagation-through-time exercises (rnn, lstm, gru).
+BPTT = """
+        d_state, dxs = START, []
+        for t in range(len(self.x) - 1, -1, -1):
+            d_state = (d_state[0] + grad_output[t], *d_state[1:])
+            dgx, dgh, d_state = STEP(d_state, self.caches[t], self.weight_hh_l0.data)
+            self.weight_ih_l0.accumulate_grad(dgx.T @ self.x[t])
+            self.weight_hh_l0.accumulate_grad(dgh.T @ self.h_before[t])
+            self.bias_ih_l0.accumulate_grad(dgx.sum(axis=0))
+            self.bias_hh_l0.accumulate_grad(dgh.sum(axis=0))
+            dxs.append(dgx @ self.weight_ih_l0.data)
+        return np.stack(dxs[::-1])"""
+
 # What a learner writes in place of each starting file's `raise NotImplementedError(...)`
 # (with the starting file's own imports: np, math).
 SOLUTIONS = {
@@ -97,6 +110,38 @@ SOLUTIONS = {
         self.bias_ih.accumulate_grad(dz.sum(axis=0))
         self.bias_hh.accumulate_grad(dz.sum(axis=0))
         return dz @ self.weight_ih.data, dz @ self.weight_hh.data""",
+    "lstm_cell": """
+        dc = grad_c + grad_h * self.o * (1 - self.tanh_c**2)
+        i, f, g, o = self.i, self.f, self.g, self.o
+        dz = np.concatenate(
+            [dc * g * i * (1 - i), dc * self.c * f * (1 - f), dc * i * (1 - g * g),
+             grad_h * self.tanh_c * o * (1 - o)],
+            axis=1,
+        )
+        self.weight_ih.accumulate_grad(dz.T @ self.x)
+        self.weight_hh.accumulate_grad(dz.T @ self.h)
+        self.bias_ih.accumulate_grad(dz.sum(axis=0))
+        self.bias_hh.accumulate_grad(dz.sum(axis=0))
+        return dz @ self.weight_ih.data, (dz @ self.weight_hh.data, dc * f)""",
+    "gru_cell": """
+        r, z, n = self.r, self.z, self.n
+        dn = g * (1 - z) * (1 - n * n)
+        dz_r, dz_z = dn * self.gh_n * r * (1 - r), g * (self.h - n) * z * (1 - z)
+        dgx = np.concatenate([dz_r, dz_z, dn], axis=1)
+        dgh = np.concatenate([dz_r, dz_z, dn * r], axis=1)
+        self.weight_ih.accumulate_grad(dgx.T @ self.x)
+        self.weight_hh.accumulate_grad(dgh.T @ self.h)
+        self.bias_ih.accumulate_grad(dgx.sum(axis=0))
+        self.bias_hh.accumulate_grad(dgh.sum(axis=0))
+        return dgx @ self.weight_ih.data, g * z + dgh @ self.weight_hh.data""",
+    **{
+        kind: BPTT.replace("STEP", f"{kind}_step_backward").replace("START", start)
+        for kind, start in (
+            ("rnn", "(grad_state[0],)"),
+            ("gru", "(grad_state[0],)"),
+            ("lstm", "(grad_state[0][0], grad_state[1][0])"),
+        )
+    },
     "embedding": """
         dW = np.zeros_like(self.weight.data)
         np.add.at(dW, self.x.ravel(), g.reshape(-1, dW.shape[1]))
@@ -172,7 +217,7 @@ def test_handprops_own_classes_pass_every_exercise(name):
 
 @pytest.mark.parametrize(
     ("name", "body", "code"),
-    [
+    [  # noqa: RUF005 (the classic mistakes, then the recurrent ones)
         (
             "linear",
             """
@@ -217,6 +262,50 @@ def test_handprops_own_classes_pass_every_exercise(name):
         return grad * d""",
             "sign",
         ),
+    ]
+    + [
+        (  # the forget gate's block where the input gate's goes, and the other way round
+            "lstm_cell",
+            SOLUTIONS["lstm_cell"].replace(
+                "[dc * g * i * (1 - i), dc * self.c * f * (1 - f),",
+                "[dc * self.c * f * (1 - f), dc * g * i * (1 - i),",
+            ),
+            "gates-order",
+        ),
+        (
+            "rnn_cell",
+            SOLUTIONS["rnn_cell"].replace("dz @ self.weight_hh.data", "np.zeros_like(self.h)"),
+            "h-path-dropped",
+        ),
+        (  # the state's gradient not carried from one step to the one before
+            "lstm",
+            SOLUTIONS["lstm"].replace(
+                "d_state = (d_state[0] + grad_output[t], *d_state[1:])",
+                "d_state = (grad_output[t], np.zeros_like(grad_output[t]))",
+            ),
+            "h-path-dropped",
+        ),
+        (  # .grad set at every step: the last step's share replaces the others
+            "gru",
+            SOLUTIONS["gru"].replace(
+                "self.weight_hh_l0.accumulate_grad(dgh.T @ self.h_before[t])",
+                "self.weight_hh_l0.grad = dgh.T @ self.h_before[t]",
+            ),
+            "not-summed-over-time",
+        ),
+        (  # the shares of every step computed, and only the first step's stored
+            "rnn",
+            SOLUTIONS["rnn"]
+            .replace(
+                "self.weight_hh_l0.accumulate_grad(dgh.T @ self.h_before[t])",
+                "dW_hh = dgh.T @ self.h_before[t]",
+            )
+            .replace(
+                "return np.stack(dxs[::-1])",
+                "self.weight_hh_l0.accumulate_grad(dW_hh)\n        return np.stack(dxs[::-1])",
+            ),
+            "not-summed-over-time",
+        ),
     ],
     ids=[
         "bias-per-sample",
@@ -230,6 +319,11 @@ def test_handprops_own_classes_pass_every_exercise(name):
         "l1-sign-at-0",
         "leaky-ge",
         "nll-sign",
+        "lstm-gates-f-i-g-o",
+        "rnn-cell-dh-zero",
+        "lstm-state-not-carried",
+        "gru-grad-set-each-step",
+        "rnn-one-step-share",
     ],
 )
 def test_a_broken_backward_fails_with_the_mistake_named(tmp_path, capsys, name, body, code):
@@ -247,8 +341,8 @@ def test_list_start_and_bad_input(tmp_path, capsys):
     assert main(["exercise", "start", "linear", str(tmp_path)]) == 0
     assert main(["exercise", "start", "linear", str(tmp_path)]) == 2  # never overwrites
     assert "exists already" in capsys.readouterr().err
-    assert main(["exercise", "start", "lstm", str(tmp_path)]) == 2
-    assert "no exercise 'lstm'; there are: avgpool2d, batchnorm1d" in capsys.readouterr().err
+    assert main(["exercise", "start", "transformer", str(tmp_path)]) == 2
+    assert "no exercise 'transformer'; there are: avgpool2d, batchnorm1d" in capsys.readouterr().err
     assert main(["exercise", "check", "linear", str(tmp_path / "missing.py")]) == 2
     (tmp_path / "empty.py").write_text("x = 1\n")
     assert main(["exercise", "check", "linear", str(tmp_path / "empty.py")]) == 2

@@ -37,7 +37,6 @@ import numpy as np
 
 from ._contract import _watchers
 from .grad_mode import no_grad
-from .layers import Dropout
 from .module import Module, Sequential
 from .naming import output_names
 
@@ -213,7 +212,7 @@ class _Checker:
         self.sites: dict[tuple[int, tuple[int, ...]], KinkSite] = {}
         self.analytic = self.analytic_gradients()
         for module in self.net.modules():  # the masks backward used, for every evaluation
-            if isinstance(module, Dropout) and module.training:
+            if _draws_masks(module) and module.training:  # Dropout, a recurrent layer's dropout
                 module._fixed_mask = module.mask
         self.cost, self.base_calls = self.evaluate()
 
@@ -368,3 +367,10 @@ def _crossings(base, plus, minus) -> list[tuple[int, tuple[int, ...]]]:
             flipped = ((up > kink) != side) | ((down > kink) != side)
             found.extend((call, tuple(int(i) for i in cell)) for cell in np.argwhere(flipped))
     return found
+
+
+def _draws_masks(module: Module) -> bool:
+    """A module that draws random masks in training (``Dropout``, the dropout between a
+    recurrent layer's layers): it keeps the last ones in ``mask`` and reuses ``_fixed_mask``
+    instead of drawing when that is set."""
+    return "_fixed_mask" in module.__dict__

@@ -79,6 +79,12 @@ def _kinked(shape) -> np.ndarray:
     return _rng(1).integers(-2, 3, size=shape) / 2.0
 
 
+def _states(seed: int, shape, count: int) -> tuple[np.ndarray, ...]:
+    """``count`` states of one shape (an LSTM's ``(h, c)``), drawn from one seed."""
+    rng = _rng(seed)
+    return tuple(rng.standard_normal(shape) for _ in range(count))
+
+
 def _probabilities(shape, seed) -> np.ndarray:
     return _rng(seed).uniform(0.05, 0.95, size=shape)
 
@@ -320,6 +326,46 @@ EXERCISES: dict[str, Exercise] = {
         ],
         lambda i, h: layers.RNNCell(i, h, dtype=np.float64),
     ),
+    "lstm_cell": Exercise(
+        "LSTMCell",
+        "one LSTM step, gates i, f, g, o: c' = f c + i g, h' = o tanh(c'): dJ/dW, dJ/dx, dJ/dh",
+        lambda: [
+            Case((3, 2), (_rng(55).standard_normal((4, 3)), _states(56, (4, 2), 2))),
+            Case(
+                (2, 3),
+                (_rng(57).standard_normal((1, 2)), _states(58, (1, 3), 2)),
+                note="one sample",
+            ),
+            Case((1, 1), (_rng(59).standard_normal((3, 1)), _states(60, (3, 1), 2))),
+        ],
+        lambda i, h: layers.LSTMCell(i, h, dtype=np.float64),
+    ),
+    "gru_cell": Exercise(
+        "GRUCell",
+        "one GRU step, gates r, z, n: h' = (1 - z) n + z h: dJ/dW, dJ/dx and dJ/dh",
+        lambda: [
+            Case((3, 2), (_rng(61).standard_normal((4, 3)), _rng(62).standard_normal((4, 2)))),
+            Case(
+                (2, 3),
+                (_rng(63).standard_normal((1, 2)), _rng(64).standard_normal((1, 3))),
+                note="one sample",
+            ),
+        ],
+        lambda i, h: layers.GRUCell(i, h, dtype=np.float64),
+    ),
+    **{
+        kind: Exercise(
+            kind.upper(),
+            f"backpropagation through time over a sequence: the loop around {kind}_step_backward",
+            lambda seed=seed: [
+                Case((3, 2), _rng(seed).standard_normal((5, 2, 3)), note="5 time steps"),
+                Case((2, 3), _rng(seed + 1).standard_normal((1, 1, 2)), note="one time step"),
+                Case((1, 2), _rng(seed + 2).standard_normal((7, 3, 1)), note="7 time steps"),
+            ],
+            lambda i, h, kind=kind: getattr(layers, kind.upper())(i, h, dtype=np.float64),
+        )
+        for kind, seed in (("rnn", 65), ("lstm", 68), ("gru", 71))
+    },
     "twice": Exercise(
         "Twice",
         "f(f(x)), one Linear used twice: the weight's gradient sums both uses",
@@ -538,15 +584,27 @@ class _AsModule(Module):
         return repr(self.loss)
 
 
+def _input_shapes(x: Any) -> str:
+    """``x(4, 3)``, ``x(4, 3), h(4, 2)`` or ``x(4, 3), (h(4, 2), c(4, 2))``: a case's inputs."""
+    if not isinstance(x, tuple):
+        return f"x{tuple(np.shape(x))}"
+    names = iter(("x", "h", "c"))
+
+    def shown(value: Any) -> str:
+        if isinstance(value, tuple):
+            return "(" + ", ".join(shown(v) for v in value) + ")"
+        return f"{next(names)}{tuple(np.shape(value))}"
+
+    return ", ".join(shown(v) for v in x)
+
+
 def report_text(name: str, results: list[CaseResult]) -> str:
     """What ``handprop exercise check`` prints: each case, its table, the hints, a verdict."""
     exercise = _exercise(name)
     lines = [f"exercise {name}: {exercise.class_name}, {exercise.summary}", ""]
     for number, result in enumerate(results, start=1):
         case = result.case
-        inputs = case.x if isinstance(case.x, tuple) else (case.x,)
-        names = ("x", "h", "c")[: len(inputs)]
-        shape = ", ".join(f"{n}{tuple(a.shape)}" for n, a in zip(names, inputs, strict=True))
+        shape = _input_shapes(case.x)
         arguments = case.call(exercise.class_name)
         status = "passed" if result.passed else "FAILED"
         note = f"; {case.note}" if case.note else ""

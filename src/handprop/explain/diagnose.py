@@ -23,6 +23,12 @@ code                      the backward returned ...
                           not added to)
 ``repeated-index``        a table's gradient with a repeated index's gradients overwritten,
                           not added (``dW[x] += g`` where ``np.add.at(dW, x, g)`` is needed)
+``h-path-dropped``        a recurrent step's gradient without the path back through the state
+                          ``h_{t-1}`` (its gradient left at zero, or not carried back)
+``not-summed-over-time``  one time step's share of a recurrent weight's gradient, where every
+                          step's share adds up (or ``.grad`` set at each step, not added to)
+``gates-order``           the gate blocks of an LSTM's or GRU's weight gradient in another
+                          order than torch's ``i, f, g, o`` (``r, z, n``)
 ========================  ===================================================================
 
 Integer inputs (an Embedding's indices) get no gradient: they are not perturbed, and the
@@ -54,9 +60,10 @@ from typing import Any
 import numpy as np
 
 from .._contract import _watchers
+from .._gradcheck import _draws_masks
 from ..grad_mode import no_grad
-from ..layers import Dropout
 from ..module import Module, Parameter
+from . import _recurrent_mistakes as recurrent
 
 __all__ = ["Mistake", "ModuleReport", "TensorCheck", "check_module"]
 
@@ -194,7 +201,7 @@ def check_module(module: Module, x: Any, *, reference: Any = None, rng: Any = No
     rtol, atol = TOLERANCE["finite differences" if reference is None else np.dtype(y0.dtype)]
     report = ModuleReport(repr(module), how)
     discarded = {n: overwritten[id(p)] for n, p in mine.named_parameters() if id(p) in overwritten}
-    context = _Context(module, _first(xs), y0, g0, reference, discarded)
+    context = _Context(module, _first(xs), y0, g0, reference, discarded, (xs, g, names))
     for name, right in expected.items():
         got = analytic.get(name)
         if isinstance(right, _Numeric):  # at a kink, either one-sided slope is right too
@@ -417,11 +424,12 @@ def _finite_differences(module, xs, g, ran, names) -> dict[str, _Numeric]:
     """dJ/d(each tensor) of J = sum(g * module(x)) by central differences in float64, with
     the module's kinks watched (``kinks_at`` values, or ``branches`` as for max pooling).
 
-    A training ``Dropout`` inside keeps the mask of the forward that ``ran`` (as gradcheck
-    does): a new mask for every evaluation would differentiate noise."""
+    A training ``Dropout`` inside (or a recurrent layer's dropout) keeps the mask of the
+    forward that ``ran`` (as gradcheck does): a new mask for every evaluation would
+    differentiate noise."""
     net = _float64(module)
     for copy_, original in zip(net.modules(), ran.modules(), strict=True):
-        if isinstance(copy_, Dropout) and original.training and original.mask is not None:
+        if _draws_masks(copy_) and original.training and original.mask is not None:
             copy_._fixed_mask = original.mask
 
     def float64(value: Any) -> Any:  # indices and masks stay as they are, and unperturbed
@@ -520,6 +528,10 @@ class _Context:
     reference: Any = None
     #: per parameter name, the gradients its backward set over (shares it overwrote)
     discarded: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    #: every input, every upstream gradient and the inputs' names (a mistaken reference's run)
+    run: tuple = ((), None, ())
+    #: the gradients of each mistaken copy of the reference, computed once when first needed
+    mistaken: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def _close(a, b, rtol, atol) -> bool:
@@ -531,6 +543,8 @@ def _diagnose(name, got, right, rtol, atol, c: _Context) -> Mistake | None:
     """The first classic mistake that reproduces ``got`` from the right gradient ``right``."""
     right = np.asarray(right, dtype=np.float64)
     what = "dJ/dx" if name == "X" else name
+    if got is None and recurrent.recurrent(c.reference) and name[:2] == "X1":  # a state's
+        return Mistake(name, "h-path-dropped", recurrent.H_PATH_HINT.format(what=what))
     if got is None:
         return Mistake(name, "wrong-shape", f"{what}: your backward gave no gradient")
     if not _real(got):
@@ -538,6 +552,7 @@ def _diagnose(name, got, right, rtol, atol, c: _Context) -> Mistake | None:
     got = np.asarray(got, dtype=np.float64)
     checks = (
         _overwrite_mistake,
+        _recurrent_mistakes,
         _repeated_index_mistake,
         _batch_mistakes,
         _product_mistakes,
@@ -574,11 +589,37 @@ def _overwrite_mistake(what, got, right, rtol, atol, c):
     total = got + sum(np.asarray(s, dtype=np.float64) for s in shares)
     if _close(total, right, rtol, atol):
         uses = len(shares) + 1
+        if recurrent.recurrent(c.reference):  # a layer's own loop over time steps
+            return "not-summed-over-time", recurrent.OVERWRITTEN_HINT.format(what=what, uses=uses)
         return "overwritten-shared", (
             f"{what}: your backward set {what}.grad where it must add to it: the parameter is "
             f"used {uses} times, and each use's backward adds its share "
             f"(accumulate_grad, or grad = grad + ...); the last share replaced the others"
         )
+    return None
+
+
+def _recurrent_mistakes(what, got, right, rtol, atol, c):
+    """Against a recurrent reference: gate blocks in another order, or the gradient of a
+    reference made to commit a classic BPTT mistake (see ``_recurrent_mistakes``)."""
+    reference = recurrent.recurrent(c.reference)
+    if reference is None:
+        return None
+    found = recurrent.gates_order(
+        what, got, right, lambda a, b: _close(a, b, rtol, atol), reference
+    )
+    if found is not None:
+        return found
+    name = "X" if what == "dJ/dx" else what
+    xs, g, names = c.run
+    for number, (code, hint, make) in enumerate(recurrent.variants(reference)):
+        if number not in c.mistaken:
+            c.mistaken[number] = _reference(None, make(), xs, g, None, names)[0]
+        wrong = c.mistaken[number].get(name)
+        if wrong is None or _close(wrong, right, rtol, atol):  # the mistake changes nothing here
+            continue
+        if _close(got, np.asarray(wrong, dtype=np.float64), rtol, atol):
+            return code, hint.format(what=what)
     return None
 
 
@@ -673,8 +714,8 @@ def _jacobian_diagonal(module, x) -> np.ndarray | None:
     in float64."""
     net = _float64(module)
     x64 = np.array(x, dtype=np.float64)
-    y = np.asarray(net(x64))
-    if y.shape != x64.shape:
+    y = net(x64)
+    if isinstance(y, tuple) or np.shape(y) != x64.shape:  # (several outputs: no diagonal)
         return None
     out = np.zeros(x64.shape)
     for index in np.ndindex(x64.shape):

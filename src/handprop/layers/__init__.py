@@ -13,7 +13,8 @@ file                          layers
 ``pooling.py``                ``MaxPool2d``, ``AvgPool2d``
 ``flatten.py``                ``Flatten``
 ``sparse.py``                 ``Embedding``
-``rnn.py``                    ``RNNCell``
+``rnn.py``                    ``RNNCell``, ``LSTMCell``, ``GRUCell``, ``RNN``, ``LSTM``,
+                              ``GRU`` (and their steps: ``lstm_step``, ...)
 ``_functional.py``            what several layers share: ``sigmoid``, ``log_softmax``, ``erf``
 ============================  ================================================================
 
@@ -42,11 +43,14 @@ from .flatten import Flatten
 from .linear import Identity, Linear
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
-from .rnn import RNNCell
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .sparse import Embedding
 
 __all__ = [
     "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
     "AvgPool2d",
     "BatchNorm1d",
     "BatchNorm2d",
@@ -54,7 +58,9 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRUCell",
     "Identity",
+    "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",

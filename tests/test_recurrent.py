@@ -1,0 +1,340 @@
+"""LSTMCell, GRUCell, RNN, LSTM and GRU against torch: outputs, final states, dJ/dx, the initial
+states' gradients and every parameter gradient, in both dtypes, over random sizes, layers,
+directions, layouts and initial states; inter-layer dropout with the same masks given to torch;
+the cells in a Python loop equal to the full layer; gradcheck; save/load, torch both ways; bad
+inputs refused with nothing changed."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from closeness import assert_close
+from hypothesis import given
+from hypothesis import strategies as st
+
+import handprop
+from handprop import check_module
+from handprop.interop import from_torch, to_torch
+from handprop.layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+
+torch = pytest.importorskip("torch")
+DTYPES = [np.float32, np.float64]
+LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
+
+
+def _states(value, kind) -> tuple:
+    """An LSTM's (h, c), or the one state of the others, as a tuple."""
+    return tuple(value) if kind == "LSTM" else (value,)
+
+
+def _pack(states: tuple, kind):
+    return tuple(states) if kind == "LSTM" else states[0]
+
+
+def _compare_parameters(mine, theirs, dtype, scale) -> None:
+    pairs = zip(mine.named_parameters(), theirs.named_parameters(), strict=True)
+    for (name, p), (their_name, q) in pairs:
+        assert name == their_name
+        assert_close(f"{name}.grad", p.grad, q.grad.numpy(), dtype, scale=scale)
+
+
+@st.composite
+def layers(draw):
+    kind = draw(st.sampled_from(sorted(LAYERS)))
+    return {
+        "kind": kind,
+        "input_size": draw(st.integers(1, 4)),
+        "hidden_size": draw(st.integers(1, 4)),
+        "num_layers": draw(st.integers(1, 3)),
+        "bias": draw(st.booleans()),
+        "batch_first": draw(st.booleans()),
+        "bidirectional": draw(st.booleans()),
+        "nonlinearity": draw(st.sampled_from(["tanh", "relu"])) if kind == "RNN" else None,
+        "length": draw(st.integers(1, 6)),
+        "batch": draw(st.one_of(st.none(), st.integers(1, 3))),  # None: one sequence, unbatched
+        "state": draw(st.booleans()),
+        "grad_state": draw(st.booleans()),  # False: the final states do not reach the loss
+        "dtype": draw(st.sampled_from(DTYPES)),
+        "seed": draw(st.integers(0, 2**31 - 1)),
+    }
+
+
+def _build(case):
+    options = {k: case[k] for k in ("num_layers", "bias", "batch_first", "bidirectional")}
+    if case["nonlinearity"]:
+        options["nonlinearity"] = case["nonlinearity"]
+    cls = LAYERS[case["kind"]]
+    return cls(case["input_size"], case["hidden_size"], **options, dtype=case["dtype"],
+               rng=case["seed"])  # fmt: skip
+
+
+def _shapes(case, layer):
+    d = 2 if case["bidirectional"] else 1
+    length, batch, h = case["length"], case["batch"], case["hidden_size"]
+    if batch is None:
+        return (length, case["input_size"]), (layer.num_layers * d, h)
+    lead = (batch, length) if case["batch_first"] else (length, batch)
+    return (*lead, case["input_size"]), (layer.num_layers * d, batch, h)
+
+
+@given(layers())
+def test_full_layer_equals_torch(case):
+    """Outputs, final states, dJ/dx, dJ/dh_0 (and dJ/dc_0) and every parameter gradient."""
+    dtype, kind = case["dtype"], case["kind"]
+    layer = _build(case)
+    twin = to_torch(layer)
+    rng = np.random.default_rng(case["seed"])
+    x_shape, state_shape = _shapes(case, layer)
+    count = 2 if kind == "LSTM" else 1
+    x = rng.standard_normal(x_shape).astype(dtype)
+    h0 = tuple(rng.standard_normal(state_shape).astype(dtype) for _ in range(count))
+    tx, th0 = torch.tensor(x, requires_grad=True), [torch.tensor(h, requires_grad=True) for h in h0]
+    if case["state"]:
+        out, h_n = layer(x, _pack(h0, kind))
+        t_out, t_h_n = twin(tx, _pack(tuple(th0), kind))
+    else:
+        out, h_n = layer(x)
+        t_out, t_h_n = twin(tx)
+    scale = max(1.0, case["length"] * case["num_layers"])  # errors add up over steps and layers
+    assert_close("output", out, t_out.detach().numpy(), dtype, scale=scale)
+    for name, a, b in zip(("h_n", "c_n"), _states(h_n, kind), _states(t_h_n, kind), strict=False):
+        assert_close(name, a, b.detach().numpy(), dtype, scale=scale)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    g_state = tuple(rng.standard_normal(state_shape).astype(dtype) for _ in range(count))
+    if case["grad_state"]:
+        grads = layer.backward(g, _pack(g_state, kind))
+        torch.autograd.backward(
+            [t_out, *_states(t_h_n, kind)], [torch.tensor(a) for a in (g, *g_state)]
+        )
+    else:  # None: an output that does not reach the loss
+        grads = layer.backward(g, _pack((None,) * count, kind) if count == 2 else None)
+        t_out.backward(torch.tensor(g))
+    dx, d_h0 = grads if case["state"] else (grads, None)
+    assert_close("dJ/dx", dx, tx.grad.numpy(), dtype, scale=scale)
+    if case["state"]:
+        for name, a, b in zip(("dJ/dh_0", "dJ/dc_0"), _states(d_h0, kind), th0, strict=False):
+            assert_close(name, a, b.grad.numpy(), dtype, scale=scale)
+    _compare_parameters(layer, twin, dtype, scale * max(1, case["batch"] or 1))
+
+
+@st.composite
+def cells(draw):
+    return {
+        "cls": draw(st.sampled_from([LSTMCell, GRUCell])),
+        "input_size": draw(st.integers(1, 5)),
+        "hidden_size": draw(st.integers(1, 5)),
+        "batch": draw(st.one_of(st.none(), st.integers(1, 4))),
+        "bias": draw(st.booleans()),
+        "state": draw(st.booleans()),
+        "dtype": draw(st.sampled_from(DTYPES)),
+        "seed": draw(st.integers(0, 2**31 - 1)),
+    }
+
+
+@given(cells())
+def test_one_step_of_lstm_and_gru_cells_equals_torch(case):
+    rng = np.random.default_rng(case["seed"])
+    dtype, batch, lstm = case["dtype"], case["batch"], case["cls"] is LSTMCell
+    kind = "LSTM" if lstm else "GRU"
+    cell = case["cls"](case["input_size"], case["hidden_size"], case["bias"], dtype=dtype, rng=rng)
+    twin = to_torch(cell)
+    lead = () if batch is None else (batch,)
+    x = rng.standard_normal((*lead, case["input_size"])).astype(dtype)
+    states = tuple(
+        rng.standard_normal((*lead, case["hidden_size"])).astype(dtype) for _ in range(1 + lstm)
+    )
+    tx = torch.tensor(x, requires_grad=True)
+    ts = [torch.tensor(s, requires_grad=True) for s in states]
+    if case["state"]:
+        y, ty = cell(x, _pack(states, kind)), twin(tx, _pack(tuple(ts), kind))
+    else:
+        y, ty = cell(x), twin(tx)
+    gs = tuple(rng.standard_normal(s.shape).astype(dtype) for s in states)
+    for name, a, b in zip(("h'", "c'"), _states(y, kind), _states(ty, kind), strict=False):
+        assert_close(name, a, b.detach().numpy(), dtype)
+    grads = cell.backward(*gs)
+    torch.autograd.backward(list(_states(ty, kind)), [torch.tensor(g) for g in gs])
+    dx, d_state = grads if case["state"] else (grads, None)
+    assert_close("dJ/dx", dx, tx.grad.numpy(), dtype)
+    if case["state"]:
+        for name, a, b in zip(("dJ/dh", "dJ/dc"), _states(d_state, kind), ts, strict=False):
+            assert_close(name, a, b.grad.numpy(), dtype)
+    _compare_parameters(cell, twin, dtype, max(1, batch or 1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_the_cell_in_a_python_loop_equals_the_full_layer(kind, dtype):
+    """The same weights, the cell forward T times and backward T times last step first (the
+    gradients summed by the contract), against the full layer: every value and gradient."""
+    layer = LAYERS[kind](3, 4, dtype=dtype, rng=3)
+    cell = {"RNN": RNNCell, "LSTM": LSTMCell, "GRU": GRUCell}[kind](3, 4, dtype=dtype, rng=0)
+    for name, p in cell.named_parameters():
+        p.data[...] = getattr(layer, name + "_l0").data
+    rng = np.random.default_rng(4)
+    xs = rng.standard_normal((6, 2, 3)).astype(dtype)
+    g = rng.standard_normal((6, 2, 4)).astype(dtype)
+    output, _ = layer(xs)
+    dx = layer.backward(g, None)
+    state, hs = None, []
+    for x in xs:
+        state = cell(x) if state is None else cell(x, state)
+        hs.append(_states(state, kind)[0])
+    assert_close("output", np.stack(hs), output, dtype)
+    d_state, dxs = None, []
+    for t in range(5, -1, -1):  # backpropagation through time: last step first
+        d_h = g[t] if d_state is None else _states(d_state, kind)[0] + g[t]
+        d_rest = _states(d_state, kind)[1:] if d_state is not None else (None,) * (kind == "LSTM")
+        result = cell.backward(d_h, *d_rest)
+        dx_t, d_state = result if t else (result, None)
+        dxs.append(dx_t)
+    assert_close("dJ/dx", np.stack(dxs[::-1]), dx, dtype)
+    for name, p in cell.named_parameters():
+        assert_close(f"{name}.grad", p.grad, getattr(layer, name + "_l0").grad, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_dropout_between_layers_equals_torch_given_the_same_masks(kind, dtype):
+    """torch draws its masks inside its C++ kernel; the twin here is torch's single layers
+    stacked with handprop's masks applied between them, torch's dropout formula."""
+    layer = LAYERS[kind](3, 4, num_layers=3, dropout=0.4, bidirectional=True, dtype=dtype, rng=7)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 2, 3)).astype(dtype)
+    output, _ = layer(x)
+    assert len(layer.mask) == 2 and layer.mask[0].shape == (5, 2, 8)
+    assert 0 < layer.mask[0].mean() < 1
+    g = rng.standard_normal(output.shape).astype(dtype)
+    dx = layer.backward(g, None)
+    singles = []
+    for k in range(3):
+        single = getattr(torch.nn, kind)(
+            8 if k else 3,
+            4,
+            bidirectional=True,
+            dtype=dict(float32=torch.float32, float64=torch.float64)[np.dtype(dtype).name],
+        )
+        with torch.no_grad():
+            for name, p in single.named_parameters():
+                p.copy_(torch.tensor(getattr(layer, name.replace("_l0", f"_l{k}")).data))
+        singles.append(single)
+    tx = torch.tensor(x, requires_grad=True)
+    y = tx
+    for k, single in enumerate(singles):
+        y = single(y)[0]
+        if k < 2:
+            y = y * torch.tensor(layer.mask[k]) / (1 - 0.4)
+    assert_close("output", output, y.detach().numpy(), dtype)
+    y.backward(torch.tensor(g))
+    assert_close("dJ/dx", dx, tx.grad.numpy(), dtype)
+    for k, single in enumerate(singles):
+        for name, q in single.named_parameters():
+            mine = getattr(layer, name.replace("_l0", f"_l{k}"))
+            assert_close(name.replace("_l0", f"_l{k}"), mine.grad, q.grad.numpy(), dtype)
+    layer.eval()
+    assert layer(x)[0] is not None and layer.mask is None  # evaluation: no dropout
+
+
+def test_full_layers_pass_check_module_against_central_differences():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4, 2, 3))
+    for kind, cls in LAYERS.items():
+        layer = cls(3, 2, num_layers=2, bidirectional=True, dtype=np.float64, rng=1)
+        h0 = tuple(rng.standard_normal((4, 2, 2)) for _ in range(1 + (kind == "LSTM")))
+        report = check_module(layer, (x, _pack(h0, kind)), rng=0)
+        assert report.passed, report
+    for cls in (LSTMCell, GRUCell):
+        report = check_module(cls(3, 2, dtype=np.float64, rng=1), x[0], rng=0)
+        assert report.passed, report
+
+
+def test_dropout_layers_pass_gradcheck_with_their_masks_fixed():
+    """gradcheck fixes a training layer's masks, as it does Dropout's, so the finite
+    differences see the function whose gradient the backward computed."""
+
+    class Last(handprop.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = LSTM(3, 2, num_layers=2, dropout=0.5, dtype=np.float64, rng=2)
+
+        def forward(self, x):
+            return self.lstm(x)[0][-1]
+
+        def backward(self, grad_output):
+            d_out = np.zeros((4, 2, 2))
+            d_out[-1] = grad_output
+            return self.lstm.backward(d_out, None)
+
+    x, y = np.random.default_rng(10).standard_normal((4, 2, 3)), np.zeros((2, 2))
+    assert handprop.gradcheck(Last(), handprop.losses.MSELoss(), x, y).passed
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_save_load_and_torch_both_ways(kind, tmp_path):
+    options = {"nonlinearity": "relu"} if kind == "RNN" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch's own warning on dropout of one layer aside)
+        layer = LAYERS[kind](3, 2, num_layers=2, bias=False, batch_first=True, dropout=0.25,
+                             bidirectional=True, **options, rng=2)  # fmt: skip
+    handprop.save(handprop.Sequential(layer), tmp_path / "m.npz")
+    back = handprop.load(tmp_path / "m.npz")[0]
+    assert repr(back) == repr(layer)
+    assert back.config() == layer.config()
+    for (name, p), (_, q) in zip(layer.named_parameters(), back.named_parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    twin = to_torch(layer)
+    assert (twin.num_layers, twin.batch_first, twin.dropout, twin.bidirectional) == (
+        2,
+        True,
+        0.25,
+        True,
+    )
+    again = from_torch(twin)
+    assert again.config() == layer.config()
+    np.testing.assert_array_equal(again.weight_hh_l1_reverse.data, layer.weight_hh_l1_reverse.data)
+    cell = {"RNN": RNNCell, "LSTM": LSTMCell, "GRU": GRUCell}[kind](3, 2, rng=0)
+    assert from_torch(to_torch(cell)).config() == cell.config()
+
+
+def test_from_torch_refuses_a_projected_lstm():
+    with pytest.raises(TypeError, match="proj_size"):
+        from_torch(torch.nn.LSTM(3, 4, proj_size=2))
+
+
+def test_bad_inputs_are_refused_and_change_nothing():
+    lstm = LSTM(3, 2, num_layers=2, rng=0)
+    with pytest.raises(ValueError, match="Expected input to be 2D or 3D, got 4D"):
+        lstm(np.ones((4, 1, 3, 1)))
+    with pytest.raises(ValueError, match=r"expected input of shape \(L, N, 3\).*got \(4, 1, 5\)"):
+        lstm(np.ones((4, 1, 5)))
+    with pytest.raises(ValueError, match=r"with L > 0, got \(0, 1, 3\)"):
+        lstm(np.ones((0, 1, 3)))
+    with pytest.raises(ValueError, match=r"expected c of shape \(2, 1, 2\) for this input"):
+        lstm(np.ones((4, 1, 3)), (np.zeros((2, 1, 2)), np.zeros((2, 3, 2))))
+    with pytest.raises(TypeError, match=r"hx must be a tuple \(h, c\)"):
+        lstm(np.ones((4, 1, 3)), np.zeros((2, 1, 2)))
+    with pytest.raises(ValueError, match=r"expected hx of shape \(1, 2\) for this input"):
+        GRU(3, 2)(np.ones((4, 3)), np.zeros((1, 1, 2)))
+    with pytest.raises(RuntimeError, match="failed"):  # a forward that failed: no backward
+        lstm.backward(np.ones((4, 1, 2)), (None, None))
+    x = np.random.default_rng(0).standard_normal((4, 1, 3))
+    lstm(x)
+    with pytest.raises(ValueError, match=r"expected grad_output of shape \(4, 1, 2\)"):
+        lstm.backward(np.ones((4, 2, 2)), (None, None))
+    with pytest.raises(ValueError, match=r"expected grad_output of shape \(2, 1, 2\)"):
+        lstm.backward(np.ones((4, 1, 2)), (np.ones((1, 1, 2)), None))
+    assert all(p.grad is None for p in lstm.parameters())  # nothing added
+    dx = lstm.backward(np.ones((4, 1, 2)), (None, None))  # the pending forward, untouched
+    fresh = LSTM(3, 2, num_layers=2, rng=0)
+    fresh(x)
+    np.testing.assert_array_equal(dx, fresh.backward(np.ones((4, 1, 2)), (None, None)))
+    with pytest.raises(ValueError, match="dropout should be a number in range"):
+        LSTM(3, 2, dropout=1.5)
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        GRU(3, 2, dropout=0.5)
+    with pytest.raises(ValueError, match="Unknown nonlinearity 'gelu'"):
+        RNN(3, 2, nonlinearity="gelu")
+    with pytest.raises(TypeError, match="num_layers must be a positive int"):
+        RNN(3, 2, num_layers=1.5)
