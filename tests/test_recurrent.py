@@ -338,3 +338,70 @@ def test_bad_inputs_are_refused_and_change_nothing():
         RNN(3, 2, nonlinearity="gelu")
     with pytest.raises(TypeError, match="num_layers must be a positive int"):
         RNN(3, 2, num_layers=1.5)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_grad_norms_are_the_size_of_torchs_gradient_at_every_time_step(kind):
+    """``grad_norms[k, t]`` is |dJ/dh_t| of layer and direction k: against torch's own
+    gradients of each step's state, through a loop of torch's cells with the same weights."""
+    from handprop.explain.stats import time_steps
+
+    layer = LAYERS[kind](3, 4, bidirectional=True, dtype=np.float64, rng=11)
+    x = np.random.default_rng(12).standard_normal((6, 2, 3))
+    g = np.zeros((6, 2, 8))
+    g[-1, :, :4] = 1.0  # the forward direction's last step, and
+    g[0, :, 4:] = 1.0  # the reverse direction's (its last step is t = 0)
+    layer(x)
+    layer.backward(g, None)
+    cell_class = {"RNN": torch.nn.RNNCell, "LSTM": torch.nn.LSTMCell, "GRU": torch.nn.GRUCell}
+    for k, suffix in enumerate(("_l0", "_l0_reverse")):
+        cell = cell_class[kind](3, 4, dtype=torch.float64)
+        with torch.no_grad():
+            for name, p in cell.named_parameters():
+                p.copy_(torch.tensor(getattr(layer, name + suffix).data))
+        order = range(6) if k == 0 else range(5, -1, -1)
+        state, hs = None, {}
+        for t in order:
+            state = cell(torch.tensor(x[t]), state)
+            h = state[0] if kind == "LSTM" else state
+            h.retain_grad()
+            hs[t] = h
+        (hs[order[-1]] * torch.tensor(g[order[-1], :, 4 * k : 4 * k + 4])).sum().backward()
+        expected = [float(hs[t].grad.norm()) for t in range(6)]
+        np.testing.assert_allclose(layer.grad_norms[k], expected, rtol=1e-12)
+    text = time_steps(layer)
+    assert "layer 0 rev" in text and len(text.splitlines()) == 4
+
+
+class Classifier(handprop.Module):
+    """An LSTM over a sequence, a Linear on its last output: sequence classification."""
+
+    def __init__(self, dtype=np.float64):
+        super().__init__()
+        self.lstm = LSTM(3, 4, num_layers=2, dtype=dtype, rng=0)
+        self.head = handprop.layers.Linear(4, 2, dtype=dtype, rng=1)
+
+    def forward(self, x):  # x (T, N, 3)
+        self.length = len(x)
+        output, _ = self.lstm(x)
+        return self.head(output[-1])
+
+    def backward(self, grad_output):
+        d_output = np.zeros((self.length, *grad_output.shape[:1], 4), grad_output.dtype)
+        d_output[-1] = self.head.backward(grad_output)
+        return self.lstm.backward(d_output, (None, None))
+
+
+def test_a_model_with_an_lstm_traces_passes_gradcheck_and_its_stats_show_each_time_step():
+    model = Classifier()
+    x = np.random.default_rng(13).standard_normal((5, 3, 3))
+    y = np.array([0, 1, 1])
+    loss = handprop.losses.CrossEntropyLoss()
+    assert handprop.gradcheck(model, loss, x, y).passed
+    t = handprop.trace(model, loss, x, y)
+    assert [c.path for c in t.calls if c.kind == "forward"][:2] == ["lstm", "head"]
+    text = t.stats()
+    assert "|dJ/dh_t| per time step of LSTM(3, 4, num_layers=2)" in text
+    assert "layer 1" in text and "first/last" in text
+    html = t.to_html()
+    assert "lstm" in html

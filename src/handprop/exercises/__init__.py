@@ -328,7 +328,7 @@ EXERCISES: dict[str, Exercise] = {
     ),
     "lstm_cell": Exercise(
         "LSTMCell",
-        "one LSTM step, gates i, f, g, o: c' = f c + i g, h' = o tanh(c'): dJ/dW, dJ/dx, dJ/dh",
+        "one step, gates i, f, g, o: c' = f c + i g, h' = o tanh(c'): dJ/dW, dJ/dx, dJ/dh",
         lambda: [
             Case((3, 2), (_rng(55).standard_normal((4, 3)), _states(56, (4, 2), 2))),
             Case(
@@ -356,7 +356,7 @@ EXERCISES: dict[str, Exercise] = {
     **{
         kind: Exercise(
             kind.upper(),
-            f"backpropagation through time over a sequence: the loop around {kind}_step_backward",
+            f"backpropagation through time: the loop around {kind}_step_backward",
             lambda seed=seed: [
                 Case((3, 2), _rng(seed).standard_normal((5, 2, 3)), note="5 time steps"),
                 Case((2, 3), _rng(seed + 1).standard_normal((1, 1, 2)), note="one time step"),

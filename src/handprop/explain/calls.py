@@ -30,6 +30,7 @@ import numpy as np
 
 from .._contract import _recorders
 from ..module import Module, Sequential
+from .stats import time_steps
 from .trace import _Named
 
 __all__ = ["Call", "CallTrace", "has_blocks", "trace_calls"]
@@ -69,26 +70,39 @@ class CallTrace(_Named):
 
     def stats(self) -> str:
         """Per forward call: the output's mean and std, and its gradient's (vanishing or
-        exploding gradients show as a grad std that shrinks or grows from call to call)."""
+        exploding gradients show as a grad std that shrinks or grows from call to call, a
+        cell's time steps being calls); then, for a full recurrent layer (``LSTM``, ...), the
+        size of ``dJ/dh_t`` at each of its time steps (``stats.time_steps``)."""
         lines = [
             f"{'call':<24}{'module':<28}{'mean':>10}{'std':>10}{'grad mean':>12}{'grad std':>11}"
         ]
         for call in self.calls:
             if call.kind != "forward" or call.path in ("model", "loss"):
                 continue
-            out = np.asarray(self._values[call.writes], dtype=np.float64)
-            grad = self._values.get(f"dJ/d{call.writes}")
+            out = np.asarray(_main(self._values[call.writes]), dtype=np.float64)
+            grad = _main(self._values.get(f"dJ/d{call.writes}"))
             g = np.asarray(grad, dtype=np.float64) if grad is not None else None
             lines.append(
                 f"{call.writes:<24}{_short(call.module):<28}{out.mean():>10.3g}{out.std():>10.3g}"
                 + (f"{g.mean():>12.3g}{g.std():>11.3g}" if g is not None else f"{'-':>12}{'-':>11}")
             )
+        recurrent = {id(c.module): c.module for c in self.calls if c.kind == "forward"}
+        for module in recurrent.values():
+            if getattr(module, "grad_norms", None) is not None:
+                lines += ["", time_steps(module)]
         return "\n".join(lines)
 
     def frames(self) -> list[dict[str, Any]]:
         """The steps of the page, one per call: title, formula, shapes, what it reads and
         writes, its numbers."""
         return frames(self)
+
+
+def _main(value: Any) -> Any:
+    """The main array of an output (an LSTM's ``output`` of ``(output, (h_n, c_n))``)."""
+    while isinstance(value, (tuple, list)):
+        value = value[0] if value else None
+    return value
 
 
 def _short(module: Any) -> str:
@@ -235,7 +249,7 @@ def trace_calls(model: Module, loss_fn: Any, X: Any, y: Any) -> CallTrace:
 def frames(t: CallTrace) -> list[dict[str, Any]]:
     """One frame per call, in the order the calls ran (the model's own calls left out: they
     only hand X in and the gradient out)."""
-    from .stepper import _numbers
+    from .stepper import _numbers, parts
 
     out, nodes = [], set(_nodes(t))
     for call in t.calls:
@@ -259,7 +273,10 @@ def frames(t: CallTrace) -> list[dict[str, Any]]:
             formula = f"{call.writes} = {call.path}.backward({', '.join(call.reads)})"
             shown = [call.writes]
         shapes = ", ".join(
-            f"{n} {tuple(np.shape(t[n]))}" for n in [*call.reads, call.writes] if n in t
+            f"{label} {tuple(np.shape(a))}"
+            for n in [*call.reads, call.writes]
+            if n in t
+            for label, a in parts(n, t[n])
         )
         out.append(
             {

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..layers import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 
-__all__ = ["LayerStats", "StatsTable", "layer_stats", "plot_stats"]
+__all__ = ["LayerStats", "StatsTable", "layer_stats", "plot_stats", "time_steps"]
 
 SATURATED = 0.97  # |tanh| above this (sigmoid: within 0.03 of 0 or 1): slope below 0.06
 
@@ -108,6 +108,42 @@ def _dead(activation: Any, a: np.ndarray) -> float | None:
     if isinstance(activation, ReLU):
         return float(np.mean(np.all(per_unit == 0, axis=1)))
     return float(np.mean(np.all(per_unit <= 0, axis=1)))  # the negative side: nearly flat
+
+
+def time_steps(layer: Any) -> str:
+    """``|dJ/dh_t|`` at every time step of a recurrent layer's last backward (``RNN``, ``LSTM``,
+    ``GRU``: their ``grad_norms``), one row per layer and direction, and how much the gradient
+    shrank or grew from the step where it entered to the step farthest from it: a factor far
+    below 1 is a vanishing gradient (the first steps barely learn), far above 1 an exploding one.
+
+    Examples:
+        >>> from handprop.layers import RNN
+        >>> rnn = RNN(2, 3, rng=0, dtype=np.float64)
+        >>> out, h = rnn(np.ones((4, 1, 2)))
+        >>> d_out = np.zeros((4, 1, 3)); d_out[-1] = 1.0     # the loss reads the last step only
+        >>> _ = rnn.backward(d_out, None)
+        >>> print(time_steps(rnn))
+        |dJ/dh_t| per time step of RNN(2, 3):
+        t               1        2        3        4   first/last
+        layer 0    0.0245   0.0655    0.443     1.73       0.0142
+    """
+    norms = getattr(layer, "grad_norms", None)
+    if norms is None:
+        raise ValueError(f"{layer!r} has no gradient norms: run its forward and backward first")
+    directions = 2 if getattr(layer, "bidirectional", False) else 1
+    steps = norms.shape[1]
+    lines = [
+        f"|dJ/dh_t| per time step of {layer!r}:",
+        "t       " + "".join(f"{t:>9}" for t in range(1, steps + 1)) + "   first/last",
+    ]
+    for k, row in enumerate(norms):
+        reverse = k % directions == 1
+        name = f"layer {k // directions}" + (" rev" if reverse else "")
+        # where the gradient entered (the last step; the first for the reverse direction)
+        entered, farthest = (row[0], row[-1]) if reverse else (row[-1], row[0])
+        factor = farthest / entered if entered > 0 else float("nan")
+        lines.append(f"{name:<8}" + "".join(f"{v:>9.3g}" for v in row) + f"{factor:>13.3g}")
+    return "\n".join(lines)
 
 
 def plot_stats(t: Any, path: str) -> None:

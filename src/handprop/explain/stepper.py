@@ -30,8 +30,17 @@ def _numbers(t: Any, names: list[str]) -> list[str]:
     lines = []
     for name in names:
         if name in t:
-            lines += _rows(f"{name}  {tuple(np.shape(t[name]))}", t[name])[: MAX_LINES + 1]
+            for label, value in parts(name, t[name]):
+                lines += _rows(f"{label}  {tuple(np.shape(value))}", value)[: MAX_LINES + 1]
     return lines
+
+
+def parts(name: str, value: Any) -> list[tuple[str, Any]]:
+    """``(label, array)`` for each array of a value: itself, or for several outputs nested as
+    an LSTM's ``(output, (h_n, c_n))``, ``name[0]``, ``name[1][0]``, ``name[1][1]``."""
+    if isinstance(value, (tuple, list)):
+        return [part for i, item in enumerate(value) for part in parts(f"{name}[{i}]", item)]
+    return [(name, value)]
 
 
 def _frame(t, title, formula, shapes, reads, writes) -> dict[str, Any]:

@@ -503,6 +503,9 @@ class _Layered(_Recurrent):
         #: after a training forward with dropout: the keep-masks (True = kept) applied to the
         #: output of each layer but the last, in the output's layout, to give torch the same
         self.mask: tuple[np.ndarray, ...] | None = None
+        #: after a backward: ``|dJ/dh_t|`` (over the batch) at every time step, one row per
+        #: layer and direction (``(num_layers * D, L)``, torch's order of ``h_n``)
+        self.grad_norms: np.ndarray | None = None
         self._fixed_mask: tuple[np.ndarray, ...] | None = None  # set by gradcheck
 
     @classmethod
@@ -625,18 +628,20 @@ class _Layered(_Recurrent):
         ``dJ/d(layer input) += dgx W_ih``, each one product over all time steps.
 
         Returns ``dJ/dx``, or with the state given ``(dJ/dx, dJ/dh_0)`` (LSTM:
-        ``(dJ/dx, (dJ/dh_0, dJ/dc_0))``).
+        ``(dJ/dx, (dJ/dh_0, dJ/dc_0))``). Afterwards ``grad_norms`` holds the size of
+        ``dJ/dh_t`` at every step: vanishing and exploding gradients, visible.
         """
         d_output, d_final = self._incoming(grad_output, grad_state)
         directions = 2 if self.bidirectional else 1
         d_first: list = [None] * len(self._runs)
+        norms = np.empty((len(self._runs), len(d_output)))
         for layer in range(self.num_layers - 1, -1, -1):
             runs = self._runs[layer * directions : (layer + 1) * directions]
             d_input = None
             for run, d_hs in zip(runs, np.split(d_output, directions, axis=-1), strict=True):
                 k = layer * directions + run["direction"]
-                d_before, d_in = self._backward_run(run, d_hs, tuple(d[k] for d in d_final))
-                d_first[k] = d_before
+                d_state = tuple(d[k] for d in d_final)
+                d_first[k], d_in, norms[k] = self._backward_run(run, d_hs, d_state)
                 d_input = d_in if d_input is None else d_input + d_in
             if layer > 0 and self._masks:  # back through the dropout after the layer before
                 d_input = (
@@ -645,6 +650,7 @@ class _Layered(_Recurrent):
                     * (1 / (1 - self.dropout) if self.dropout < 1 else 0)
                 )
             d_output = d_input
+        self.grad_norms = norms
         dx = _to_layout(d_output, self._layout)
         if not self._given:
             return dx
@@ -654,19 +660,22 @@ class _Layered(_Recurrent):
 
     def _backward_run(self, run: dict, d_hs: np.ndarray, d_state: tuple) -> tuple:
         """One layer in one direction back through time: each step's backward, last step
-        first; the parameter gradients and the input's after the loop, one product each."""
+        first; the parameter gradients and the input's after the loop, one product each.
+        Returns the first state's gradient, the layer input's, and ``|dJ/dh_t|`` per step."""
         w_ih, w_hh, _, _ = self._weights(run["layer"], run["direction"])
         caches = run["caches"]
         steps = range(len(d_hs)) if run["direction"] else range(len(d_hs) - 1, -1, -1)
         dgx = np.empty((*d_hs.shape[:2], w_hh.shape[0]), self.dtype)  # (T, N, G*H)
         dgh = dgx if self._gates != 3 else np.empty_like(dgx)  # the GRU's differ
+        norms = np.empty(len(d_hs))
         for t in steps:
             d_state = (d_state[0] + d_hs[t], *d_state[1:])  # dJ/dh_t: from above, and from t+1
+            norms[t] = math.sqrt(np.vdot(d_state[0], d_state[0]))
             dgx[t], step_dgh, d_state = self._step_backward(d_state, caches[t], w_hh)
             if dgh is not dgx:
                 dgh[t] = step_dgh
         self._accumulate(run, dgx, dgh)
-        return d_state, dgx @ w_ih
+        return d_state, dgx @ w_ih, norms
 
     def _accumulate(self, run: dict, dgx: np.ndarray, dgh: np.ndarray) -> None:
         """``dJ/dW_ih += dgx^T x`` and ``dJ/dW_hh += dgh^T h_before``, summed over every time
