@@ -328,7 +328,7 @@ EXERCISES: dict[str, Exercise] = {
     ),
     "lstm_cell": Exercise(
         "LSTMCell",
-        "one step, gates i, f, g, o: c' = f c + i g, h' = o tanh(c'), and its gradients",
+        "one step, gates i, f, g, o; c' = f c + i g; h' = o tanh(c')",
         lambda: [
             Case((3, 2), (_rng(55).standard_normal((4, 3)), _states(56, (4, 2), 2))),
             Case(
