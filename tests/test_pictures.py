@@ -137,3 +137,12 @@ def test_the_activation_pictures_plot_what_backward_returns(pictures):
     assert len(dots) == 1
     zero_line = re.search(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="end">0</text>', relu)
     assert abs(float(dots[0][1]) - (float(zero_line.group(1)) - 4)) < 0.2
+
+
+def test_the_recurrent_page_quotes_what_its_picture_measured():
+    """docs/layers/recurrent.md: a tanh RNN's gradient shrinks about 1.8 times a step; after 39
+    steps back an LSTM keeps about 1e-9 of it, and 1e-4 with its forget gate started open."""
+    rnn = make_pictures._gradient_through_time("RNN")
+    assert 1.7 < (1 / rnn[0]) ** (1 / 39) < 1.9
+    assert 1e-10 < make_pictures._gradient_through_time("LSTM")[0] < 1e-8
+    assert 1e-5 < make_pictures._gradient_through_time("LSTM", forget_bias=1.0)[0] < 1e-3

@@ -940,6 +940,236 @@ def _fmt(value) -> str:
     return escape(fmt(float(value)))
 
 
+# --- recurrent networks: the unrolled network, the gradient through time, the LSTM cell --------
+
+
+def _svg(width: int, height: int, title: str, parts: list[str]) -> str:
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" {FONT} font-size="12">\n<title>{escape(title)}</title>\n'
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#333"/></marker>'
+        '<marker id="back" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        f'markerHeight="7" orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="{COLOURS[1]}"/>'
+        f'</marker></defs>\n<rect width="{width}" height="{height}" fill="white"/>'
+    )
+    return "\n".join([head, *parts, "</svg>"]) + "\n"
+
+
+def _arrow(x1, y1, x2, y2, *, back=False) -> str:
+    if back:
+        return _tag(
+            "line",
+            x1=float(x1),
+            y1=float(y1),
+            x2=float(x2),
+            y2=float(y2),
+            stroke=COLOURS[1],
+            stroke_dasharray="5 3",
+            marker_end="url(#back)",
+        )
+    return _tag(
+        "line",
+        x1=float(x1),
+        y1=float(y1),
+        x2=float(x2),
+        y2=float(y2),
+        stroke="#333",
+        marker_end="url(#arrow)",
+    )
+
+
+def _gradient_through_time(kind: str, steps: int = 40, forget_bias: float | None = None):
+    """|dJ/dh_t| at every step of handprop's RNN (tanh), LSTM or GRU when only the last step's
+    output reaches the loss: each step's size relative to the last one's. ``forget_bias``:
+    the LSTM's forget-gate biases set to it (the usual 1, to keep its gate open at first)."""
+    from handprop import layers
+
+    layer = getattr(layers, kind)(8, 32, dtype=np.float64, rng=0)
+    if forget_bias is not None:
+        layer.bias_ih_l0.data[32:64] = forget_bias
+        layer.bias_hh_l0.data[32:64] = 0.0
+    rng = np.random.default_rng(1)
+    layer(rng.standard_normal((steps, 16, 8)))
+    g = np.zeros((steps, 16, 32))
+    g[-1] = rng.standard_normal((16, 32))
+    layer.backward(g, (None, None) if kind == "LSTM" else None)
+    norms = layer.grad_norms[0]
+    return norms / norms[-1]
+
+
+def unrolled_figure() -> str:
+    """An RNN unrolled over 5 steps (the same cell, forward in black, backward in red), and the
+    size of dJ/dh_t through 40 steps of handprop's RNN, LSTM and GRU (their ``grad_norms``),
+    and of an LSTM whose forget gate starts open."""
+    parts, steps, x0, gap = [], 5, 60, 112
+    for t in range(steps):
+        x = x0 + gap * t
+        parts += [
+            _tag(
+                "rect", x=float(x), y=80.0, width=70, height=44, rx=6, fill="#eef3fb", stroke="#333"
+            ),
+            _tag("text", "cell", x=x + 35.0, y=99.0, text_anchor="middle"),
+            _tag("text", f"t = {t + 1}", x=x + 35.0, y=114.0, text_anchor="middle", fill="#555"),
+            _arrow(x + 35, 170, x + 35, 126),
+            _tag("text", f"x{t + 1}", x=x + 35.0, y=184.0, text_anchor="middle"),
+            _arrow(x + 35, 78, x + 35, 50),
+            _tag("text", f"h{t + 1}", x=x + 35.0, y=44.0, text_anchor="middle"),
+        ]
+        if t:
+            parts.append(_arrow(x - gap + 72, 95, x - 2, 95))
+            parts.append(_arrow(x - 2, 112, x - gap + 72, 112, back=True))
+    parts += [
+        _arrow(14, 95, x0 - 2, 95),
+        _tag("text", "h0", x=14.0, y=88.0),
+        _tag("text", "forward: the same weights at every step", x=x0 + 0.0, y=218.0),
+        _tag(
+            "text",
+            "backward (red): dJ/dh carried back, each step's share of dJ/dW added",
+            x=x0 + 0.0,
+            y=236.0,
+            fill=COLOURS[1],
+        ),
+    ]
+    runs = [(kind, _gradient_through_time(kind)) for kind in ("RNN", "LSTM", "GRU")]
+    runs.append(("LSTM, forget bias 1", _gradient_through_time("LSTM", forget_bias=1.0)))
+    body, (w, h) = chart(
+        [(label, np.arange(1, 41), np.log10(ratio)) for label, ratio in runs],
+        title="|dJ/dh_t| / |dJ/dh_40|, loss on step 40",
+        xlabel="time step t",
+        ylabel="log10 of the ratio",
+        xlim=(1, 40),
+        ylim=(-12, 1),
+        width=400,
+        height=260,
+        legend="bottom",
+    )
+    parts.append(f'<g transform="translate(620 0)">\n{body}\n</g>')
+    return _svg(
+        620 + w, max(h, 250), "An RNN unrolled in time, and its gradient through time", parts
+    )
+
+
+def _lstm_numbers():
+    """One step of handprop's LSTM cell with a hidden size of 1 (every value one number), and
+    its backward for dJ/dh_t = 1, dJ/dc_t = 0.5, with ``lstm_step`` and
+    ``lstm_step_backward``."""
+    from handprop.layers import LSTMCell
+    from handprop.layers.rnn import lstm_step, lstm_step_backward
+
+    cell = LSTMCell(2, 1, dtype=np.float64, rng=3)
+    x, h, c = np.array([[0.5, -1.0]]), np.array([[0.3]]), np.array([[0.8]])
+    gx = x @ cell.weight_ih.data.T + cell.bias_ih.data
+    (h_new, c_new), cache = lstm_step(gx, (h, c), cell.weight_hh.data, cell.bias_hh.data)
+    dz, _, (dh, dc_prev) = lstm_step_backward(
+        (np.ones((1, 1)), np.full((1, 1), 0.5)), cache, cell.weight_hh.data
+    )
+    _, gates, tanh_c = cache
+    i, f, g, o = gates[0]
+    dc = 0.5 + 1.0 * o * (1 - tanh_c[0, 0] ** 2)
+    return {
+        "c_prev": (c[0, 0], dc_prev[0, 0]),
+        "f": (f, dz[0, 1]),
+        "i": (i, dz[0, 0]),
+        "g": (g, dz[0, 2]),
+        "o": (o, dz[0, 3]),
+        "fc": (f * c[0, 0], dc),
+        "ig": (i * g, dc),
+        "c_new": (c_new[0, 0], 0.5),
+        "plus": (c_new[0, 0], dc),
+        "tanh": (tanh_c[0, 0], o),
+        "h_new": (h_new[0, 0], 1.0),
+        "h_prev": (h[0, 0], dh[0, 0]),
+    }
+
+
+def lstm_cell_figure() -> str:
+    """The LSTM cell as a diagram, every node with its value (black) and its gradient (red)
+    for one step of handprop's LSTMCell (hidden size 1)."""
+    v = _lstm_numbers()
+    nodes = {  # name: (centre x, centre y, label, what the red number is the gradient of)
+        "c_prev": (70, 60, "c(t-1)", "dJ/dc(t-1)"),
+        "fc": (210, 60, "f * c(t-1)", "dJ/d(.)"),
+        "plus": (430, 60, "+ : c(t)", "dJ/dc(t), all"),
+        "c_new": (720, 60, "c(t)", "from t+1"),
+        "ig": (380, 165, "i * g", "dJ/d(.)"),
+        "tanh": (600, 150, "tanh c(t)", "dJ/d(.)"),
+        "h_new": (720, 240, "h(t) = o tanh c", "dJ/dh(t)"),
+        "f": (210, 300, "f = sig", "dJ/dz_f"),
+        "i": (320, 300, "i = sig", "dJ/dz_i"),
+        "g": (430, 300, "g = tanh", "dJ/dz_g"),
+        "o": (580, 300, "o = sig", "dJ/dz_o"),
+        "h_prev": (90, 390, "h(t-1)", "dJ/dh(t-1)"),
+    }
+    parts = [
+        _tag("line", x1=90.0, y1=366.0, x2=90.0, y2=355.0, stroke="#333"),
+        _tag("line", x1=90.0, y1=355.0, x2=580.0, y2=355.0, stroke="#333"),
+        _tag("text", "[h(t-1), x(t)] into every gate", x=150.0, y=372.0, fill="#555"),
+    ]
+    edges = [
+        ("c_prev", "fc"),
+        ("fc", "plus"),
+        ("plus", "c_new"),
+        ("f", "fc"),
+        ("i", "ig"),
+        ("g", "ig"),
+        ("ig", "plus"),
+        ("tanh", "h_new"),
+        ("o", "h_new"),
+    ]
+    for a, b in edges:
+        (x1, y1, *_), (x2, y2, *_) = nodes[a], nodes[b]
+        dx, dy = x2 - x1, y2 - y1
+        scale = min(52 / abs(dx) if dx else 1e9, 28 / abs(dy) if dy else 1e9)  # the box's edge
+        parts.append(_arrow(x1 + dx * scale, y1 + dy * scale, x2 - dx * scale, y2 - dy * scale))
+    parts.append(_arrow(600, 60, 600, 126))  # c(t) into the tanh
+    for gate in ("f", "i", "g", "o"):
+        x = nodes[gate][0]
+        parts.append(_arrow(x, 355, x, 324))
+    for name, (x, y, label, grad) in nodes.items():
+        value, gradient = v[name]
+        parts += [
+            _tag(
+                "rect",
+                x=x - 56.0,
+                y=y - 24.0,
+                width=112,
+                height=48,
+                rx=6,
+                fill="#f6f6f6",
+                stroke="#333",
+            ),
+            _tag("text", label, x=float(x), y=y - 8.0, text_anchor="middle", font_weight="bold"),
+            _tag("text", _fmt(value), x=float(x), y=y + 6.0, text_anchor="middle"),
+            _tag(
+                "text",
+                f"{grad} {_fmt(gradient)}",
+                x=float(x),
+                y=y + 19.0,
+                text_anchor="middle",
+                fill=COLOURS[1],
+                font_size=10,
+            ),
+        ]
+    parts += [
+        _tag(
+            "text",
+            "One step of an LSTM cell, hidden size 1: each value (black) and its "
+            "gradient (red), for dJ/dh(t) = 1 and dJ/dc(t) = 0.5 from the step after.",
+            x=12.0,
+            y=440.0,
+        ),
+        _tag(
+            "text",
+            "dJ/dc(t), all = 0.5 + dJ/dh(t) * o * (1 - tanh(c)^2): the cell state's two "
+            "paths add; dJ/dc(t-1) = that * f: the forget gate scales the path back.",
+            x=12.0,
+            y=458.0,
+        ),
+    ]
+    return _svg(800, 472, "The LSTM cell, one step forward and backward, by handprop", parts)
+
+
 # --- everything -------------------------------------------------------------------------------
 
 
@@ -978,6 +1208,8 @@ def pictures() -> dict[str, str]:
         "layer_norm.svg": normalisation_figure(layer_norm=True),
         "conv2d.svg": conv2d_figure(),
         "pooling.svg": pooling_figure(),
+        "rnn_unrolled.svg": unrolled_figure(),
+        "lstm_cell.svg": lstm_cell_figure(),
     }
 
 

@@ -380,7 +380,12 @@ class LSTMCell(_Cell):
     ``c' = f * c + i * g``; ``h' = o * tanh(c')``.
 
     Args:
-        input_size, hidden_size, bias, dtype, rng: as ``RNNCell``.
+        input_size: the size of each input ``x``.
+        hidden_size: the size of the state.
+        bias: learn the biases ``b_ih`` and ``b_hh`` (default True).
+        dtype: ``np.float32`` (default, like torch) or ``np.float64``.
+        rng: seed (int) or ``np.random.Generator`` for the initial values (torch's
+            initialisation, as ``RNNCell``'s); None draws fresh entropy.
 
     Shape:
         - Input ``x``: ``(N, input_size)``, or ``(input_size,)`` for one sample
@@ -431,7 +436,12 @@ class GRUCell(_Cell):
     ``n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))``, ``h' = (1 - z) * n + z * h``.
 
     Args:
-        input_size, hidden_size, bias, dtype, rng: as ``RNNCell``.
+        input_size: the size of each input ``x``.
+        hidden_size: the size of the state.
+        bias: learn the biases ``b_ih`` and ``b_hh`` (default True).
+        dtype: ``np.float32`` (default, like torch) or ``np.float64``.
+        rng: seed (int) or ``np.random.Generator`` for the initial values (torch's
+            initialisation, as ``RNNCell``'s); None draws fresh entropy.
 
     Shape:
         - Input ``x``: ``(N, input_size)``, or ``(input_size,)`` for one sample
@@ -836,8 +846,16 @@ class LSTM(_Layered):
     ``h_t = o * tanh(c_t)``).
 
     Args:
-        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype,
-        rng: as ``RNN``.
+        input_size: the size of each input ``x_t``.
+        hidden_size: the size of each state.
+        num_layers: layers stacked (default 1).
+        bias: learn the biases (default True).
+        batch_first: input and output as ``(N, L, features)`` (default False).
+        dropout: in training, dropout on the output of every layer but the last (default 0).
+        bidirectional: a second direction per layer, from the last step to the first.
+        dtype: ``np.float32`` (default, like torch) or ``np.float64``.
+        rng: seed (int) or ``np.random.Generator`` for the initial values, then the dropout
+            masks; None draws fresh entropy. (All as ``RNN``'s.)
 
     Shape:
         - Input: as ``RNN``'s
@@ -891,8 +909,16 @@ class GRU(_Layered):
     and time step, ``gru_step`` (gates ``r, z, n``; ``h_t = (1 - z) * n + z * h_{t-1}``).
 
     Args:
-        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype,
-        rng: as ``RNN``.
+        input_size: the size of each input ``x_t``.
+        hidden_size: the size of each state.
+        num_layers: layers stacked (default 1).
+        bias: learn the biases (default True).
+        batch_first: input and output as ``(N, L, features)`` (default False).
+        dropout: in training, dropout on the output of every layer but the last (default 0).
+        bidirectional: a second direction per layer, from the last step to the first.
+        dtype: ``np.float32`` (default, like torch) or ``np.float64``.
+        rng: seed (int) or ``np.random.Generator`` for the initial values, then the dropout
+            masks; None draws fresh entropy. (All as ``RNN``'s.)
 
     Shape: as ``RNN``'s, the parameters with ``3 * hidden_size`` rows (``r``, ``z``, ``n``).
 
