@@ -16,7 +16,7 @@ import argparse
 
 from handprop import bench
 
-CASES = [case for case in bench.CASES if case[1] is not None]  # the perceptrons
+CASES = [case for case in bench.CASES if isinstance(case[1], list)]  # the perceptrons
 
 
 def main() -> None:

@@ -124,3 +124,20 @@ def test_count_instructions_counts_a_step_under_valgrind():
     # a forward of six modules on a handful of numbers: tens of NumPy calls, each thousands
     assert 50_000 < rows["forward"] < 1_000_000
     assert rows["total"] == pytest.approx(rows["zero_grad"] + rows["forward"])
+
+
+def test_the_lstm_row_and_its_profile_run():
+    """The LSTM row (one repeat) with every column, its limit's bytes (SGD: 3 numbers per
+    parameter), and bench_lstm's profile with every phase."""
+    import bench_lstm
+    import torch
+
+    network, kind, batch = bench_lstm.CASE
+    row = bench.measure(network, kind, batch, "SGD", 1, 0.001, torch)
+    assert row["handprop_us"] > 0 and row["torch_us"] > 0 and row["limit_us"] > 0
+    assert row["verdict"].startswith("<= 1.00x torch: ")
+    lstm = bench.LSTM(64, 256, rng=0)
+    step = bench.lstm_limit(lstm, batch, "SGD")
+    assert step.streamed_bytes == 3 * 4 * sum(p.data.size for p in lstm.parameters())
+    phases = dict(bench_lstm.profile(1))  # (what they say is measured by running it)
+    assert len(phases) == 8 and "  h W_hh^T, 50 steps" in phases

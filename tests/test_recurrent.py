@@ -405,3 +405,16 @@ def test_a_model_with_an_lstm_traces_passes_gradcheck_and_its_stats_show_each_ti
     assert "layer 1" in text and "first/last" in text
     html = t.to_html()
     assert "lstm" in html
+
+
+def test_input_grad_false_gives_the_same_parameter_gradients_and_no_input_gradient():
+    x = np.random.default_rng(14).standard_normal((5, 2, 3))
+    grads = []
+    for input_grad in (True, False):
+        layer = GRU(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, rng=5)
+        output, _ = layer(x, np.zeros((4, 2, 4)))
+        result = layer.backward(np.ones_like(output), None, input_grad=input_grad)
+        assert (result is None) == (not input_grad)
+        grads.append({name: p.grad for name, p in layer.named_parameters()})
+    for name in grads[0]:
+        np.testing.assert_array_equal(grads[0][name], grads[1][name], err_msg=name)

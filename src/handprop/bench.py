@@ -19,7 +19,11 @@ steps, a block of the limit, repeated; medians, and the ratios taken within each
     the rest, so at the bandwidth this machine gives it for that size);
   * for the convolutional network also its activations: each written once in the forward,
     read once and its gradient written once in the backward (3 passes over every module's
-    output), streamed the same way.
+    output), streamed the same way;
+  * for the LSTM, its products as the layer must do them: the input projection and the two
+    weight gradients as one product each over all time steps, and at every step the
+    recurrent product ``h W_hh^T`` forward and ``dz W_hh`` backward (the next step needs the
+    previous one's result, so those cannot be merged).
 
   Nothing can go under it: a step must multiply those matrices and move those bytes, and
   here nothing else is done. Fused kernels (torch's, or none at all) still pay it.
@@ -43,21 +47,24 @@ from typing import Any
 import numpy as np
 
 from .grad_mode import no_grad
-from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid
-from .losses import BCELoss, CrossEntropyLoss
+from .layers import LSTM, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid
+from .losses import BCELoss, CrossEntropyLoss, MSELoss
 from .module import Module, Sequential
 from .optim import SGD, Adam
 
 __all__ = ["CASES", "GOALS", "main", "run", "table", "verdict"]
 
-#: (network, layer widths or None for LeNet-5, batch)
-CASES: list[tuple[str, list[int] | None, int]] = [
+#: (network, layer widths, None for LeNet-5 or "lstm" for the LSTM, batch)
+CASES: list[tuple[str, list[int] | str | None, int]] = [
     ("worked example 2-3-2-1", [2, 3, 2, 1], 2),
     ("64-128-64-1", [64, 128, 64, 1], 64),
     ("784-512-256-10", [784, 512, 256, 10], 256),
     ("784-2048-2048-1", [784, 2048, 2048, 1], 512),
     ("LeNet-5", None, 64),
+    ("LSTM 64-256, 50 steps", "lstm", 32),
 ]
+#: the LSTM's sizes: time steps, input size, hidden size
+LSTM_SIZES = (50, 64, 256)
 #: the goals, per network: (largest handprop / torch, largest handprop / limit or None)
 GOALS: dict[str, tuple[float, float | None]] = {
     "worked example 2-3-2-1": (0.40, None),
@@ -65,6 +72,7 @@ GOALS: dict[str, tuple[float, float | None]] = {
     "784-512-256-10": (1.0, 1.15),
     "784-2048-2048-1": (1.0, 1.10),
     "LeNet-5": (1.0, 2.0),
+    "LSTM 64-256, 50 steps": (1.0, None),
 }
 #: numbers an optimizer must read and write per parameter element and step
 TRAFFIC = {"SGD": 3, "Adam": 7}
@@ -151,6 +159,35 @@ def limit(model: Sequential, X: np.ndarray, optimizer: str, activations: bool) -
     return step
 
 
+def lstm_limit(lstm: LSTM, batch: int, optimizer: str) -> Callable:
+    """The LSTM step's unavoidable work: its products (see the module docstring) and the
+    optimizer's traffic."""
+    rng = np.random.default_rng(1)
+    steps, inputs, hidden = LSTM_SIZES
+    w_ih, w_hh = lstm.weight_ih_l0.data, lstm.weight_hh_l0.data
+    x = rng.standard_normal((steps * batch, inputs), dtype=np.float32)
+    hs = rng.standard_normal((steps * batch, hidden), dtype=np.float32)
+    dz = rng.standard_normal((steps * batch, 4 * hidden), dtype=np.float32)
+    h, g = hs[:batch], dz[:batch]
+    streamed = TRAFFIC[optimizer] * sum(p.data.nbytes for p in lstm.parameters())
+    source = np.ones(max(1, streamed // 2 // 4), np.float32)
+    target = np.empty_like(source)
+
+    def step() -> None:
+        x @ w_ih.T  # the input projection, all steps at once
+        for _ in range(steps):
+            h @ w_hh.T  # forward, one step
+        for _ in range(steps):
+            g @ w_hh  # backward, one step: dJ/dh_(t-1)
+        dz.T @ x  # dJ/dW_ih, all steps
+        dz.T @ hs  # dJ/dW_hh, all steps
+        np.copyto(target, source)
+
+    step.streamed_bytes = streamed  # type: ignore[attr-defined]
+    step.copied_bytes = 2 * source.nbytes  # type: ignore[attr-defined]
+    return step
+
+
 # -- one row -----------------------------------------------------------------------------
 
 
@@ -161,8 +198,41 @@ class _Case:
     limit: Callable[[], None]
 
 
-def _case(network: str, widths: list[int] | None, batch: int, optimizer: str, torch) -> _Case:
+def _lstm_case(batch: int, optimizer: str, torch) -> _Case:
+    """One LSTM training step: the output sequence against a target, mean squared error."""
+    rng = np.random.default_rng(2)
+    steps, inputs, hidden = LSTM_SIZES
+    lstm = LSTM(inputs, hidden, rng=0)
+    X = rng.standard_normal((steps, batch, inputs)).astype(np.float32)
+    Y = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    loss, opt = MSELoss(), _optimizer(optimizer, lstm.parameters(), None)
+
+    def hp() -> None:
+        opt.zero_grad()
+        output, _ = lstm(X)
+        loss(output, Y)
+        lstm.backward(loss.backward(), (None, None), input_grad=False)
+        opt.step()
+
+    tt = None
+    if torch is not None:
+        from .interop import to_torch
+
+        twin, tX, tY = to_torch(lstm), torch.from_numpy(X), torch.from_numpy(Y)
+        t_loss, t_opt = torch.nn.MSELoss(), _optimizer(optimizer, twin.parameters(), torch.optim)
+
+        def tt() -> None:
+            t_opt.zero_grad()
+            t_loss(twin(tX)[0], tY).backward()
+            t_opt.step()
+
+    return _Case(hp, tt, lstm_limit(lstm, batch, optimizer))
+
+
+def _case(network: str, widths: list[int] | str | None, batch: int, optimizer: str, torch) -> _Case:
     """The three step functions of one row, on the same network, weights and data."""
+    if widths == "lstm":
+        return _lstm_case(batch, optimizer, torch)
     rng = np.random.default_rng(2)
     if widths is None:
         model = lenet5()
@@ -227,7 +297,7 @@ def peak_memory(fn: Callable[[], None]) -> int:
 
 def measure(
     network: str,
-    widths: list[int] | None,
+    widths: list[int] | str | None,
     batch: int,
     optimizer: str,
     repeats: int,
@@ -288,7 +358,8 @@ def run(
     progress: Callable[[int, int, str], None] | None = None,
     cases: list[tuple[str, list[int] | None, int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every row: each network with SGD and Adam (LeNet-5 with SGD, as its goal is stated).
+    """Every row: each network with SGD and Adam (LeNet-5 and the LSTM with SGD, as their
+    goals are stated).
     ``quick``: 5 repeats of about 0.03 s each (the whole table in well under a minute);
     otherwise 21 of 0.1 s, as ``benchmarks/`` runs it."""
     torch = _torch() if torch == "auto" else torch
@@ -296,7 +367,7 @@ def run(
     jobs = [
         (network, widths, batch, optimizer)
         for network, widths, batch in (CASES if cases is None else cases)
-        for optimizer in (("SGD",) if widths is None else ("SGD", "Adam"))
+        for optimizer in (("SGD", "Adam") if isinstance(widths, list) else ("SGD",))
     ]
     rows = []
     for done, (network, widths, batch, optimizer) in enumerate(jobs):

@@ -49,9 +49,10 @@ def rnn_step(gx, state, weight_hh, bias_hh, nonlinearity="tanh"):
     ``state`` is ``(h,)``; returns ``((h',), h')``: the new state, and what the backward needs.
     """
     (h,) = state
-    z = gx + h @ weight_hh.T
+    z = h @ weight_hh.T  # (summed in torch's order: gx + (h W_hh^T + b_hh), in place)
     if bias_hh is not None:
         z += bias_hh
+    z += gx
     h_new = np.tanh(z) if nonlinearity == "tanh" else np.maximum(z, 0)
     return (h_new,), h_new
 
@@ -76,9 +77,10 @@ def lstm_step(gx, state, weight_hh, bias_hh):
     """
     h, c = state
     n = h.shape[-1]
-    z = gx + h @ weight_hh.T
+    z = h @ weight_hh.T  # (summed in torch's order: gx + (h W_hh^T + b_hh), in place)
     if bias_hh is not None:
         z += bias_hh
+    z += gx
     gates = sigmoid(z)  # i, f and o; then g, the candidate, through tanh instead
     gates[:, 2 * n : 3 * n] = np.tanh(z[:, 2 * n : 3 * n])
     i, f, g, o = gates[:, :n], gates[:, n : 2 * n], gates[:, 2 * n : 3 * n], gates[:, 3 * n :]
@@ -629,7 +631,7 @@ class _Layered(_Recurrent):
 
     # -- backward ------------------------------------------------------------------------------
 
-    def backward(self, grad_output: Any, grad_state: Any) -> Any:
+    def backward(self, grad_output: Any, grad_state: Any, *, input_grad: bool = True) -> Any:
         """Backpropagation through time, layer by layer from the last:
 
         for each direction, the steps in reverse order, each adding ``dJ/dh_t`` from the output
@@ -638,8 +640,9 @@ class _Layered(_Recurrent):
         ``dJ/d(layer input) += dgx W_ih``, each one product over all time steps.
 
         Returns ``dJ/dx``, or with the state given ``(dJ/dx, dJ/dh_0)`` (LSTM:
-        ``(dJ/dx, (dJ/dh_0, dJ/dc_0))``). Afterwards ``grad_norms`` holds the size of
-        ``dJ/dh_t`` at every step: vanishing and exploding gradients, visible.
+        ``(dJ/dx, (dJ/dh_0, dJ/dc_0))``); with ``input_grad=False``, None (the parameters'
+        gradients only: the first layer's input product is skipped). Afterwards ``grad_norms``
+        holds the size of ``dJ/dh_t`` at every step: vanishing and exploding gradients, visible.
         """
         d_output, d_final = self._incoming(grad_output, grad_state)
         directions = 2 if self.bidirectional else 1
@@ -651,7 +654,8 @@ class _Layered(_Recurrent):
             for run, d_hs in zip(runs, np.split(d_output, directions, axis=-1), strict=True):
                 k = layer * directions + run["direction"]
                 d_state = tuple(d[k] for d in d_final)
-                d_first[k], d_in, norms[k] = self._backward_run(run, d_hs, d_state)
+                wanted = input_grad or layer > 0  # the input's gradient, or the layer below's
+                d_first[k], d_in, norms[k] = self._backward_run(run, d_hs, d_state, wanted)
                 d_input = d_in if d_input is None else d_input + d_in
             if layer > 0 and self._masks:  # back through the dropout after the layer before
                 d_input = (
@@ -661,6 +665,8 @@ class _Layered(_Recurrent):
                 )
             d_output = d_input
         self.grad_norms = norms
+        if not input_grad:
+            return None
         dx = _to_layout(d_output, self._layout)
         if not self._given:
             return dx
@@ -668,10 +674,13 @@ class _Layered(_Recurrent):
                      for i in range(self._states))  # fmt: skip
         return (dx, d_h0) if self._states == 2 else (dx, d_h0[0])
 
-    def _backward_run(self, run: dict, d_hs: np.ndarray, d_state: tuple) -> tuple:
+    def _backward_run(
+        self, run: dict, d_hs: np.ndarray, d_state: tuple, input_grad: bool = True
+    ) -> tuple:
         """One layer in one direction back through time: each step's backward, last step
         first; the parameter gradients and the input's after the loop, one product each.
-        Returns the first state's gradient, the layer input's, and ``|dJ/dh_t|`` per step."""
+        Returns the first state's gradient, the layer input's (None without ``input_grad``),
+        and ``|dJ/dh_t|`` per step."""
         w_ih, w_hh, _, _ = self._weights(run["layer"], run["direction"])
         caches = run["caches"]
         steps = range(len(d_hs)) if run["direction"] else range(len(d_hs) - 1, -1, -1)
@@ -685,7 +694,7 @@ class _Layered(_Recurrent):
             if dgh is not dgx:
                 dgh[t] = step_dgh
         self._accumulate(run, dgx, dgh)
-        return d_state, dgx @ w_ih, norms
+        return d_state, dgx @ w_ih if input_grad else None, norms
 
     def _accumulate(self, run: dict, dgx: np.ndarray, dgh: np.ndarray) -> None:
         """``dJ/dW_ih += dgx^T x`` and ``dJ/dW_hh += dgh^T h_before``, summed over every time
