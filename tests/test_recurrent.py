@@ -341,9 +341,10 @@ def test_bad_inputs_are_refused_and_change_nothing():
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
-def test_grad_norms_are_the_size_of_torchs_gradient_at_every_time_step(kind):
-    """``grad_norms[k, t]`` is |dJ/dh_t| of layer and direction k: against torch's own
-    gradients of each step's state, through a loop of torch's cells with the same weights."""
+def test_state_grads_and_grad_norms_are_torchs_gradient_at_every_time_step(kind):
+    """``state_grads`` holds dJ/dh_t (and an LSTM's dJ/dc_t) at every step of every layer and
+    direction, and ``grad_norms`` their sizes: against torch's own gradients of each step's
+    state, through a loop of torch's cells with the same weights."""
     from handprop.explain.stats import time_steps
 
     layer = LAYERS[kind](3, 4, bidirectional=True, dtype=np.float64, rng=11)
@@ -352,7 +353,7 @@ def test_grad_norms_are_the_size_of_torchs_gradient_at_every_time_step(kind):
     g[-1, :, :4] = 1.0  # the forward direction's last step, and
     g[0, :, 4:] = 1.0  # the reverse direction's (its last step is t = 0)
     layer(x)
-    layer.backward(g, None)
+    layer.backward(g, (None, None) if kind == "LSTM" else None)
     cell_class = {"RNN": torch.nn.RNNCell, "LSTM": torch.nn.LSTMCell, "GRU": torch.nn.GRUCell}
     for k, suffix in enumerate(("_l0", "_l0_reverse")):
         cell = cell_class[kind](3, 4, dtype=torch.float64)
@@ -360,15 +361,19 @@ def test_grad_norms_are_the_size_of_torchs_gradient_at_every_time_step(kind):
             for name, p in cell.named_parameters():
                 p.copy_(torch.tensor(getattr(layer, name + suffix).data))
         order = range(6) if k == 0 else range(5, -1, -1)
-        state, hs = None, {}
+        state, kept = None, {}
         for t in order:
             state = cell(torch.tensor(x[t]), state)
-            h = state[0] if kind == "LSTM" else state
-            h.retain_grad()
-            hs[t] = h
-        (hs[order[-1]] * torch.tensor(g[order[-1], :, 4 * k : 4 * k + 4])).sum().backward()
-        expected = [float(hs[t].grad.norm()) for t in range(6)]
-        np.testing.assert_allclose(layer.grad_norms[k], expected, rtol=1e-12)
+            for s in state if kind == "LSTM" else (state,):
+                s.retain_grad()
+            kept[t] = state if kind == "LSTM" else (state,)
+        last = kept[order[-1]][0]
+        (last * torch.tensor(g[order[-1], :, 4 * k : 4 * k + 4])).sum().backward()
+        for i, name in enumerate(("dJ/dh_t", "dJ/dc_t")[: len(layer.state_grads)]):
+            expected = np.stack([kept[t][i].grad.numpy() for t in range(6)])
+            assert_close(name, layer.state_grads[i][k], expected, np.float64)
+        norms = [float(kept[t][0].grad.norm()) for t in range(6)]
+        np.testing.assert_allclose(layer.grad_norms[k], norms, rtol=1e-12)
     text = time_steps(layer)
     assert "layer 0 rev" in text and len(text.splitlines()) == 4
 
@@ -403,8 +408,20 @@ def test_a_model_with_an_lstm_traces_passes_gradcheck_and_its_stats_show_each_ti
     text = t.stats()
     assert "|dJ/dh_t| per time step of LSTM(3, 4, num_layers=2)" in text
     assert "layer 1" in text and "first/last" in text
-    html = t.to_html()
-    assert "lstm" in html
+    steps = [f for f in t.frames() if f["title"].startswith("Backward through time")]
+    assert len(steps) == 2 * 5  # 2 layers, 5 steps each, in the order the loop ran:
+    assert [f["title"][-5:] for f in steps[:2]] == ["t = 5", "t = 4"]  # the last layer first
+    assert "layer 1" in steps[0]["title"] and "layer 0" in steps[5]["title"]
+    assert "the final state's gradient" in steps[0]["formula"]
+    assert "what step 5 sent back" in steps[1]["formula"]
+    h_grad = t["dJ/dlstm.h[layer 0, t=2]"]  # the trace's copy's state_grads, by name
+    c_grad = t["dJ/dlstm.c[layer 0, t=2]"]
+    copy = Classifier()
+    loss(copy(x), y)
+    copy.backward(loss.backward())
+    np.testing.assert_array_equal(h_grad, copy.lstm.state_grads[0][0, 1])
+    np.testing.assert_array_equal(c_grad, copy.lstm.state_grads[1][0, 1])
+    assert "Backward through time: lstm" in t.to_html()
 
 
 def test_input_grad_false_gives_the_same_parameter_gradients_and_no_input_gradient():

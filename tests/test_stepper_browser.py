@@ -51,6 +51,10 @@ def traces():
     from test_calls import model as blocks  # a residual block and a Linear used twice
 
     yield "blocks", trace(blocks(np.float32), MSELoss(), BX, BY)  # each call a frame
+    from test_recurrent import Classifier  # an LSTM of 2 layers: a frame per time step
+
+    x = rng.standard_normal((4, 3, 3))
+    yield "lstm", trace(Classifier(), CrossEntropyLoss(), x, np.array([0, 1, 1]))
 
 
 @pytest.fixture(scope="module")

@@ -62,8 +62,13 @@ class CallTrace(_Named):
     """The named values of one forward and backward pass of a model with blocks, and its
     calls in the order they ran (see the module docstring)."""
 
-    def __init__(self, model: Module, loss_fn: Any, calls: list[Call], values: dict) -> None:
+    def __init__(
+        self, model: Module, loss_fn: Any, calls: list[Call], values: dict, time_steps=None
+    ) -> None:
         self.model, self.loss_fn, self.calls, self._values = model, loss_fn, calls, values
+        #: per recurrent layer's path, its backward's time steps in the order computed:
+        #: (which layer and direction, step t, the names of dJ/dh_t and dJ/dc_t)
+        self.time_steps: dict[str, list[tuple[str, int, list[str]]]] = time_steps or {}
 
     def __repr__(self) -> str:
         return f"Trace({len(self.calls)} calls, {self.loss_fn!r}: {', '.join(self._values)})"
@@ -165,7 +170,10 @@ class _Recorder:
     def backward(self, module: Module, path: str, received: tuple, returned: Any) -> None:
         children = self.frames.pop()
         source, output_name = self.pending[id(module)].pop()  # last in, first out
-        self.values.setdefault(f"dJ/d{output_name}", received[0])
+        # one gradient per output: an LSTMCell's (dJ/dh', dJ/dc') kept together
+        self.values.setdefault(
+            f"dJ/d{output_name}", received[0] if len(received) == 1 else received
+        )
         parts = _meeting(children, returned)
         call = Call("backward", path, module, [f"dJ/d{output_name}"], source, parts)
         self.calls.append(call)  # writes: dJ/d(what it read), named in finish
@@ -240,7 +248,32 @@ def trace_calls(model: Module, loss_fn: Any, X: Any, y: Any) -> CallTrace:
     for name, param in net.named_parameters():
         values[name] = param.data
         values[f"dJ/d{name}"] = param.grad
-    return CallTrace(model, loss_fn, recorder.calls, values)
+    steps = {path: _time_steps(path, m, values) for path, m in net.named_modules() if path}
+    steps = {path: s for path, s in steps.items() if s}
+    return CallTrace(model, loss_fn, recorder.calls, values, steps)
+
+
+def _time_steps(path: str, module: Module, values: dict) -> list[tuple[str, int, list[str]]]:
+    """A recurrent layer's backward through time, step by step in the order it ran (the last
+    layer first; each direction from its last step): the gradient that reached ``h_t`` (and
+    ``c_t``) at each, from its ``state_grads``, added to ``values`` under its own names."""
+    grads = getattr(module, "state_grads", None)
+    if grads is None:
+        return []
+    directions = 2 if module.bidirectional else 1
+    length = grads[0].shape[1]
+    steps = []
+    for k in sorted(range(len(grads[0])), key=lambda k: (-(k // directions), k % directions)):
+        reverse = k % directions == 1
+        which = f"layer {k // directions}" + (", reverse" if reverse else "")
+        for t in range(length) if reverse else range(length - 1, -1, -1):
+            names = []
+            for state, grad in zip(("h", "c"), grads, strict=False):
+                name = f"dJ/d{path}.{state}[{which}, t={t + 1}]"
+                values[name] = grad[k, t]
+                names.append(name)
+            steps.append((which, t + 1, names))
+    return steps
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -278,6 +311,8 @@ def frames(t: CallTrace) -> list[dict[str, Any]]:
             if n in t
             for label, a in parts(n, t[n])
         )
+        if call.kind == "backward" and " via " not in call.writes:
+            out += _time_step_frames(t, call, who)  # its loop through time, then its result
         out.append(
             {
                 "title": title,
@@ -289,6 +324,42 @@ def frames(t: CallTrace) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _time_step_frames(t: CallTrace, call: Call, who: str) -> list[dict[str, Any]]:
+    """A recurrent layer's backward, one frame per time step in the order its loop ran: the
+    gradient that reached h_t (and c_t) there, from above and from the step after."""
+    from .stepper import _numbers
+
+    frames_, steps = [], t.time_steps.get(call.path, [])
+    for number, (which, step, names) in enumerate(steps):
+        first = number == 0 or steps[number - 1][0] != which  # where this layer's loop began
+        later = step - 1 if "reverse" in which else step + 1  # the step it comes back from
+        before = step + 1 if "reverse" in which else step - 1
+        source = "the final state's gradient" if first else f"what step {later} sent back"
+        above = (
+            "the output" if which.startswith(f"layer {_top_layer(steps)}") else "the layer above"
+        )
+        cell = " and c (along c times the forget gate f)" if len(names) == 2 else ""
+        frames_.append(
+            {
+                "title": f"Backward through time: {who}, {which}, step t = {step}",
+                "formula": (
+                    f"dJ/dh_{step} = dJ/dh_{step} from {above} at t = {step} + {source}; the "
+                    f"step's backward adds its share into dJ/dW and sends the gradient back "
+                    f"through h{cell} to step {before}"
+                ),
+                "shapes": ", ".join(f"{n} {tuple(np.shape(t[n]))}" for n in names),
+                "reads": [],
+                "writes": [call.writes],
+                "values": _numbers(t, names),
+            }
+        )
+    return frames_
+
+
+def _top_layer(steps: list[tuple[str, int, list[str]]]) -> int:
+    return max(int(which.split()[1].rstrip(",")) for which, _, _ in steps)
 
 
 def _nodes(t: CallTrace) -> list[str]:

@@ -99,17 +99,26 @@ def lstm_step_backward(d_state, cache, weight_hh):
 
     Returns ``(dz, dz, (dJ/dh, dJ/dc))``.
     """
-    dh_new, dc_new = d_state
+    dh_new = d_state[0]
     c, gates, tanh_c = cache
     n = c.shape[-1]
     i, f, g, o = gates[:, :n], gates[:, n : 2 * n], gates[:, 2 * n : 3 * n], gates[:, 3 * n :]
-    dc = dc_new + dh_new * o * (1 - tanh_c * tanh_c)
+    dc = lstm_cell_state_gradient(d_state, cache)
     dz = np.empty_like(gates)
     dz[:, :n] = dc * g * i * (1 - i)
     dz[:, n : 2 * n] = dc * c * f * (1 - f)
     dz[:, 2 * n : 3 * n] = dc * i * (1 - g * g)
     dz[:, 3 * n :] = dh_new * tanh_c * o * (1 - o)
     return dz, dz, (dz @ weight_hh, dc * f)
+
+
+def lstm_cell_state_gradient(d_state, cache):
+    """``dJ/dc'`` in total, ``dc' + dh' * o * (1 - tanh(c')^2)``: what comes from the next step
+    along the cell state, and what comes through ``h' = o * tanh(c')`` (N, H)."""
+    dh_new, dc_new = d_state
+    _, gates, tanh_c = cache
+    o = gates[:, 3 * tanh_c.shape[-1] :]
+    return dc_new + dh_new * o * (1 - tanh_c * tanh_c)
 
 
 def gru_step(gx, state, weight_hh, bias_hh):
@@ -192,6 +201,10 @@ class _Recurrent(Module):
 
     def _step_backward(self, d_state, cache, weight_hh):
         return rnn_step_backward(d_state, cache, weight_hh, self.nonlinearity)
+
+    def _reaching(self, d_state, cache):
+        """The gradient of each state at a step in total (an LSTM adds ``c``'s two paths)."""
+        return d_state
 
     def _state_arrays(self, hx: Any, expected: tuple, unbatched: bool) -> tuple:
         """The state given (``h``, or ``(h, c)`` for an LSTM) as arrays of the ``expected``
@@ -518,6 +531,10 @@ class _Layered(_Recurrent):
         #: after a backward: ``|dJ/dh_t|`` (over the batch) at every time step, one row per
         #: layer and direction (``(num_layers * D, L)``, torch's order of ``h_n``)
         self.grad_norms: np.ndarray | None = None
+        #: after a backward: the gradient that reached each state at every time step, ``dJ/dh_t``
+        #: (and an LSTM's ``dJ/dc_t``), each ``(num_layers * D, L, N, H)``: what the step-through
+        #: page shows flowing back through time
+        self.state_grads: tuple[np.ndarray, ...] | None = None
         self._fixed_mask: tuple[np.ndarray, ...] | None = None  # set by gradcheck
 
     @classmethod
@@ -647,7 +664,8 @@ class _Layered(_Recurrent):
         d_output, d_final = self._incoming(grad_output, grad_state)
         directions = 2 if self.bidirectional else 1
         d_first: list = [None] * len(self._runs)
-        norms = np.empty((len(self._runs), len(d_output)))
+        shape = (len(self._runs), *d_output.shape[:2], self.hidden_size)  # (L*D, T, N, H)
+        grads = tuple(np.empty(shape, self.dtype) for _ in range(self._states))
         for layer in range(self.num_layers - 1, -1, -1):
             runs = self._runs[layer * directions : (layer + 1) * directions]
             d_input = None
@@ -655,7 +673,9 @@ class _Layered(_Recurrent):
                 k = layer * directions + run["direction"]
                 d_state = tuple(d[k] for d in d_final)
                 wanted = input_grad or layer > 0  # the input's gradient, or the layer below's
-                d_first[k], d_in, norms[k] = self._backward_run(run, d_hs, d_state, wanted)
+                d_first[k], d_in, through = self._backward_run(run, d_hs, d_state, wanted)
+                for every, each in zip(grads, through, strict=True):
+                    every[k] = each
                 d_input = d_in if d_input is None else d_input + d_in
             if layer > 0 and self._masks:  # back through the dropout after the layer before
                 d_input = (
@@ -664,7 +684,8 @@ class _Layered(_Recurrent):
                     * (1 / (1 - self.dropout) if self.dropout < 1 else 0)
                 )
             d_output = d_input
-        self.grad_norms = norms
+        self.state_grads = grads
+        self.grad_norms = np.sqrt(np.square(grads[0], dtype=np.float64).sum(axis=(2, 3)))
         if not input_grad:
             return None
         dx = _to_layout(d_output, self._layout)
@@ -680,21 +701,23 @@ class _Layered(_Recurrent):
         """One layer in one direction back through time: each step's backward, last step
         first; the parameter gradients and the input's after the loop, one product each.
         Returns the first state's gradient, the layer input's (None without ``input_grad``),
-        and ``|dJ/dh_t|`` per step."""
+        and the gradient that reached each state at every step."""
         w_ih, w_hh, _, _ = self._weights(run["layer"], run["direction"])
         caches = run["caches"]
         steps = range(len(d_hs)) if run["direction"] else range(len(d_hs) - 1, -1, -1)
         dgx = np.empty((*d_hs.shape[:2], w_hh.shape[0]), self.dtype)  # (T, N, G*H)
         dgh = dgx if self._gates != 3 else np.empty_like(dgx)  # the GRU's differ
-        norms = np.empty(len(d_hs))
+        through = tuple(np.empty((*d_hs.shape[:2], self.hidden_size), self.dtype)
+                        for _ in range(self._states))  # fmt: skip
         for t in steps:
             d_state = (d_state[0] + d_hs[t], *d_state[1:])  # dJ/dh_t: from above, and from t+1
-            norms[t] = math.sqrt(np.vdot(d_state[0], d_state[0]))
+            for every, each in zip(through, self._reaching(d_state, caches[t]), strict=True):
+                every[t] = each  # what reached h_t (and c_t) in total: kept for the page
             dgx[t], step_dgh, d_state = self._step_backward(d_state, caches[t], w_hh)
             if dgh is not dgx:
                 dgh[t] = step_dgh
         self._accumulate(run, dgx, dgh)
-        return d_state, dgx @ w_ih if input_grad else None, norms
+        return d_state, dgx @ w_ih if input_grad else None, through
 
     def _accumulate(self, run: dict, dgx: np.ndarray, dgh: np.ndarray) -> None:
         """``dJ/dW_ih += dgx^T x`` and ``dJ/dW_hh += dgh^T h_before``, summed over every time
@@ -911,6 +934,9 @@ class LSTM(_Layered):
 
     def _step_backward(self, d_state, cache, weight_hh):
         return lstm_step_backward(d_state, cache, weight_hh)
+
+    def _reaching(self, d_state, cache):
+        return d_state[0], lstm_cell_state_gradient(d_state, cache)
 
 
 class GRU(_Layered):
