@@ -1,9 +1,12 @@
 """The one parity helper: handprop against PyTorch autograd.
 
 Every parity test goes through ``check_network`` (a whole model: each module's output, the
-cost, dJ/dX and every parameter gradient, torch running its own forward) or ``check_modules``
+cost, dJ/dX and every parameter gradient, torch running its own forward), ``check_modules``
 (each module and the loss fed *handprop's own* intermediate values, so that a difference
-cannot come from an earlier module: the strict per-step check that random edge values need).
+cannot come from an earlier module: the strict per-step check that random edge values need),
+or ``check_module_against_torch`` (one module with several inputs and outputs, nested as a
+recurrent layer's ``(x, (h, c))`` and ``(output, (h_n, c_n))``: every output, every input's
+gradient and every parameter's).
 
 Conversions to torch come from ``handprop.interop``; the tolerances
 (``handprop.interop.TOLERANCES``) are per dtype and were taken from measurement with
@@ -484,3 +487,55 @@ def check_training(model: Sequential, loss, X, y, optimizer: str, steps: int, **
             assert_close(f"{name} after step {step + 1}", p.data, t_p.detach().numpy(), dtype)
     assert_close("costs", np.array(costs, dtype=dtype), np.array(t_costs), dtype)
     return costs, t_costs
+
+
+# -- one module, nested inputs and outputs ----------------------------------------------------
+
+
+def _leaves(value) -> list:
+    """The arrays of a nested tuple, in order (None kept: an output without a gradient)."""
+    if isinstance(value, (tuple, list)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def _tensors(value):
+    """Nested arrays as torch tensors, the float ones requiring their gradient."""
+    if isinstance(value, tuple):
+        return tuple(_tensors(v) for v in value)
+    return torch.tensor(value, requires_grad=np.asarray(value).dtype.kind == "f")
+
+
+def check_module_against_torch(
+    module, inputs: tuple, grads: tuple, *, scale=None, parameter_scale=None
+) -> None:
+    """``module(*inputs)`` and ``module.backward(*grads)`` against its torch twin
+    (``interop.to_torch``, the same weights) run on the same inputs and backpropagated from the
+    same gradients: every output, every input's gradient and every parameter's, leaf by leaf,
+    within the dtype's tolerance (``scale``: the size of the terms, as ``assert_close``;
+    ``parameter_scale`` for the parameters' gradients, sums over the batch too).
+
+    ``inputs``: the positional inputs, nested (an LSTM's ``(x, (h0, c0))``); ``grads``: one
+    gradient per output, nested as the outputs, None for one that does not reach the cost.
+    """
+    dtype = module.dtype
+    twin = to_torch(module)
+    outputs = module(*inputs)
+    returned = module.backward(*grads)
+    t_inputs = tuple(_tensors(x) for x in inputs)
+    t_outputs = twin(*t_inputs)
+    pairs = list(zip(_leaves(outputs), _leaves(t_outputs), strict=True))
+    for i, (mine, theirs) in enumerate(pairs):
+        assert_close(f"output {i}", mine, theirs.detach().numpy(), dtype, scale=scale)
+    given = [(t, g) for (_, t), g in zip(pairs, _leaves(grads), strict=True) if g is not None]
+    torch.autograd.backward([t for t, _ in given], [torch.tensor(g) for _, g in given])
+    mine_grads = _leaves(returned if len(inputs) > 1 else (returned,))
+    their_leaves = [t for t in _leaves(t_inputs) if t.requires_grad]
+    assert len(mine_grads) == len(their_leaves), "one gradient per input"
+    for i, (mine, theirs) in enumerate(zip(mine_grads, their_leaves, strict=True)):
+        assert_close(f"dJ/d(input {i})", mine, theirs.grad.numpy(), dtype, scale=scale)
+    their_params = dict(twin.named_parameters())
+    assert set(their_params) == {name for name, _ in module.named_parameters()}
+    for name, p in module.named_parameters():
+        theirs = their_params[name].grad.numpy()
+        assert_close(f"{name}.grad", p.grad, theirs, dtype, scale=parameter_scale or scale)

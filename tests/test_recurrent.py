@@ -13,6 +13,7 @@ import pytest
 from closeness import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
+from parity import check_module_against_torch
 
 import handprop
 from handprop import check_module
@@ -84,39 +85,22 @@ def test_full_layer_equals_torch(case):
     """Outputs, final states, dJ/dx, dJ/dh_0 (and dJ/dc_0) and every parameter gradient."""
     dtype, kind = case["dtype"], case["kind"]
     layer = _build(case)
-    twin = to_torch(layer)
     rng = np.random.default_rng(case["seed"])
     x_shape, state_shape = _shapes(case, layer)
     count = 2 if kind == "LSTM" else 1
     x = rng.standard_normal(x_shape).astype(dtype)
     h0 = tuple(rng.standard_normal(state_shape).astype(dtype) for _ in range(count))
-    tx, th0 = torch.tensor(x, requires_grad=True), [torch.tensor(h, requires_grad=True) for h in h0]
-    if case["state"]:
-        out, h_n = layer(x, _pack(h0, kind))
-        t_out, t_h_n = twin(tx, _pack(tuple(th0), kind))
-    else:
-        out, h_n = layer(x)
-        t_out, t_h_n = twin(tx)
-    scale = max(1.0, case["length"] * case["num_layers"])  # errors add up over steps and layers
-    assert_close("output", out, t_out.detach().numpy(), dtype, scale=scale)
-    for name, a, b in zip(("h_n", "c_n"), _states(h_n, kind), _states(t_h_n, kind), strict=False):
-        assert_close(name, a, b.detach().numpy(), dtype, scale=scale)
-    g = rng.standard_normal(out.shape).astype(dtype)
+    output_shape = (*x_shape[:-1], layer.hidden_size * (2 if case["bidirectional"] else 1))
+    g = rng.standard_normal(output_shape).astype(dtype)
     g_state = tuple(rng.standard_normal(state_shape).astype(dtype) for _ in range(count))
-    if case["grad_state"]:
-        grads = layer.backward(g, _pack(g_state, kind))
-        torch.autograd.backward(
-            [t_out, *_states(t_h_n, kind)], [torch.tensor(a) for a in (g, *g_state)]
-        )
-    else:  # None: an output that does not reach the loss
-        grads = layer.backward(g, _pack((None,) * count, kind) if count == 2 else None)
-        t_out.backward(torch.tensor(g))
-    dx, d_h0 = grads if case["state"] else (grads, None)
-    assert_close("dJ/dx", dx, tx.grad.numpy(), dtype, scale=scale)
-    if case["state"]:
-        for name, a, b in zip(("dJ/dh_0", "dJ/dc_0"), _states(d_h0, kind), th0, strict=False):
-            assert_close(name, a, b.grad.numpy(), dtype, scale=scale)
-    _compare_parameters(layer, twin, dtype, scale * max(1, case["batch"] or 1))
+    if not case["grad_state"]:  # None: the final states do not reach the cost
+        g_state = (None,) * count
+    inputs = (x, _pack(h0, kind)) if case["state"] else (x,)
+    scale = max(1.0, case["length"] * case["num_layers"])  # errors add up over steps and layers
+    check_module_against_torch(
+        layer, inputs, (g, _pack(g_state, kind)), scale=scale,
+        parameter_scale=scale * max(1, case["batch"] or 1),
+    )  # fmt: skip
 
 
 @st.composite
@@ -137,31 +121,16 @@ def cells(draw):
 def test_one_step_of_lstm_and_gru_cells_equals_torch(case):
     rng = np.random.default_rng(case["seed"])
     dtype, batch, lstm = case["dtype"], case["batch"], case["cls"] is LSTMCell
-    kind = "LSTM" if lstm else "GRU"
     cell = case["cls"](case["input_size"], case["hidden_size"], case["bias"], dtype=dtype, rng=rng)
-    twin = to_torch(cell)
     lead = () if batch is None else (batch,)
     x = rng.standard_normal((*lead, case["input_size"])).astype(dtype)
     states = tuple(
         rng.standard_normal((*lead, case["hidden_size"])).astype(dtype) for _ in range(1 + lstm)
     )
-    tx = torch.tensor(x, requires_grad=True)
-    ts = [torch.tensor(s, requires_grad=True) for s in states]
-    if case["state"]:
-        y, ty = cell(x, _pack(states, kind)), twin(tx, _pack(tuple(ts), kind))
-    else:
-        y, ty = cell(x), twin(tx)
-    gs = tuple(rng.standard_normal(s.shape).astype(dtype) for s in states)
-    for name, a, b in zip(("h'", "c'"), _states(y, kind), _states(ty, kind), strict=False):
-        assert_close(name, a, b.detach().numpy(), dtype)
-    grads = cell.backward(*gs)
-    torch.autograd.backward(list(_states(ty, kind)), [torch.tensor(g) for g in gs])
-    dx, d_state = grads if case["state"] else (grads, None)
-    assert_close("dJ/dx", dx, tx.grad.numpy(), dtype)
-    if case["state"]:
-        for name, a, b in zip(("dJ/dh", "dJ/dc"), _states(d_state, kind), ts, strict=False):
-            assert_close(name, a, b.grad.numpy(), dtype)
-    _compare_parameters(cell, twin, dtype, max(1, batch or 1))
+    grads = tuple(rng.standard_normal(s.shape).astype(dtype) for s in states)  # dh' (and dc')
+    state = states if lstm else states[0]
+    inputs = (x, state) if case["state"] else (x,)
+    check_module_against_torch(cell, inputs, grads, parameter_scale=max(1, batch or 1))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -435,3 +404,21 @@ def test_input_grad_false_gives_the_same_parameter_gradients_and_no_input_gradie
         grads.append({name: p.grad for name, p in layer.named_parameters()})
     for name in grads[0]:
         np.testing.assert_array_equal(grads[0][name], grads[1][name], err_msg=name)
+
+
+class _DropsTheCellPath(LSTMCell):
+    """An LSTM cell whose backward forgets the path back along c: dJ/dc_(t-1) = 0."""
+
+    def _step_backward(self, d_state, cache, weight_hh):
+        dz, dgh, (dh, dc) = super()._step_backward(d_state, cache, weight_hh)
+        return dz, dgh, (dh, np.zeros_like(dc))
+
+
+def test_the_parity_helper_fails_a_backward_that_drops_a_path():
+    rng = np.random.default_rng(15)
+    x, h, c = (rng.standard_normal((2, n)) for n in (3, 4, 4))
+    grads = (rng.standard_normal((2, 4)), rng.standard_normal((2, 4)))
+    cell = _DropsTheCellPath(3, 4, dtype=np.float64, rng=0)
+    with pytest.raises(AssertionError, match=r"dJ/d\(input 2\)"):  # x, h, then c
+        check_module_against_torch(cell, (x, (h, c)), grads)
+    check_module_against_torch(LSTMCell(3, 4, dtype=np.float64, rng=0), (x, (h, c)), grads)

@@ -10,6 +10,7 @@ import pytest
 from closeness import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
+from parity import check_module_against_torch
 
 import handprop
 from handprop import Module
@@ -48,27 +49,13 @@ def test_one_step_equals_torch(case):
         case["input_size"], case["hidden_size"], case["bias"], case["nonlinearity"],
         dtype=dtype, rng=rng,
     )  # fmt: skip
-    twin = to_torch(cell)
     lead = () if batch is None else (batch,)
     x = rng.standard_normal((*lead, case["input_size"])).astype(dtype)
     h = rng.standard_normal((*lead, case["hidden_size"])).astype(dtype)
     g = rng.standard_normal((*lead, case["hidden_size"])).astype(dtype)
-    tx = torch.tensor(x, requires_grad=True)
-    th = torch.tensor(h, requires_grad=True)
-    if case["state"]:
-        y, ty = cell(x, h), twin(tx, th)
-    else:
-        y, ty = cell(x), twin(tx)
-    ty.backward(torch.tensor(g))
-    grads = cell.backward(g)
-    dx, dh = grads if case["state"] else (grads, None)
     scale = _scale(x, h, cell.weight_ih.data, cell.weight_hh.data)
-    assert_close("h'", y, ty.detach().numpy(), dtype, scale=scale)
-    assert_close("dJ/dx", dx, tx.grad.numpy(), dtype, scale=_scale(g) * scale)
-    if case["state"]:
-        assert_close("dJ/dhx", dh, th.grad.numpy(), dtype, scale=_scale(g) * scale)
-    for (name, p), (_, q) in zip(cell.named_parameters(), twin.named_parameters(), strict=True):
-        assert_close(f"{name}.grad", p.grad, q.grad.numpy(), dtype, scale=_scale(g) * scale)
+    inputs = (x, h) if case["state"] else (x,)
+    check_module_against_torch(cell, inputs, (g,), scale=_scale(g) * scale)
 
 
 class Unrolled(Module):
