@@ -100,7 +100,10 @@ class Linear(Module):
                 f"{self.in_features} features), got {shape_str(x.shape)}"
             )
         self._x = x
-        y = x @ self.weight.data.T
+        if x.ndim == 1:  # one sample: a vector-matrix product (see _vector_product)
+            y = _vector_product(x, self.weight.data.T)
+        else:
+            y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data  # y = y + b, added in place into the fresh product
         return y
@@ -179,3 +182,14 @@ class Identity(Module):
         """``dJ/dx = g``: the derivative of ``x`` is 1."""
         g = self._grad_output(grad_output, self._shape, self._dtype)
         return g if input_grad else None
+
+
+def _vector_product(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w`` for one sample ``x`` (in,). OpenBLAS's small vector-matrix kernels have been
+    seen to raise the floating-point "invalid" flag on finite numbers (on a 5-vector, once in
+    a test run: the kernel reads past the vector's end; numpy/numpy#24067 is a case of the
+    kind), which NumPy turns into a RuntimeWarning; the product itself is right. The flag is
+    ignored here, on this path only: a batch's matrix product is another kernel, and a real
+    NaN or infinity still shows in the result."""
+    with np.errstate(invalid="ignore"):
+        return x @ w
