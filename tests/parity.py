@@ -507,7 +507,7 @@ def _tensors(value):
 
 
 def check_module_against_torch(
-    module, inputs: tuple, grads: tuple, *, scale=None, parameter_scale=None
+    module, inputs: tuple, grads: tuple, *, scale=None, parameter_scale=None, options=None
 ) -> None:
     """``module(*inputs)`` and ``module.backward(*grads)`` against its torch twin
     (``interop.to_torch``, the same weights) run on the same inputs and backpropagated from the
@@ -516,18 +516,26 @@ def check_module_against_torch(
     ``parameter_scale`` for the parameters' gradients, sums over the batch too).
 
     ``inputs``: the positional inputs, nested (an LSTM's ``(x, (h0, c0))``); ``grads``: one
-    gradient per output, nested as the outputs, None for one that does not reach the cost.
+    gradient per output, nested as the outputs, None for one that does not reach the cost (or
+    an output that is None, as attention's weights with ``need_weights=False``); ``options``:
+    keyword arguments for both calls (an array becomes a tensor for torch's: a mask).
     """
     dtype = module.dtype
     twin = to_torch(module)
-    outputs = module(*inputs)
+    options = options or {}
+    t_options = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in options.items()}
+    outputs = module(*inputs, **options)
     returned = module.backward(*grads)
     t_inputs = tuple(_tensors(x) for x in inputs)
-    t_outputs = twin(*t_inputs)
+    t_outputs = twin(*t_inputs, **t_options)
     pairs = list(zip(_leaves(outputs), _leaves(t_outputs), strict=True))
     for i, (mine, theirs) in enumerate(pairs):
+        if mine is None or theirs is None:  # (attention's weights, not asked for)
+            assert mine is None and theirs is None, f"output {i}: {mine!r} against {theirs!r}"
+            continue
         assert_close(f"output {i}", mine, theirs.detach().numpy(), dtype, scale=scale)
     given = [(t, g) for (_, t), g in zip(pairs, _leaves(grads), strict=True) if g is not None]
+    assert all(t is not None for t, _ in given), "a gradient for an output that is None"
     torch.autograd.backward([t for t, _ in given], [torch.tensor(g) for _, g in given])
     mine_grads = _leaves(returned if len(inputs) > 1 else (returned,))
     their_leaves = [t for t in _leaves(t_inputs) if t.requires_grad]

@@ -106,6 +106,11 @@ EXAMPLES = {
     "RNN": [(3, 2), (2, 4, 3, "relu", False, True, 0.5, True)],
     "LSTM": [(3, 2), (2, 4, 2, False, True, 0.25, True), {"input_size": 2, "hidden_size": 3}],
     "GRU": [(3, 2), {"input_size": 2, "hidden_size": 3, "num_layers": 2, "bidirectional": True}],
+    "MultiheadAttention": [
+        (4, 2),
+        (6, 3, 0.25, False, True, True, None, None, True),
+        {"embed_dim": 4, "num_heads": 1, "kdim": 4, "vdim": 4, "dtype": np.float64},
+    ],
     "Embedding": [
         (5, 3),
         (4, 2, -1),
@@ -211,6 +216,7 @@ def _input_for(module):
         "LSTMCell": (2, module.config().get("input_size", 1)),
         "GRUCell": (2, module.config().get("input_size", 1)),
         **{name: (5, 2, module.config().get("input_size", 1)) for name in ("RNN", "LSTM", "GRU")},
+        "MultiheadAttention": (3, 2, module.config().get("embed_dim", 1)),
     }.get(type(module).__name__)
     if type(module).__name__ in ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d"):
         shape = (
@@ -239,7 +245,7 @@ def test_every_layer_keeps_what_it_needs_whatever_the_caller_does_after_forward(
         if hasattr(reference, "rng"):
             reference.rng = np.random.default_rng(1)
         x = _input_for(module)
-        y, y_ref = module(x), reference(x.copy())
+        y, y_ref = _call(module, x), _call(reference, x.copy())
         outputs = _leaves(y)  # (h', c') of an LSTMCell, (output, (h_n, c_n)) of an LSTM
         for a, b in zip(outputs, _leaves(y_ref), strict=True):
             np.testing.assert_array_equal(a, b)
@@ -255,6 +261,13 @@ def test_every_layer_keeps_what_it_needs_whatever_the_caller_does_after_forward(
             module.named_parameters(), reference.named_parameters(), strict=True
         ):
             np.testing.assert_array_equal(p.grad, q.grad, err_msg=key)
+
+
+def _call(module, x):
+    """The layer's forward on x: attention's on x as query, key and value."""
+    if type(module).__name__ == "MultiheadAttention":
+        return module(x, x, x)
+    return module(x)
 
 
 def _leaves(value) -> list:

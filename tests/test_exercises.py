@@ -142,6 +142,26 @@ SOLUTIONS = {
             ("lstm", "(grad_state[0][0], grad_state[1][0])"),
         )
     },
+    "attention": """
+        dv = self.p.swapaxes(-1, -2) @ g
+        dp = g @ self.v.swapaxes(-1, -2)
+        ds = self.p * (dp - (dp * self.p).sum(axis=-1, keepdims=True))
+        root = np.sqrt(self.q.shape[-1])
+        return ds @ self.k / root, ds.swapaxes(-1, -2) @ self.q / root, dv""",
+    "multihead_attention": """
+        e, rows = self.embed_dim, g.reshape(-1, self.embed_dim)
+        self.out_proj.weight.accumulate_grad(rows.T @ self.merged.reshape(-1, e))
+        self.out_proj.bias.accumulate_grad(rows.sum(axis=0))
+        d_heads = self.split(g @ self.out_proj.weight.data)
+        d_weights = np.broadcast_to(grad_weights[:, None] / self.num_heads, self.cache[3].shape)
+        grads = scaled_dot_product_attention_backward(d_heads, d_weights, self.cache)
+        grads = [self.merge(d) for d in grads]
+        flat = [d.reshape(-1, e) for d in grads]
+        self.in_proj_weight.accumulate_grad(np.concatenate(
+            [d.T @ x.reshape(-1, e) for d, x in zip(flat, self.inputs)]))
+        self.in_proj_bias.accumulate_grad(np.concatenate([d.sum(axis=0) for d in flat]))
+        w = self.in_proj_weight.data
+        return tuple(d @ w[i * e : (i + 1) * e] for i, d in enumerate(grads))""",
     "embedding": """
         dW = np.zeros_like(self.weight.data)
         np.add.at(dW, self.x.ravel(), g.reshape(-1, dW.shape[1]))
@@ -306,6 +326,29 @@ def test_handprops_own_classes_pass_every_exercise(name):
             ),
             "not-summed-over-time",
         ),
+        (
+            "attention",
+            SOLUTIONS["attention"].replace(
+                "ds = self.p * (dp - (dp * self.p).sum(axis=-1, keepdims=True))",
+                "ds = self.p * (1 - self.p) * dp",
+            ),
+            "softmax-diagonal",
+        ),
+        (
+            "attention",
+            SOLUTIONS["attention"].replace("root = np.sqrt(self.q.shape[-1])", "root = 1.0"),
+            "scale-forgotten",
+        ),
+        (  # the merged gradient split as (N, L, head_dim, heads): not as the forward merged
+            "multihead_attention",
+            SOLUTIONS["multihead_attention"].replace(
+                "d_heads = self.split(g @ self.out_proj.weight.data)",
+                "d = g @ self.out_proj.weight.data\n        "
+                "d_heads = d.reshape(*d.shape[:2], self.head_dim, self.num_heads)"
+                ".transpose(0, 3, 1, 2)",
+            ),
+            "heads-order",
+        ),
     ],
     ids=[
         "bias-per-sample",
@@ -324,6 +367,9 @@ def test_handprops_own_classes_pass_every_exercise(name):
         "lstm-state-not-carried",
         "gru-grad-set-each-step",
         "rnn-one-step-share",
+        "attention-softmax-diagonal",
+        "attention-scale-forgotten",
+        "mha-heads-order",
     ],
 )
 def test_a_broken_backward_fails_with_the_mistake_named(tmp_path, capsys, name, body, code):
@@ -342,7 +388,10 @@ def test_list_start_and_bad_input(tmp_path, capsys):
     assert main(["exercise", "start", "linear", str(tmp_path)]) == 2  # never overwrites
     assert "exists already" in capsys.readouterr().err
     assert main(["exercise", "start", "transformer", str(tmp_path)]) == 2
-    assert "no exercise 'transformer'; there are: avgpool2d, batchnorm1d" in capsys.readouterr().err
+    assert (
+        "no exercise 'transformer'; there are: attention, avgpool2d, batchnorm1d"
+        in capsys.readouterr().err
+    )
     assert main(["exercise", "check", "linear", str(tmp_path / "missing.py")]) == 2
     (tmp_path / "empty.py").write_text("x = 1\n")
     assert main(["exercise", "check", "linear", str(tmp_path / "empty.py")]) == 2

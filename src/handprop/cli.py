@@ -121,7 +121,7 @@ def _exercise(args) -> int:
 
     try:
         if args.action == "list":
-            width = max(map(len, EXERCISES))
+            width = 15  # most names fit; a longer one pushes its own line only
             for name, exercise in EXERCISES.items():
                 print(f"{name:<{width}}  {exercise.class_name}: {exercise.summary}")
             return 0

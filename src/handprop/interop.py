@@ -212,6 +212,10 @@ def _torch_argument(module, name: str, place: str) -> Any:
                 "supports float32 and float64"
             )
         return np.float32 if dtype == torch.float32 else np.float64
+    ours = _exported(type(module).__name__)
+    alias = getattr(ours, "_torch_attributes", {}).get(name)
+    if alias is not None:  # an argument torch keeps only as the parameter it creates
+        return getattr(module, alias) is not None
     value = getattr(module, name)
     if name == "bias" and (value is None or isinstance(value, torch.nn.Parameter)):
         return value is not None

@@ -11,7 +11,7 @@ status 0 only when every case passes.
 Examples:
     >>> from handprop.exercises import EXERCISES, grade
     >>> sorted(EXERCISES)[:3]
-    ['avgpool2d', 'batchnorm1d', 'batchnorm2d']
+    ['attention', 'avgpool2d', 'batchnorm1d']
     >>> from handprop.layers import Linear     # handprop's own Linear passes its exercise
     >>> all(result.passed for result in grade("linear", Linear))
     True
@@ -35,6 +35,10 @@ import numpy as np
 
 from .. import layers, losses
 from ..explain.diagnose import ModuleReport, check_module
+from ..layers.attention import (
+    scaled_dot_product_attention,
+    scaled_dot_product_attention_backward,
+)
 from ..module import Module
 
 __all__ = ["EXERCISES", "Exercise", "ExerciseFileError", "grade", "load_class", "start"]
@@ -68,6 +72,7 @@ class Exercise:
     cases: Callable[[], list[Case]]
     reference: Callable[..., Any]  # handprop's class for the same arguments, float64
     is_loss: bool = False
+    inputs: tuple[str, ...] = ("x", "h", "c")  # the inputs' names in the report
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -83,6 +88,17 @@ def _states(seed: int, shape, count: int) -> tuple[np.ndarray, ...]:
     """``count`` states of one shape (an LSTM's ``(h, c)``), drawn from one seed."""
     rng = _rng(seed)
     return tuple(rng.standard_normal(shape) for _ in range(count))
+
+
+def _batch_first(args: tuple, seed: int, shapes: list, note: str = "") -> Case:
+    """A case of inputs (N, L, E): built with torch's ``batch_first=True``."""
+    return Case(args, _several(seed, *shapes), note=note, kwargs={"batch_first": True})
+
+
+def _several(seed: int, *shapes) -> tuple[np.ndarray, ...]:
+    """One array per shape, drawn from one seed: a module's several inputs."""
+    rng = _rng(seed)
+    return tuple(rng.standard_normal(shape) for shape in shapes)
 
 
 def _probabilities(shape, seed) -> np.ndarray:
@@ -366,6 +382,28 @@ EXERCISES: dict[str, Exercise] = {
         )
         for kind, seed in (("rnn", 65), ("lstm", 68), ("gru", 71))
     },
+    "attention": Exercise(
+        "Attention",
+        "softmax(q k^T / sqrt(d)) v: the softmax's full Jacobian, dq, dk and dv",
+        lambda: [
+            Case((), _several(75, (2, 4, 3), (2, 5, 3), (2, 5, 2)), note="4 queries, 5 keys"),
+            Case((True,), _several(76, (2, 4, 3), (2, 4, 3), (2, 4, 3)), note="causal"),
+            Case((), _several(77, (1, 1, 2), (1, 3, 2), (1, 3, 1)), note="one query"),
+        ],
+        lambda causal=False: _Attention(causal),
+        inputs=("q", "k", "v"),
+    ),
+    "multihead_attention": Exercise(
+        "MultiheadAttention",
+        "the projections and the heads around the attention",
+        lambda: [
+            _batch_first((4, 2), 78, [(2, 3, 4), (2, 5, 4), (2, 5, 4)]),
+            _batch_first((6, 3), 79, [(1, 4, 6)] * 3, "three heads, self-attention's shapes"),
+            _batch_first((2, 1), 80, [(3, 2, 2)] * 3, "one head"),
+        ],
+        lambda e, h, **kwargs: layers.MultiheadAttention(e, h, dtype=np.float64, **kwargs),
+        inputs=("query", "key", "value"),
+    ),
     "twice": Exercise(
         "Twice",
         "f(f(x)), one Linear used twice: the weight's gradient sums both uses",
@@ -390,6 +428,28 @@ class _Twice(Module):
 
     def backward(self, grad_output):
         return self.f.backward(self.f.backward(grad_output))
+
+
+class _Attention(Module):
+    """The reference of the "attention" exercise: handprop's scaled dot-product attention of
+    (q, k, v), causal or not."""
+
+    def __init__(self, causal: bool = False) -> None:
+        super().__init__()
+        self.causal = causal
+
+    def forward(self, q, k, v):
+        mask = None
+        if self.causal:
+            mask = np.triu(np.full((q.shape[-2], k.shape[-2]), -np.inf), k=1)
+        out, _, self.attention = scaled_dot_product_attention(q, k, v, mask)
+        return out
+
+    def backward(self, grad_output):
+        return self._attention_backward(grad_output, None, self.attention)
+
+    def _attention_backward(self, d_out, d_weights, cache):
+        return scaled_dot_product_attention_backward(d_out, d_weights, cache)
 
 
 def start(name: str, folder: str | Path = ".") -> Path:
@@ -584,11 +644,12 @@ class _AsModule(Module):
         return repr(self.loss)
 
 
-def _input_shapes(x: Any) -> str:
-    """``x(4, 3)``, ``x(4, 3), h(4, 2)`` or ``x(4, 3), (h(4, 2), c(4, 2))``: a case's inputs."""
+def _input_shapes(x: Any, names: tuple[str, ...] = ("x", "h", "c")) -> str:
+    """``x(4, 3)``, ``x(4, 3), h(4, 2)`` or ``x(4, 3), (h(4, 2), c(4, 2))``: a case's inputs
+    (``names``: attention's are ``q``, ``k``, ``v``)."""
     if not isinstance(x, tuple):
-        return f"x{tuple(np.shape(x))}"
-    names = iter(("x", "h", "c"))
+        return f"{names[0]}{tuple(np.shape(x))}"
+    names = iter(names)
 
     def shown(value: Any) -> str:
         if isinstance(value, tuple):
@@ -604,7 +665,7 @@ def report_text(name: str, results: list[CaseResult]) -> str:
     lines = [f"exercise {name}: {exercise.class_name}, {exercise.summary}", ""]
     for number, result in enumerate(results, start=1):
         case = result.case
-        shape = _input_shapes(case.x)
+        shape = _input_shapes(case.x, exercise.inputs)
         arguments = case.call(exercise.class_name)
         status = "passed" if result.passed else "FAILED"
         note = f"; {case.note}" if case.note else ""

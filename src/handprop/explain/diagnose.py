@@ -29,6 +29,11 @@ code                      the backward returned ...
                           step's share adds up (or ``.grad`` set at each step, not added to)
 ``gates-order``           the gate blocks of an LSTM's or GRU's weight gradient in another
                           order than torch's ``i, f, g, o`` (``r, z, n``)
+``softmax-diagonal``      attention's softmax Jacobian taken as its diagonal
+``scale-forgotten``       attention's ``1 / sqrt(d)`` left out of ``dJ/dq`` and ``dJ/dk``
+``mask-gradient``         attention's backward through the unmasked scores: masked positions
+                          given gradient
+``heads-order``           the heads' gradient split in another order than they were merged
 ========================  ===================================================================
 
 Integer inputs (an Embedding's indices) get no gradient: they are not perturbed, and the
@@ -63,6 +68,7 @@ from .._contract import _watchers
 from .._gradcheck import _draws_masks
 from ..grad_mode import no_grad
 from ..module import Module, Parameter
+from . import _attention_mistakes as attention
 from . import _recurrent_mistakes as recurrent
 
 __all__ = ["Mistake", "ModuleReport", "TensorCheck", "check_module"]
@@ -600,19 +606,22 @@ def _overwrite_mistake(what, got, right, rtol, atol, c):
 
 
 def _recurrent_mistakes(what, got, right, rtol, atol, c):
-    """Against a recurrent reference: gate blocks in another order, or the gradient of a
-    reference made to commit a classic BPTT mistake (see ``_recurrent_mistakes``)."""
+    """Against a recurrent or attention reference: gate blocks in another order, or the
+    gradient of a reference made to commit a classic mistake (see ``_recurrent_mistakes``
+    and ``_attention_mistakes``)."""
     reference = recurrent.recurrent(c.reference)
-    if reference is None:
-        return None
-    found = recurrent.gates_order(
-        what, got, right, lambda a, b: _close(a, b, rtol, atol), reference
-    )
-    if found is not None:
-        return found
+    if reference is not None:
+        found = recurrent.gates_order(
+            what, got, right, lambda a, b: _close(a, b, rtol, atol), reference
+        )
+        if found is not None:
+            return found
+        mistakes = recurrent.variants(reference)
+    else:
+        mistakes = attention.variants(c.reference)
     name = "X" if what == "dJ/dx" else what
     xs, g, names = c.run
-    for number, (code, hint, make) in enumerate(recurrent.variants(reference)):
+    for number, (code, hint, make) in enumerate(mistakes):
         if number not in c.mistaken:
             c.mistaken[number] = _reference(None, make(), xs, g, None, names)[0]
         wrong = c.mistaken[number].get(name)

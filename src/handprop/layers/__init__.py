@@ -13,6 +13,7 @@ file                          layers
 ``pooling.py``                ``MaxPool2d``, ``AvgPool2d``
 ``flatten.py``                ``Flatten``
 ``sparse.py``                 ``Embedding``
+``attention.py``              ``MultiheadAttention`` (and ``scaled_dot_product_attention``)
 ``rnn.py``                    ``RNNCell``, ``LSTMCell``, ``GRUCell``, ``RNN``, ``LSTM``,
                               ``GRU`` (and their steps: ``lstm_step``, ...)
 ``_functional.py``            what several layers share: ``sigmoid``, ``log_softmax``, ``erf``
@@ -36,6 +37,7 @@ from ._functional import erf as erf
 from ._functional import log_softmax as log_softmax
 from ._functional import sigmoid as sigmoid
 from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .attention import MultiheadAttention
 from .conv import Conv2d
 from .conv import conv2d_loops as conv2d_loops
 from .dropout import Dropout
@@ -66,6 +68,7 @@ __all__ = [
     "Linear",
     "LogSoftmax",
     "MaxPool2d",
+    "MultiheadAttention",
     "RNNCell",
     "ReLU",
     "Sigmoid",
