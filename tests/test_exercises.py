@@ -339,6 +339,17 @@ def test_handprops_own_classes_pass_every_exercise(name):
             SOLUTIONS["attention"].replace("root = np.sqrt(self.q.shape[-1])", "root = 1.0"),
             "scale-forgotten",
         ),
+        (  # the backward through the softmax of the scores without the causal mask
+            "attention",
+            SOLUTIONS["attention"].replace(
+                "ds = self.p * (dp - (dp * self.p).sum(axis=-1, keepdims=True))",
+                "s = self.q @ self.k.swapaxes(-1, -2) / np.sqrt(self.q.shape[-1])\n        "
+                "p = np.exp(s - s.max(axis=-1, keepdims=True))\n        "
+                "p = p / p.sum(axis=-1, keepdims=True)\n        "
+                "ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))",
+            ),
+            "mask-gradient",
+        ),
         (  # the merged gradient split as (N, L, head_dim, heads): not as the forward merged
             "multihead_attention",
             SOLUTIONS["multihead_attention"].replace(
@@ -369,6 +380,7 @@ def test_handprops_own_classes_pass_every_exercise(name):
         "rnn-one-step-share",
         "attention-softmax-diagonal",
         "attention-scale-forgotten",
+        "attention-mask-ignored",
         "mha-heads-order",
     ],
 )
