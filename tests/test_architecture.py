@@ -111,6 +111,11 @@ EXAMPLES = {
         (6, 3, 0.25, False, True, True, None, None, True),
         {"embed_dim": 4, "num_heads": 1, "kdim": 4, "vdim": 4, "dtype": np.float64},
     ],
+    "TransformerEncoderLayer": [
+        (4, 2, 8),
+        (6, 3, 5, 0.0, "gelu", 1e-6, False, True, False),
+        {"d_model": 4, "nhead": 1, "dim_feedforward": 3, "dtype": np.float64},
+    ],
     "Embedding": [
         (5, 3),
         (4, 2, -1),
@@ -217,6 +222,7 @@ def _input_for(module):
         "GRUCell": (2, module.config().get("input_size", 1)),
         **{name: (5, 2, module.config().get("input_size", 1)) for name in ("RNN", "LSTM", "GRU")},
         "MultiheadAttention": (3, 2, module.config().get("embed_dim", 1)),
+        "TransformerEncoderLayer": (3, 2, module.config().get("d_model", 1)),
     }.get(type(module).__name__)
     if type(module).__name__ in ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d"):
         shape = (
@@ -238,12 +244,12 @@ def test_every_layer_keeps_what_it_needs_whatever_the_caller_does_after_forward(
     edit: backward is what it would have been (Module guards built-in layers as a learner's)."""
     for module in _built(name):
         module.train()
-        if hasattr(module, "rng"):
-            module.rng = np.random.default_rng(1)
         reference = type(module)(**module.config())
         reference.load_state_dict(module.state_dict())
-        if hasattr(reference, "rng"):
-            reference.rng = np.random.default_rng(1)
+        for each in (module, reference):  # the same draws in both (a block's children too)
+            for part in each.modules():
+                if hasattr(part, "rng"):
+                    part.rng = np.random.default_rng(1)
         x = _input_for(module)
         y, y_ref = _call(module, x), _call(reference, x.copy())
         outputs = _leaves(y)  # (h', c') of an LSTMCell, (output, (h_n, c_n)) of an LSTM

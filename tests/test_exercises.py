@@ -162,6 +162,21 @@ SOLUTIONS = {
         self.in_proj_bias.accumulate_grad(np.concatenate([d.sum(axis=0) for d in flat]))
         w = self.in_proj_weight.data
         return tuple(d @ w[i * e : (i + 1) * e] for i, d in enumerate(grads))""",
+    "encoder_layer": """
+        def sa_backward(d):
+            return sum(self.self_attn.backward(self.dropout1.backward(d), None))
+
+        def ff_backward(d):
+            d = self.linear2.backward(self.dropout2.backward(d))
+            return self.linear1.backward(self.activation.backward(self.dropout.backward(d)))
+
+        if self.norm_first:
+            d_x1 = g + self.norm2.backward(ff_backward(g))
+            return d_x1 + self.norm1.backward(sa_backward(d_x1))
+        d = self.norm2.backward(g)
+        d_x1 = d + ff_backward(d)
+        d = self.norm1.backward(d_x1)
+        return d + sa_backward(d)""",
     "embedding": """
         dW = np.zeros_like(self.weight.data)
         np.add.at(dW, self.x.ravel(), g.reshape(-1, dW.shape[1]))

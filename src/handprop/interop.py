@@ -119,6 +119,9 @@ def _layer_to_torch(module: Module):
     config = module.config()
     if "dtype" in config:
         config["dtype"] = _torch_dtype(np.dtype(config["dtype"]))
+    for name, value in config.items():  # an argument that is a module (an activation)
+        if isinstance(value, Module):
+            config[name] = _layer_to_torch(value)
     twin = getattr(nn, kind)(**config)
     _copy_state_to_torch(module, twin)  # parameters and running statistics
     return twin.train(module.training)  # Dropout's and BatchNorm's mode matter
@@ -214,6 +217,8 @@ def _torch_argument(module, name: str, place: str) -> Any:
         return np.float32 if dtype == torch.float32 else np.float64
     ours = _exported(type(module).__name__)
     alias = getattr(ours, "_torch_attributes", {}).get(name)
+    if callable(alias):  # an argument torch keeps only in its children: read back from them
+        return alias(module)
     if alias is not None:  # an argument torch keeps only as the parameter it creates
         return getattr(module, alias) is not None
     value = getattr(module, name)

@@ -90,6 +90,10 @@ def _states(seed: int, shape, count: int) -> tuple[np.ndarray, ...]:
     return tuple(rng.standard_normal(shape) for _ in range(count))
 
 
+_NO_DROPOUT = {"dropout": 0.0}  # (the encoder layer's: graded without randomness)
+_PRE_NORM = {"dropout": 0.0, "norm_first": True}
+
+
 def _batch_first(args: tuple, seed: int, shapes: list, note: str = "") -> Case:
     """A case of inputs (N, L, E): built with torch's ``batch_first=True``."""
     return Case(args, _several(seed, *shapes), note=note, kwargs={"batch_first": True})
@@ -403,6 +407,19 @@ EXERCISES: dict[str, Exercise] = {
         ],
         lambda e, h, **kwargs: layers.MultiheadAttention(e, h, dtype=np.float64, **kwargs),
         inputs=("query", "key", "value"),
+    ),
+    "encoder_layer": Exercise(
+        "TransformerEncoderLayer",
+        "a block of modules: the residual paths' gradients add",
+        lambda: [
+            Case(
+                (4, 2, 6), _rng(81).standard_normal((3, 2, 4)), kwargs=_NO_DROPOUT, note="post-norm"
+            ),
+            Case((6, 3, 5), _rng(82).standard_normal((4, 1, 6)), kwargs=_PRE_NORM, note="pre-norm"),
+        ],
+        lambda d, h, f, **kwargs: layers.TransformerEncoderLayer(
+            d, h, f, dtype=np.float64, **kwargs
+        ),
     ),
     "twice": Exercise(
         "Twice",
