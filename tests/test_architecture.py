@@ -116,6 +116,7 @@ EXAMPLES = {
         (6, 3, 5, 0.0, "gelu", 1e-6, False, True, False),
         {"d_model": 4, "nhead": 1, "dim_feedforward": 3, "dtype": np.float64},
     ],
+    "TransformerDecoderLayer": [(4, 2, 8), (6, 3, 5, 0.0, "gelu", 1e-6, True, True, False)],
     "Embedding": [
         (5, 3),
         (4, 2, -1),
@@ -223,6 +224,7 @@ def _input_for(module):
         **{name: (5, 2, module.config().get("input_size", 1)) for name in ("RNN", "LSTM", "GRU")},
         "MultiheadAttention": (3, 2, module.config().get("embed_dim", 1)),
         "TransformerEncoderLayer": (3, 2, module.config().get("d_model", 1)),
+        "TransformerDecoderLayer": (3, 2, module.config().get("d_model", 1)),
     }.get(type(module).__name__)
     if type(module).__name__ in ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d"):
         shape = (
@@ -273,6 +275,8 @@ def _call(module, x):
     """The layer's forward on x: attention's on x as query, key and value."""
     if type(module).__name__ == "MultiheadAttention":
         return module(x, x, x)
+    if type(module).__name__ == "TransformerDecoderLayer":  # (x as target and memory)
+        return module(x, x)
     return module(x)
 
 

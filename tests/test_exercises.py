@@ -177,6 +177,14 @@ SOLUTIONS = {
         d_x1 = d + ff_backward(d)
         d = self.norm1.backward(d_x1)
         return d + sa_backward(d)""",
+    "decoder_layer": """
+        d = self.norm3.backward(g)
+        ff = self.linear2.backward(self.dropout3.backward(d))
+        d_x2 = d + self.linear1.backward(self.activation.backward(self.dropout.backward(ff)))
+        d = self.norm2.backward(d_x2)
+        dq, dk, dv = self.multihead_attn.backward(self.dropout2.backward(d), None)
+        d = self.norm1.backward(d + dq)
+        return d + sum(self.self_attn.backward(self.dropout1.backward(d), None)), dk + dv""",
     "embedding": """
         dW = np.zeros_like(self.weight.data)
         np.add.at(dW, self.x.ravel(), g.reshape(-1, dW.shape[1]))

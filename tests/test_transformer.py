@@ -140,3 +140,84 @@ def test_bad_arguments_are_refused():
     layer = TransformerEncoderLayer(4, 2, 8, rng=0)
     with pytest.raises(ValueError, match="expected query of shape"):
         layer(np.ones((3, 2, 5)))
+
+
+@given(encoder_cases(), st.integers(1, 4), st.booleans())
+def test_decoder_layer_equals_torch(case, memory_length, memory_padding):
+    """The output, dJ/dtgt, dJ/dmemory and every parameter gradient, the same options as the
+    encoder's, with a memory of another length, padded or not."""
+    from handprop.layers import TransformerDecoderLayer
+
+    dtype, length, batch, d = case["dtype"], case["length"], case["batch"], case["d_model"]
+    layer = TransformerDecoderLayer(
+        d, case["nhead"], case["dim_feedforward"], 0.0, case["activation"],
+        batch_first=case["batch_first"], norm_first=case["norm_first"], bias=case["bias"],
+        dtype=dtype, rng=case["seed"],
+    )  # fmt: skip
+    rng = np.random.default_rng(case["seed"])
+
+    def shaped(steps):
+        return (batch, steps, d) if case["batch_first"] else (steps, batch, d)
+
+    tgt = rng.standard_normal(shaped(length)).astype(dtype)
+    memory = rng.standard_normal(shaped(memory_length)).astype(dtype)
+    g = rng.standard_normal(tgt.shape).astype(dtype)
+    options = {}
+    if case["causal"]:
+        options["tgt_mask"] = np.triu(np.ones((length, length), bool), k=1)
+    if memory_padding:
+        padding = rng.random((batch, memory_length)) < 0.3
+        padding[:, 0] = False
+        options["memory_key_padding_mask"] = padding
+    scale = max(1.0, float(max(length, memory_length) * case["dim_feedforward"]))
+    scale *= _decoder_amplification(layer, tgt, memory, options)
+    check_module_against_torch(
+        layer, (tgt, memory), (g,), options=options, scale=scale, parameter_scale=scale * batch
+    )
+
+
+@handprop.no_grad()
+def _decoder_amplification(layer, tgt, memory, options) -> float:
+    """The decoder's LayerNorms' largest 1 / std over the tokens they normalise (see
+    ``_amplification``)."""
+    x, m = tgt.astype(np.float64), memory.astype(np.float64)
+    own = {"attn_mask": options.get("tgt_mask")}
+    cross = {"key_padding_mask": options.get("memory_key_padding_mask")}
+
+    def sa(h):
+        return layer.self_attn(h, h, h, need_weights=False, **own)[0]
+
+    def ca(h):
+        return layer.multihead_attn(h, m, m, need_weights=False, **cross)[0]
+
+    def ff(h):
+        return layer.linear2(layer.activation(layer.linear1(h)))
+
+    if layer.norm_first:
+        x1 = x + sa(layer.norm1(x))
+        x2 = x1 + ca(layer.norm2(x1))
+        inputs = [x, x1, x2]
+    else:
+        u1 = x + sa(x)
+        x1 = layer.norm1(u1)
+        u2 = x1 + ca(x1)
+        x2 = layer.norm2(u2)
+        inputs = [u1, u2, x2 + ff(x2)]
+    stds = [np.sqrt(h.var(axis=-1) + layer.norm1.eps).min() for h in inputs]
+    return max(1.0, 1.0 / float(min(stds)))
+
+
+def test_decoder_layer_save_load_torch_both_ways_and_check_module(tmp_path):
+    from handprop.layers import TransformerDecoderLayer
+
+    layer = TransformerDecoderLayer(6, 2, 8, dropout=0.2, activation="gelu", norm_first=True,
+                                    dtype=np.float64, rng=6)  # fmt: skip
+    rng = np.random.default_rng(7)
+    tgt, memory = rng.standard_normal((4, 2, 6)), rng.standard_normal((5, 2, 6))
+    assert check_module(layer, (tgt, memory), rng=0).passed
+    handprop.save(handprop.Sequential(layer), tmp_path / "m.npz")
+    back = handprop.load(tmp_path / "m.npz")[0]
+    assert back.config() == layer.config()
+    twin = to_torch(layer)
+    assert sorted(twin.state_dict()) == sorted(layer.state_dict())
+    assert from_torch(twin).config() == layer.config()

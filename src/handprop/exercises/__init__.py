@@ -421,6 +421,18 @@ EXERCISES: dict[str, Exercise] = {
             d, h, f, dtype=np.float64, **kwargs
         ),
     ),
+    "decoder_layer": Exercise(
+        "TransformerDecoderLayer",
+        "self-, cross-attention, feed-forward: dJ/dmemory",
+        lambda: [
+            Case((4, 2, 6), _several(83, (3, 2, 4), (5, 2, 4)), kwargs=_NO_DROPOUT),
+            Case((6, 3, 5), _several(84, (2, 1, 6), (4, 1, 6)), kwargs=_NO_DROPOUT, note="one"),
+        ],
+        lambda d, h, f, **kwargs: layers.TransformerDecoderLayer(
+            d, h, f, dtype=np.float64, **kwargs
+        ),
+        inputs=("x", "memory"),
+    ),
     "twice": Exercise(
         "Twice",
         "f(f(x)), one Linear used twice: the weight's gradient sums both uses",

@@ -14,7 +14,7 @@ file                          layers
 ``flatten.py``                ``Flatten``
 ``sparse.py``                 ``Embedding``
 ``attention.py``              ``MultiheadAttention`` (and ``scaled_dot_product_attention``)
-``transformer.py``            ``TransformerEncoderLayer``
+``transformer.py``            ``TransformerEncoderLayer``, ``TransformerDecoderLayer``
 ``rnn.py``                    ``RNNCell``, ``LSTMCell``, ``GRUCell``, ``RNN``, ``LSTM``,
                               ``GRU`` (and their steps: ``lstm_step``, ...)
 ``_functional.py``            what several layers share: ``sigmoid``, ``log_softmax``, ``erf``
@@ -48,7 +48,7 @@ from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .sparse import Embedding
-from .transformer import TransformerEncoderLayer
+from .transformer import TransformerDecoderLayer, TransformerEncoderLayer
 
 __all__ = [
     "GELU",
@@ -76,6 +76,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "TransformerDecoderLayer",
     "TransformerEncoderLayer",
 ]
 
