@@ -5,7 +5,8 @@
 
 A character-level GPT of ``pydoc_data.topics``, the help text of every Python (no download):
 
-    token and position embeddings  ->  4 pre-norm blocks (causal self-attention, a GELU MLP)
+    token and position embeddings  ->  4 pre-norm blocks (causal self-attention, an MLP with
+    GPT-2's GELU, its tanh approximation)
     ->  a final LayerNorm  ->  logits from the token embedding itself (tied weights)
 
 ``GPT`` below is a block written from handprop's public modules (``Embedding``,
@@ -29,7 +30,7 @@ from char_lm import Vocabulary, text  # the text and its characters, as the LSTM
 
 from handprop import Module, Sequential, init, no_grad
 from handprop.bench import progress_bar
-from handprop.layers import Embedding, LayerNorm, TransformerEncoderLayer
+from handprop.layers import GELU, Embedding, LayerNorm, TransformerEncoderLayer
 from handprop.losses import CrossEntropyLoss
 from handprop.optim import AdamW, lr_scheduler
 from handprop.utils import clip_grad_norm_
@@ -47,7 +48,7 @@ class GPT(Module):
         self.tok = Embedding(vocab, width, dtype=dtype, rng=rng)  # its weight is the head's too
         self.pos = Embedding(context, width, dtype=dtype, rng=rng)
         self.h = Sequential(*[
-            TransformerEncoderLayer(width, heads, 4 * width, dropout, activation="gelu",
+            TransformerEncoderLayer(width, heads, 4 * width, dropout, activation=GELU("tanh"),
                                     batch_first=True, norm_first=True, dtype=dtype, rng=rng)
             for _ in range(blocks)
         ])  # fmt: skip
@@ -81,6 +82,31 @@ class GPT(Module):
             d = block.backward(d)
         self.pos.backward(d.sum(axis=0))
         self.tok.backward(d)
+
+
+def torch_twin(model: GPT):
+    """The same GPT in torch (needs torch), its parts converted from ``model``'s: the same
+    weights, the output layer tied to its token embedding too."""
+    import torch
+
+    from handprop.interop import to_torch
+
+    class TorchGPT(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tok, self.pos = to_torch(model.tok), to_torch(model.pos)
+            self.h = torch.nn.ModuleList(to_torch(block) for block in model.h)
+            self.ln_f = to_torch(model.ln_f)
+
+        def forward(self, idx):
+            length = idx.shape[1]
+            causal = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
+            x = self.tok(idx) + self.pos(torch.arange(length))
+            for block in self.h:
+                x = block(x, src_mask=causal, is_causal=True)
+            return self.ln_f(x) @ self.tok.weight.T
+
+    return TorchGPT()
 
 
 def warmup_cosine(warmup: int, steps: int):

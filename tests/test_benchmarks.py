@@ -141,3 +141,11 @@ def test_the_lstm_row_and_its_profile_run():
     assert step.streamed_bytes == 3 * 4 * sum(p.data.size for p in lstm.parameters())
     phases = dict(bench_lstm.profile(1))  # (what they say is measured by running it)
     assert len(phases) == 8 and "  h W_hh^T, 50 steps" in phases
+
+
+def test_bench_gpt_runs_its_three_steps():
+    import bench_gpt
+
+    handprop_step, torch_step, limit_step = bench_gpt.steps()
+    for step in (handprop_step, torch_step, limit_step):
+        step()

@@ -12,35 +12,17 @@ from closeness import assert_close
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import gpt
 
-from handprop.interop import to_torch
 from handprop.losses import CrossEntropyLoss
 
 torch = pytest.importorskip("torch")
 SMALL = {"context": 16, "width": 16, "heads": 4, "blocks": 2}
 
 
-class TorchGPT(torch.nn.Module):
-    """The same GPT in torch, its parts converted from the handprop model's."""
-
-    def __init__(self, model: gpt.GPT) -> None:
-        super().__init__()
-        self.tok, self.pos, self.ln_f = (to_torch(m) for m in (model.tok, model.pos, model.ln_f))
-        self.h = torch.nn.ModuleList(to_torch(block) for block in model.h)
-
-    def forward(self, idx):
-        length = idx.shape[1]
-        causal = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
-        x = self.tok(idx) + self.pos(torch.arange(length))
-        for block in self.h:
-            x = block(x, src_mask=causal, is_causal=True)
-        return self.ln_f(x) @ self.tok.weight.T  # tied
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_every_gradient_of_a_step_equals_torch(dtype):
     vocab = gpt.Vocabulary(gpt.text())
     model = gpt.GPT(len(vocab.chars), **SMALL, seed=1, dtype=dtype)
-    twin = TorchGPT(model)
+    twin = gpt.torch_twin(model)
     x, y = gpt.batches(vocab.encode(gpt.text()), 16, 4, np.random.default_rng(2))
     loss = CrossEntropyLoss()
     logits = model(x)
@@ -66,7 +48,7 @@ def test_a_few_steps_of_training_follow_torchs():
     vocab = gpt.Vocabulary(gpt.text())
     steps, lr = 5, 3e-3
     model_for_twin = gpt.GPT(len(vocab.chars), **SMALL, seed=0, dtype=np.float64)
-    twin = TorchGPT(model_for_twin)
+    twin = gpt.torch_twin(model_for_twin)
     optimizer = torch.optim.AdamW(twin.parameters(), lr=lr, weight_decay=0.1)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, gpt.warmup_cosine(1, steps))
 
