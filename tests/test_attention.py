@@ -149,6 +149,53 @@ def test_the_attention_with_dropout_equals_its_formula_in_torch(dtype):
         assert_close(name, mine, theirs.grad.numpy(), dtype, scale=6.0)
 
 
+class Attend(handprop.Module):
+    """Causal self-attention, then a Linear: a model whose trace shows the attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = MultiheadAttention(4, 2, batch_first=True, dtype=np.float64, rng=0)
+        self.head = handprop.layers.Linear(4, 1, dtype=np.float64, rng=1)
+
+    def forward(self, x):
+        causal = np.triu(np.ones((x.shape[1],) * 2, bool), k=1)
+        out, _ = self.attn(x, x, x, attn_mask=causal)
+        return self.head(out)
+
+    def backward(self, grad_output):
+        return sum(self.attn.backward(self.head.backward(grad_output), None))
+
+
+def test_the_trace_draws_the_weights_and_the_gradient_through_the_softmax():
+    """The forward's frame draws the attention weights; a frame before the backward's shows
+    dJ/d(scores), which equals torch's gradient of the scores (retained) for the same input."""
+    x = np.random.default_rng(8).standard_normal((2, 5, 4))
+    model = Attend()
+    t = handprop.trace(model, handprop.losses.MSELoss(), x, np.zeros((2, 5, 1)))
+    frames = t.frames()
+    forward = next(f for f in frames if f["title"].startswith("Forward: attn"))
+    assert "attention weights" in forward["picture"]
+    softmax = next(f for f in frames if f["title"].startswith("Backward through the softmax"))
+    assert "dJ/d(scores)" in softmax["picture"] and softmax["picture"].count("<rect") == 25
+    assert "dS = P * (dP - rowsum(dP * P))" in softmax["formula"]
+    # the same dS by torch: its scores, retained, backpropagated from the same cost
+    mha = model.attn
+    tq = torch.tensor(x, requires_grad=True)
+    w = torch.tensor(mha.in_proj_weight.data)
+    b = torch.tensor(mha.in_proj_bias.data)
+    q, k, v = (tq @ w[i * 4 : (i + 1) * 4].T + b[i * 4 : (i + 1) * 4] for i in range(3))
+    heads = [z.reshape(2, 5, 2, 2).transpose(1, 2) for z in (q, k, v)]
+    scores = heads[0] / np.sqrt(2) @ heads[1].transpose(-1, -2)
+    scores = scores + torch.triu(torch.full((5, 5), float("-inf")), diagonal=1)
+    scores.retain_grad()
+    out = (torch.softmax(scores, -1) @ heads[2]).transpose(1, 2).reshape(2, 5, 4)
+    out = out @ torch.tensor(mha.out_proj.weight.data).T + torch.tensor(mha.out_proj.bias.data)
+    pred = out @ torch.tensor(model.head.weight.data).T + torch.tensor(model.head.bias.data)
+    (pred**2).mean().backward()
+    copy_grads = next(c.module for c in t.calls if c.path == "attn").score_grads
+    np.testing.assert_allclose(copy_grads, scores.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
 def test_multihead_attention_passes_check_module_with_dropout_and_masks():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 2, 6))

@@ -55,6 +55,10 @@ def traces():
 
     x = rng.standard_normal((4, 3, 3))
     yield "lstm", trace(Classifier(), CrossEntropyLoss(), x, np.array([0, 1, 1]))
+    from test_attention import Attend  # attention: its weights and dS drawn as heat maps
+
+    x = rng.standard_normal((2, 5, 4))
+    yield "attention", trace(Attend(), MSELoss(), x, np.zeros((2, 5, 1)))
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +75,7 @@ _STATE = """() => ({
   values: document.getElementById("step-values").textContent,
   active: Array.from(document.querySelectorAll("[data-name].active")).map((e) => e.dataset.name),
   written: Array.from(document.querySelectorAll("[data-name].written")).map((e) => e.dataset.name),
+  picture: document.getElementById("step-picture").querySelectorAll("svg rect").length,
   prev: document.getElementById("prev").disabled,
   next: document.getElementById("next").disabled,
 })"""
@@ -104,6 +109,7 @@ def test_stepping_through_every_frame(tmp_path, browser, name, t):
         assert used <= names_in_graph, used - names_in_graph  # every name is a node
         assert sorted(state["active"]) == sorted(used), frame["title"]
         assert sorted(state["written"]) == sorted(frame["writes"])
+        assert (state["picture"] > 0) == bool(frame.get("picture")), frame["title"]
         assert state["prev"] == (index == 0)
         assert state["next"] == (index == len(expected) - 1)
         if index in (0, len(expected) // 2):

@@ -1170,6 +1170,34 @@ def lstm_cell_figure() -> str:
     return _svg(800, 472, "The LSTM cell, one step forward and backward, by handprop", parts)
 
 
+def attention_figure() -> str:
+    """Causal self-attention by handprop's MultiheadAttention on 6 tokens: the weights of one
+    head, and dJ/d(scores) for a cost on the last token, the gradient through the softmax."""
+    from handprop.explain.heatmap import heat_map
+    from handprop.layers import MultiheadAttention
+
+    mha = MultiheadAttention(8, 2, batch_first=True, dtype=np.float64, rng=4)
+    x = np.random.default_rng(5).standard_normal((1, 6, 8))
+    causal = np.triu(np.ones((6, 6), bool), k=1)
+    out, weights = mha(x, x, x, attn_mask=causal, average_attn_weights=False)
+    g = np.zeros_like(out)
+    g[0, -1] = 1.0  # the cost reads the last token's output
+    mha.backward(g, None)
+    left = heat_map(weights[0, 0], "weights P, head 0 (row: query)", cell=30)
+    right = heat_map(mha.score_grads[0, 0], "dJ/d(scores), head 0", signed=True, cell=30)
+    width = 560
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="250" '
+        f'viewBox="0 0 {width} 250" {FONT} font-size="12">\n'
+        "<title>Causal self-attention: its weights and the gradient through its softmax, "
+        "by handprop</title>\n"
+        f'<rect width="{width}" height="250" fill="white"/>\n'
+        f'<svg x="10" y="10">{left}</svg>\n<svg x="270" y="10">{right}</svg>\n'
+        '<text x="10" y="242">The cost reads only the last token: only its row of scores gets '
+        "gradient (red negative, blue positive); masked keys get none.</text>\n</svg>\n"
+    )
+
+
 # --- everything -------------------------------------------------------------------------------
 
 
@@ -1210,6 +1238,7 @@ def pictures() -> dict[str, str]:
         "pooling.svg": pooling_figure(),
         "rnn_unrolled.svg": unrolled_figure(),
         "lstm_cell.svg": lstm_cell_figure(),
+        "attention.svg": attention_figure(),
     }
 
 

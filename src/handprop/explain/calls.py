@@ -30,6 +30,7 @@ import numpy as np
 
 from .._contract import _recorders
 from ..module import Module, Sequential
+from .heatmap import heat_map
 from .stats import time_steps
 from .trace import _Named
 
@@ -313,17 +314,59 @@ def frames(t: CallTrace) -> list[dict[str, Any]]:
         )
         if call.kind == "backward" and " via " not in call.writes:
             out += _time_step_frames(t, call, who)  # its loop through time, then its result
-        out.append(
-            {
-                "title": title,
-                "formula": formula,
-                "shapes": shapes,
-                "reads": [r for r in call.reads if r in nodes],
-                "writes": [call.writes],
-                "values": _numbers(t, shown),
-            }
-        )
+        if call.kind == "backward":
+            out += _softmax_frames(call, who)  # attention: back through its softmax first
+        frame = {
+            "title": title,
+            "formula": formula,
+            "shapes": shapes,
+            "reads": [r for r in call.reads if r in nodes],
+            "writes": [call.writes],
+            "values": _numbers(t, shown),
+        }
+        if call.kind == "forward":
+            frame.update(_attention_picture(t, call))
+        out.append(frame)
     return out
+
+
+def _attention_picture(t: CallTrace, call: Call) -> dict[str, str]:
+    """An attention's forward: its weights (the first sample's) as a heat map."""
+    value = t[call.writes] if call.writes in t else None
+    if not (isinstance(value, tuple) and len(value) == 2 and hasattr(call.module, "num_heads")):
+        return {}
+    weights = value[1]
+    if weights is None:  # need_weights=False
+        return {}
+    first = np.asarray(weights)
+    while first.ndim > 2:
+        first = first[0]
+    return {"picture": heat_map(first, "attention weights, sample 0 (row: query, column: key)")}
+
+
+def _softmax_frames(call: Call, who: str) -> list[dict[str, Any]]:
+    """An attention's backward through its softmax: dJ/d(scores) of the first sample's first
+    head as a heat map, with the formula that gives it."""
+    grads = getattr(call.module, "score_grads", None)
+    if grads is None or not hasattr(call.module, "num_heads"):
+        return []
+    first = np.asarray(grads)[0, 0]
+    rows = [", ".join(f"{v:.4g}" for v in row) for row in first[:8]]
+    return [
+        {
+            "title": f"Backward through the softmax: {who}, sample 0, head 0",
+            "formula": (
+                "dS = P * (dP - rowsum(dP * P)): every weight of a row depends on every score "
+                "of the row, so each score's gradient takes the whole row (a masked key: P = 0, "
+                "no gradient); then dq = dS k / sqrt(d), dk = dS^T q / sqrt(d)"
+            ),
+            "shapes": f"dS {tuple(np.shape(grads))} (N, heads, L, S)",
+            "reads": [],
+            "writes": [call.writes],
+            "values": [f"dS[0, 0]  {first.shape}", *(f"  [{row}]" for row in rows)],
+            "picture": heat_map(first, "dJ/d(scores), sample 0, head 0", signed=True),
+        }
+    ]
 
 
 def _time_step_frames(t: CallTrace, call: Call, who: str) -> list[dict[str, Any]]:

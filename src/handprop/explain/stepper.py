@@ -234,6 +234,7 @@ function show(i) {
   document.getElementById("step-formula").textContent = f.formula;
   document.getElementById("step-shapes").textContent = "Shapes: " + f.shapes;
   document.getElementById("step-values").textContent = f.values.join("\\n");
+  document.getElementById("step-picture").innerHTML = f.picture || "";  // a heat map, if any
   const used = new Set(f.reads.concat(f.writes));
   const written = new Set(f.writes);
   document.querySelectorAll("[data-name]").forEach((el) => {
@@ -299,6 +300,7 @@ def page(title: str, intro: str, graph: str, steps: list[dict[str, Any]], style:
 <h2 id="step-title"></h2>
 <div id="step-formula"></div>
 <p id="step-shapes"></p>
+<div id="step-picture"></div>
 <pre id="step-values"></pre>
 </div>
 <script type="application/json" id="frames">{data}</script>

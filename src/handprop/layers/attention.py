@@ -54,6 +54,12 @@ def scaled_dot_product_attention_backward(d_out, d_weights, cache):
 
     Returns ``(dJ/dq, dJ/dk, dJ/dv)``.
     """
+    dq, dk, dv, _ = _attention_backward(d_out, d_weights, cache)
+    return dq, dk, dv
+
+
+def _attention_backward(d_out, d_weights, cache):
+    """The backward above, with ``dS`` too (what the step-through page shows)."""
     q_scaled, k, v, weights, dropped, keep, p = cache
     d_dropped = d_out @ np.swapaxes(v, -1, -2)
     if d_weights is not None:
@@ -65,7 +71,7 @@ def scaled_dot_product_attention_backward(d_out, d_weights, cache):
     scale = q_scaled.dtype.type(math.sqrt(1.0 / q_scaled.shape[-1]))
     dq = (d_scores @ k) * scale
     dk = np.swapaxes(d_scores, -1, -2) @ q_scaled
-    return dq, dk, dv
+    return dq, dk, dv, d_scores
 
 
 # -- the layer -------------------------------------------------------------------------------
@@ -161,6 +167,7 @@ class MultiheadAttention(Module):
         self.rng = np.random.default_rng(rng)
         self.reset_parameters(self.rng)
         self.mask: np.ndarray | None = None  # the attention weights' last keep-mask
+        self.score_grads: np.ndarray | None = None  # after a backward: dJ/d(scores)
         self._fixed_mask: np.ndarray | None = None  # set by gradcheck
 
     @classmethod
@@ -426,7 +433,10 @@ class MultiheadAttention(Module):
         return self._split(d_merged)
 
     def _attention_backward(self, d_heads, d_weights, cache) -> tuple:
-        return scaled_dot_product_attention_backward(d_heads, d_weights, cache)
+        """The attention's backward; keeps ``score_grads``, dJ/d(scores) (N, heads, L, S),
+        the gradient through the softmax, for the step-through page."""
+        dq, dk, dv, self.score_grads = _attention_backward(d_heads, d_weights, cache)
+        return dq, dk, dv
 
     def _merge(self, d: np.ndarray) -> np.ndarray:
         """(N, heads, L, head_dim) -> (N, L, E), the heads side by side again."""
