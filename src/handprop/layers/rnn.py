@@ -253,7 +253,15 @@ class _Cell(_Recurrent):
 
     _cache = ("_x", "_h", "_step_cache", "_given", "_unbatched")
 
-    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        dtype: Any = np.float32,
+        rng: int | np.random.Generator | None = None,
+    ) -> None:
         super().__init__()
         owner = type(self).__name__
         self.input_size = _positive_int(input_size, owner, "input_size")
@@ -427,17 +435,6 @@ class LSTMCell(_Cell):
 
     _gates, _gate_names, _states = 4, ("i", "f", "g", "o"), 2
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        *,
-        dtype: Any = np.float32,
-        rng: int | np.random.Generator | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype=dtype, rng=rng)
-
     def _step(self, gx, state, weight_hh, bias_hh):
         return lstm_step(gx, state, weight_hh, bias_hh)
 
@@ -480,17 +477,6 @@ class GRUCell(_Cell):
 
     _gates, _gate_names = 3, ("r", "z", "n")
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        *,
-        dtype: Any = np.float32,
-        rng: int | np.random.Generator | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype=dtype, rng=rng)
-
     def _step(self, gx, state, weight_hh, bias_hh):
         return gru_step(gx, state, weight_hh, bias_hh)
 
@@ -508,9 +494,18 @@ class _Layered(_Recurrent):
     _cache = ("_runs", "_masks", "_given", "_layout")
 
     def __init__(
-        self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-        *, dtype, rng,
-    ):  # fmt: skip
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        dtype: Any = np.float32,
+        rng: int | np.random.Generator | None = None,
+    ) -> None:  # (LSTM's and GRU's, torch's; RNN adds nonlinearity)
         super().__init__()
         owner = type(self).__name__
         self.input_size = _positive_int(input_size, owner, "input_size")
@@ -913,22 +908,6 @@ class LSTM(_Layered):
 
     _gates, _gate_names, _states = 4, ("i", "f", "g", "o"), 2
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        *,
-        dtype: Any = np.float32,
-        rng: int | np.random.Generator | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, rng=rng)  # fmt: skip
-
     def _step(self, gx, state, weight_hh, bias_hh):
         return lstm_step(gx, state, weight_hh, bias_hh)
 
@@ -968,22 +947,6 @@ class GRU(_Layered):
     """
 
     _gates, _gate_names = 3, ("r", "z", "n")
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        *,
-        dtype: Any = np.float32,
-        rng: int | np.random.Generator | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, rng=rng)  # fmt: skip
 
     def _step(self, gx, state, weight_hh, bias_hh):
         return gru_step(gx, state, weight_hh, bias_hh)

@@ -49,7 +49,36 @@ def _activation(activation: Any, owner: str) -> tuple[Module, int]:
     )
 
 
-class TransformerEncoderLayer(Module):
+class _TransformerLayer(Module):
+    """What both layers share: their arguments read back from their children (as torch keeps
+    them, so ``interop`` reads a torch layer's the same way), and their dtype."""
+
+    #: torch keeps most arguments only in its children: how to read each back, from a torch
+    #: layer as from this one (their children have the same names and attributes)
+    _torch_attributes: ClassVar[dict[str, Any]] = {
+        "d_model": lambda m: m.linear1.in_features,
+        "nhead": lambda m: m.self_attn.num_heads,
+        "dim_feedforward": lambda m: m.linear1.out_features,
+        "dropout": lambda m: m.dropout.p,
+        "activation": _activation_argument,
+        "layer_norm_eps": lambda m: m.norm1.eps,
+        "batch_first": lambda m: m.self_attn.batch_first,
+        "norm_first": lambda m: m.norm_first,
+        "bias": lambda m: m.linear1.bias is not None,
+    }
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.linear1.weight.dtype
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments, read back from the children as torch keeps them."""
+        config = {name: read(self) for name, read in self._torch_attributes.items()}
+        config["dtype"] = self.dtype.name
+        return config
+
+
+class TransformerEncoderLayer(_TransformerLayer):
     """One encoder layer: self-attention, then a feed-forward network, each with a residual
     connection, a LayerNorm and dropout, torch's ``nn.TransformerEncoderLayer``.
 
@@ -90,20 +119,6 @@ class TransformerEncoderLayer(Module):
         (5, 3, 8)
     """
 
-    #: torch keeps most arguments only in its children: how to read each back, from a torch
-    #: layer as from this one (their children have the same names and attributes)
-    _torch_attributes: ClassVar[dict[str, Any]] = {
-        "d_model": lambda m: m.linear1.in_features,
-        "nhead": lambda m: m.self_attn.num_heads,
-        "dim_feedforward": lambda m: m.linear1.out_features,
-        "dropout": lambda m: m.dropout.p,
-        "activation": _activation_argument,
-        "layer_norm_eps": lambda m: m.norm1.eps,
-        "batch_first": lambda m: m.self_attn.batch_first,
-        "norm_first": lambda m: m.norm_first,
-        "bias": lambda m: m.linear1.bias is not None,
-    }
-
     def __init__(
         self,
         d_model: int,
@@ -141,16 +156,6 @@ class TransformerEncoderLayer(Module):
         self.activation, self.activation_relu_or_gelu = _activation(
             activation, "TransformerEncoderLayer"
         )
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.linear1.weight.dtype
-
-    def config(self) -> dict[str, Any]:
-        """The constructor's arguments, read back from the children as torch keeps them."""
-        config = {name: read(self) for name, read in self._torch_attributes.items()}
-        config["dtype"] = self.dtype.name
-        return config
 
     @classmethod
     def state_shapes(
@@ -230,7 +235,7 @@ class TransformerEncoderLayer(Module):
         return self.linear1.backward(self.activation.backward(self.dropout.backward(d)))
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """One decoder layer, torch's ``nn.TransformerDecoderLayer``: self-attention on the target,
     attention from the target to the encoder's output (``memory``), a feed-forward network;
     each with a residual connection, a LayerNorm and dropout.
@@ -273,8 +278,6 @@ class TransformerDecoderLayer(Module):
         (6, 3, 8)
     """
 
-    _torch_attributes: ClassVar[dict[str, Any]] = TransformerEncoderLayer._torch_attributes
-
     def __init__(
         self,
         d_model: int,
@@ -308,16 +311,6 @@ class TransformerDecoderLayer(Module):
         self.activation, self.activation_relu_or_gelu = _activation(
             activation, "TransformerDecoderLayer"
         )
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.linear1.weight.dtype
-
-    def config(self) -> dict[str, Any]:
-        """The constructor's arguments, read back from the children as torch keeps them."""
-        config = {name: read(self) for name, read in self._torch_attributes.items()}
-        config["dtype"] = self.dtype.name
-        return config
 
     @classmethod
     def state_shapes(
