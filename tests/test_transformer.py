@@ -107,12 +107,17 @@ def test_encoder_layer_passes_check_module_with_dropout():
     assert check_module(post, x, rng=1).passed
 
 
-def test_an_activation_module_reaches_torch():
+def test_an_activation_module_reaches_torch_and_a_file(tmp_path):
     layer = TransformerEncoderLayer(4, 2, 8, 0.0, activation=GELU("tanh"), dtype=np.float64,
                                     rng=3)  # fmt: skip
     x = np.random.default_rng(4).standard_normal((3, 2, 4))
     check_module_against_torch(layer, (x,), (np.ones_like(x),))
     assert layer.config()["activation"] is layer.activation
+    handprop.save(handprop.Sequential(layer), tmp_path / "m.npz")  # the module described
+    back = handprop.load(tmp_path / "m.npz")[0]
+    assert repr(back.activation) == "GELU(approximate='tanh')"
+    with handprop.no_grad():
+        np.testing.assert_array_equal(back(x), layer(x))
 
 
 @pytest.mark.parametrize("options", [{}, {"activation": "gelu", "norm_first": True,

@@ -99,13 +99,23 @@ def _describe(module: Module) -> dict[str, Any]:
 
 
 def _json_values(config: dict[str, Any]) -> dict[str, Any]:
-    """Tuples as lists (JSON has no tuples; load turns them back)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+    """Tuples as lists (JSON has no tuples; load turns them back), and an argument that is a
+    module (a transformer layer's activation) as ``{"module": its description}``."""
+    return {k: _json_value(v) for k, v in config.items()}
 
 
-def _arguments(value: Any) -> Any:
-    """A JSON value as a constructor argument: lists become tuples, as torch's take them."""
-    return tuple(_arguments(v) for v in value) if isinstance(value, list) else value
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Module):
+        return {"module": _describe(value)}
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _arguments(value: Any, depth: int = 0) -> Any:
+    """A JSON value as a constructor argument: lists become tuples, as torch's take them, and
+    a module's description the module (checked as any layer's, and no deeper than any)."""
+    if isinstance(value, dict) and set(value) == {"module"}:
+        return _plan(value["module"], depth=depth + 1).build()
+    return tuple(_arguments(v, depth) for v in value) if isinstance(value, list) else value
 
 
 @dataclass
@@ -128,7 +138,7 @@ def _plan(spec: Any, prefix: str = "", depth: int = 0) -> _Plan:
         return _plan_sequential(args, prefix, depth)
     if kind == _CUSTOM:
         raise _Custom(args.get("class"))
-    args = {k: _arguments(v) for k, v in args.items()}
+    args = {k: _arguments(v, depth) for k, v in args.items()}
     cls = _exported(kind)
     if cls is None:
         raise ValueError(
