@@ -269,3 +269,20 @@ def test_bad_inputs_are_refused_and_change_nothing():
     assert all(p.grad is None for p in mha.parameters())
     grads = mha.backward(np.ones_like(out), None)  # the forward still pending, untouched
     assert [d.shape for d in grads] == [(3, 2, 4)] * 3
+
+
+def test_torchs_initialisation():
+    """Xavier-uniform projections (bound sqrt(6 / (E + 3E)) for the packed one, each
+    separate one its own), zero biases, Xavier-normal bias_k/bias_v, the out projection a
+    Linear's (bound 1 / sqrt(E)): torch's MultiheadAttention._reset_parameters."""
+    mha = MultiheadAttention(64, 4, add_bias_kv=True, rng=0)
+    w = mha.in_proj_weight.data
+    bound = np.sqrt(6 / (64 + 192))
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound
+    assert not mha.in_proj_bias.data.any() and not mha.out_proj.bias.data.any()
+    out = mha.out_proj.weight.data
+    assert np.abs(out).max() <= 1 / 8 and np.abs(out).max() > 0.95 / 8
+    assert 0.8 / 8 < mha.bias_k.data.std() < 1.2 / 8  # std sqrt(2 / (64 + 64)) = 1/8
+    separate = MultiheadAttention(64, 4, kdim=16, vdim=32, rng=1)
+    k_bound = np.sqrt(6 / (64 + 16))
+    assert np.abs(separate.k_proj_weight.data).max() <= k_bound

@@ -422,3 +422,12 @@ def test_the_parity_helper_fails_a_backward_that_drops_a_path():
     with pytest.raises(AssertionError, match=r"dJ/d\(input 2\)"):  # x, h, then c
         check_module_against_torch(cell, (x, (h, c)), grads)
     check_module_against_torch(LSTMCell(3, 4, dtype=np.float64, rng=0), (x, (h, c)), grads)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_torchs_initialisation(kind):
+    """Every weight and bias uniform in +-1/sqrt(hidden_size), as torch's RNNBase."""
+    layer = LAYERS[kind](8, 16, num_layers=2, bidirectional=True, rng=0)
+    values = np.concatenate([p.data.ravel() for p in layer.parameters()])  # thousands
+    assert np.abs(values).max() <= 1 / 4 and np.abs(values).max() > 0.99 / 4  # 1/sqrt(16)
+    assert abs(values.mean()) < 0.01 and abs(values.std() - 0.25 / np.sqrt(3)) < 0.01
