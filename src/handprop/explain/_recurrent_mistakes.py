@@ -63,9 +63,9 @@ def _drop_state_path(base: type, dropped: int, finals_too: bool) -> type:
             dgx, dgh, before = base._step_backward(self, d_state, cache, weight_hh)
             return dgx, dgh, zeroed(before)
 
-        def _backward_run(self, run, d_hs, d_state, input_grad=True):
+        def _backward_run(self, run, d_hs, d_state, through, input_grad):
             d_state = zeroed(d_state) if finals_too else d_state
-            return base._backward_run(self, run, d_hs, d_state, input_grad)
+            return base._backward_run(self, run, d_hs, d_state, through, input_grad)
 
     return DropsThePathThroughTheState
 

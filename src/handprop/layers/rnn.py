@@ -668,9 +668,8 @@ class _Layered(_Recurrent):
                 k = layer * directions + run["direction"]
                 d_state = tuple(d[k] for d in d_final)
                 wanted = input_grad or layer > 0  # the input's gradient, or the layer below's
-                d_first[k], d_in, through = self._backward_run(run, d_hs, d_state, wanted)
-                for every, each in zip(grads, through, strict=True):
-                    every[k] = each
+                through = tuple(g[k] for g in grads)  # (this run's rows, written in place)
+                d_first[k], d_in = self._backward_run(run, d_hs, d_state, through, wanted)
                 d_input = d_in if d_input is None else d_input + d_in
             if layer > 0 and self._masks:  # back through the dropout after the layer before
                 d_input = (
@@ -691,19 +690,18 @@ class _Layered(_Recurrent):
         return (dx, d_h0) if self._states == 2 else (dx, d_h0[0])
 
     def _backward_run(
-        self, run: dict, d_hs: np.ndarray, d_state: tuple, input_grad: bool = True
+        self, run: dict, d_hs: np.ndarray, d_state: tuple, through: tuple, input_grad: bool
     ) -> tuple:
         """One layer in one direction back through time: each step's backward, last step
         first; the parameter gradients and the input's after the loop, one product each.
-        Returns the first state's gradient, the layer input's (None without ``input_grad``),
-        and the gradient that reached each state at every step."""
+        Writes the gradient that reached each state at every step into ``through`` (T, N, H)
+        each; returns the first state's gradient and the layer input's (None without
+        ``input_grad``)."""
         w_ih, w_hh, _, _ = self._weights(run["layer"], run["direction"])
         caches = run["caches"]
         steps = range(len(d_hs)) if run["direction"] else range(len(d_hs) - 1, -1, -1)
         dgx = np.empty((*d_hs.shape[:2], w_hh.shape[0]), self.dtype)  # (T, N, G*H)
         dgh = dgx if self._gates != 3 else np.empty_like(dgx)  # the GRU's differ
-        through = tuple(np.empty((*d_hs.shape[:2], self.hidden_size), self.dtype)
-                        for _ in range(self._states))  # fmt: skip
         for t in steps:
             d_state = (d_state[0] + d_hs[t], *d_state[1:])  # dJ/dh_t: from above, and from t+1
             for every, each in zip(through, self._reaching(d_state, caches[t]), strict=True):
@@ -712,7 +710,7 @@ class _Layered(_Recurrent):
             if dgh is not dgx:
                 dgh[t] = step_dgh
         self._accumulate(run, dgx, dgh)
-        return d_state, dgx @ w_ih if input_grad else None, through
+        return d_state, dgx @ w_ih if input_grad else None
 
     def _accumulate(self, run: dict, dgx: np.ndarray, dgh: np.ndarray) -> None:
         """``dJ/dW_ih += dgx^T x`` and ``dJ/dW_hh += dgh^T h_before``, summed over every time
